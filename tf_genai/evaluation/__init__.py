@@ -1,0 +1,1 @@
+"""Evaluation: likelihoods for VAEs, feature-space sample metrics for every generator."""

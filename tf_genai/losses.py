@@ -1,0 +1,248 @@
+"""Pure loss functions for the VAE and GAN families.
+
+Every function is a pure function of tensors (no model, no state, no randomness of its own) and
+states its reduction:
+
+* VAE terms return one value **per example**, summed over pixels (or latent dimensions), in nats.
+  The model averages them over the batch, so a reported loss is "nats per image".
+* GAN losses return a **scalar**: the mean over the batch.
+
+All GAN losses take discriminator **logits** (no sigmoid inside the network), which is the
+numerically stable form (softplus instead of ``log(sigmoid(.))``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from keras import ops
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _flat_sum(x):
+    """Sum over every axis but the first: (batch, ...) -> (batch,)."""
+    return ops.sum(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# VAE terms — Kingma & Welling 2014, "Auto-Encoding Variational Bayes" (arXiv:1312.6114).
+# --------------------------------------------------------------------------------------------
+
+
+def gaussian_kl(mean, log_var):
+    """KL(N(mean, exp(log_var)) || N(0, I)) in closed form (Kingma & Welling 2014, App. B).
+
+    Reduction: summed over latent dimensions, one value per example, shape (batch,).
+    """
+    return 0.5 * ops.sum(ops.exp(log_var) + ops.square(mean) - 1.0 - log_var, axis=-1)
+
+
+def bernoulli_log_likelihood(x, logits):
+    """log p(x | z) for independent Bernoulli pixels parameterised by decoder ``logits``.
+
+    ``x`` lies in [0, 1] (binary, or grey levels used as soft targets). Computed as
+    ``-(softplus(l) - x*l)``, the stable form of ``x log σ(l) + (1-x) log(1-σ(l))``.
+    Reduction: summed over all pixels and channels, shape (batch,).
+    """
+    x = ops.cast(x, logits.dtype)
+    return -_flat_sum(ops.softplus(logits) - x * logits)
+
+
+def gaussian_log_likelihood(x, mean, log_scale):
+    """log N(x; mean, exp(log_scale)^2), independent per pixel.
+
+    ``log_scale`` broadcasts against ``mean`` (a learned scalar, per-channel or per-pixel scale).
+    Reduction: summed over all pixels and channels, shape (batch,).
+    """
+    x = ops.cast(x, mean.dtype)
+    log_scale = ops.cast(log_scale, mean.dtype) + ops.zeros_like(mean)
+    z = (x - mean) * ops.exp(-log_scale)
+    return -_flat_sum(0.5 * ops.square(z) + log_scale + 0.5 * LOG_2PI)
+
+
+def gaussian_log_density(z, mean, log_var):
+    """log N(z; mean, diag(exp(log_var))), summed over the last axis: (..., d) -> (...)."""
+    return -0.5 * ops.sum(
+        LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1
+    )
+
+
+def standard_normal_log_density(z):
+    """log N(z; 0, I), summed over the last axis: (..., d) -> (...)."""
+    return -0.5 * ops.sum(LOG_2PI + ops.square(z), axis=-1)
+
+
+def log_mean_exp(values, axis=0):
+    """log(mean(exp(values))) along ``axis``, computed stably (the IWAE bound's reduction).
+
+    Burda, Grosse & Salakhutdinov 2016, "Importance Weighted Autoencoders" (arXiv:1509.00519).
+    """
+    k = ops.cast(ops.shape(values)[axis], values.dtype)
+    return ops.logsumexp(values, axis=axis) - ops.log(k)
+
+
+# --------------------------------------------------------------------------------------------
+# GAN losses. Each returns (d_loss, g_loss)-style scalars: the mean over the batch.
+# --------------------------------------------------------------------------------------------
+
+
+def _mean(x):
+    return ops.mean(ops.cast(x, "float32"))
+
+
+def non_saturating_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Discriminator loss of Goodfellow et al. 2014 ("Generative Adversarial Nets").
+
+    ``-log D(x) - log(1 - D(G(z)))`` on logits: ``softplus(-real) + softplus(fake)``. With
+    one-sided label smoothing (Salimans et al. 2016) the real target is ``1 - label_smoothing``.
+    Reduction: mean over the batch of each term, then summed.
+    """
+    real_logits = ops.cast(real_logits, "float32")
+    fake_logits = ops.cast(fake_logits, "float32")
+    t = 1.0 - label_smoothing
+    real = t * ops.softplus(-real_logits) + (1.0 - t) * ops.softplus(real_logits)
+    return _mean(real) + _mean(ops.softplus(fake_logits))
+
+
+def non_saturating_g_loss(fake_logits):
+    """Non-saturating generator loss ``-log D(G(z))`` = ``softplus(-logits)``.
+
+    Goodfellow et al. 2014, section 3. Reduction: mean over the batch.
+    """
+    return _mean(ops.softplus(-ops.cast(fake_logits, "float32")))
+
+
+def minimax_g_loss(fake_logits):
+    """Original minimax generator loss ``log(1 - D(G(z)))`` = ``-softplus(logits)``.
+
+    Goodfellow et al. 2014, eq. 1 (saturates early in training; kept for completeness).
+    Reduction: mean over the batch.
+    """
+    return -_mean(ops.softplus(ops.cast(fake_logits, "float32")))
+
+
+def least_squares_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """LSGAN discriminator loss ``½(D(x) - 1)² + ½ D(G(z))²`` (Mao et al. 2017, eq. 9, a=0, b=c=1).
+
+    Reduction: mean over the batch of each term, then summed.
+    """
+    t = 1.0 - label_smoothing
+    return 0.5 * _mean(ops.square(ops.cast(real_logits, "float32") - t)) + 0.5 * _mean(
+        ops.square(ops.cast(fake_logits, "float32"))
+    )
+
+
+def least_squares_g_loss(fake_logits):
+    """LSGAN generator loss ``½(D(G(z)) - 1)²`` (Mao et al. 2017). Reduction: batch mean."""
+    return 0.5 * _mean(ops.square(ops.cast(fake_logits, "float32") - 1.0))
+
+
+def hinge_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Hinge discriminator loss ``relu(1 - D(x)) + relu(1 + D(G(z)))``.
+
+    Lim & Ye 2017 ("Geometric GAN"); Miyato et al. 2018. ``label_smoothing`` is accepted for a
+    uniform signature and ignored (a margin loss has no target to smooth).
+    Reduction: mean over the batch of each term, then summed.
+    """
+    del label_smoothing
+    return _mean(ops.relu(1.0 - ops.cast(real_logits, "float32"))) + _mean(
+        ops.relu(1.0 + ops.cast(fake_logits, "float32"))
+    )
+
+
+def hinge_g_loss(fake_logits):
+    """Hinge generator loss ``-D(G(z))`` (Lim & Ye 2017). Reduction: batch mean."""
+    return -_mean(fake_logits)
+
+
+def wasserstein_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Critic loss ``D(G(z)) - D(x)`` (Arjovsky et al. 2017, "Wasserstein GAN").
+
+    ``label_smoothing`` is accepted for a uniform signature and ignored.
+    Reduction: mean over the batch of each term.
+    """
+    del label_smoothing
+    return _mean(fake_logits) - _mean(real_logits)
+
+
+def wasserstein_g_loss(fake_logits):
+    """Generator loss ``-D(G(z))`` (Arjovsky et al. 2017). Reduction: batch mean."""
+    return -_mean(fake_logits)
+
+
+def safe_norm(x, epsilon: float = 1e-12):
+    """Euclidean norm over every axis but the first, ``sqrt(sum(x²) + ε)``: (batch, ...) -> (batch,).
+
+    ``ε`` keeps the gradient of the norm finite at ``x = 0`` (plain ``sqrt`` has an infinite
+    derivative there, which turns the gradient penalty into NaN when real == fake).
+    """
+    x = ops.cast(x, "float32")
+    return ops.sqrt(_flat_sum(ops.square(x)) + epsilon)
+
+
+def gradient_penalty(critic_fn, real, fake, alpha, target: float = 1.0):
+    """WGAN-GP penalty ``E[(‖∇_x̂ D(x̂)‖ - 1)²]`` at ``x̂ = α·real + (1-α)·fake``.
+
+    Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", Algorithm 1: ``α ~ U[0, 1]``,
+    one per example — the caller draws ``alpha`` (shape (batch, 1, ..., 1)) from the model's own
+    seed generator. ``critic_fn`` maps a batch of images to logits. TensorFlow backend: uses
+    ``tf.GradientTape`` for the input gradient. Reduction: mean over the batch.
+    """
+    import tensorflow as tf
+
+    real = tf.cast(real, "float32")
+    fake = tf.cast(fake, "float32")
+    alpha = tf.cast(alpha, "float32")
+    interpolated = alpha * real + (1.0 - alpha) * fake  # (batch, H, W, C)
+    with tf.GradientTape() as tape:
+        tape.watch(interpolated)
+        logits = tf.cast(critic_fn(interpolated), "float32")
+    grads = tape.gradient(logits, interpolated)  # (batch, H, W, C)
+    norms = safe_norm(grads)  # (batch,)
+    return ops.mean(ops.square(norms - target))
+
+
+GAN_LOSSES = {
+    "non_saturating": (non_saturating_d_loss, non_saturating_g_loss),
+    "minimax": (non_saturating_d_loss, minimax_g_loss),
+    "least_squares": (least_squares_d_loss, least_squares_g_loss),
+    "hinge": (hinge_d_loss, hinge_g_loss),
+    "wasserstein": (wasserstein_d_loss, wasserstein_g_loss),
+}
+"""Name -> (discriminator loss, generator loss). The names are the ``loss=`` values of the GANs."""
+
+
+def gan_losses(name: str):
+    """The (d_loss, g_loss) pair for a loss name; ``ValueError`` naming the choices otherwise."""
+    from tf_genai.errors import ConfigError
+
+    try:
+        return GAN_LOSSES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown GAN loss {name!r}; choose one of {', '.join(sorted(GAN_LOSSES))}"
+        ) from None
+
+
+__all__ = [
+    "gaussian_kl",
+    "bernoulli_log_likelihood",
+    "gaussian_log_likelihood",
+    "gaussian_log_density",
+    "standard_normal_log_density",
+    "log_mean_exp",
+    "non_saturating_d_loss",
+    "non_saturating_g_loss",
+    "minimax_g_loss",
+    "least_squares_d_loss",
+    "least_squares_g_loss",
+    "hinge_d_loss",
+    "hinge_g_loss",
+    "wasserstein_d_loss",
+    "wasserstein_g_loss",
+    "safe_norm",
+    "gradient_penalty",
+    "GAN_LOSSES",
+    "gan_losses",
+]

@@ -1,0 +1,1 @@
+"""Generative adversarial networks: GAN, DCGAN, WGAN-GP, conditional GAN."""

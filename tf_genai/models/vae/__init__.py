@@ -1,0 +1,1 @@
+"""Variational autoencoders: VAE, conditional VAE, IWAE."""

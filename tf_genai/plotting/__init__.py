@@ -1,0 +1,1 @@
+"""Figures for generative models: every function returns a matplotlib Figure."""

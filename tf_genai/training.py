@@ -1,0 +1,259 @@
+"""Build data, model and callbacks, run ``model.fit``, and write what a run produces.
+
+This is the function the CLI's ``train`` calls and a notebook can call too::
+
+    from tf_genai.training import train
+    result = train("vae", data="digits", out_dir="runs/vae", epochs=20)
+
+A run directory holds ``model.keras`` (the trained model, with its optimizer state),
+``history.json`` (per-epoch metrics), ``samples.png`` and, for VAEs, ``latent_scatter.png``
+(and ``latent_manifold.png`` when the latent space is 2-D). An existing non-empty directory is
+never written into unless ``overwrite=True`` (or ``resume=True``, which continues the run there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tf_genai.errors import ConfigError, OutputExistsError
+
+RUN_FILES = ("model.keras", "history.json", "samples.png", "run.json")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained model, its history and the files written."""
+
+    model: Any
+    history: dict[str, list[float]]
+    out_dir: Path | None
+    files: dict[str, Path]
+
+
+def _check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def prepare_out_dir(out_dir: str | os.PathLike | None, *, overwrite: bool, resume: bool) -> Path | None:
+    """Create ``out_dir``, refusing to write into a non-empty one unless asked to."""
+    if out_dir is None:
+        return None
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"output path {str(path)!r} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
+        raise OutputExistsError(
+            f"output directory {str(path)!r} is not empty; pass --overwrite (overwrite=True) to "
+            "replace its run files, or --resume (resume=True) to continue the run in it"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _json_history(history: dict[str, Sequence[Any]]) -> dict[str, list[float]]:
+    return {k: [float(v) for v in vals] for k, vals in history.items()}
+
+
+def compile_model(model, *, learning_rate: float | None = None, **compile_kwargs: Any) -> None:
+    """Compile ``model`` with its family's optimizers (Adam; GANs get one per network)."""
+    import keras
+
+    if model.family == "gan":
+        lr = 2e-4 if learning_rate is None else learning_rate
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+            g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+            **compile_kwargs,
+        )
+    else:
+        lr = 1e-3 if learning_rate is None else learning_rate
+        model.compile(optimizer=keras.optimizers.Adam(lr), **compile_kwargs)
+
+
+def train(
+    model: str = "vae",
+    data: Any = "digits",
+    *,
+    out_dir: str | os.PathLike | None = None,
+    epochs: int = 20,
+    batch_size: int = 128,
+    seed: int = 0,
+    split: str = "train",
+    latent_dim: int | None = None,
+    learning_rate: float | None = None,
+    image_size: int | None = None,
+    validation_fraction: float = 0.1,
+    early_stopping: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    callbacks: Sequence[Any] = (),
+    overwrite: bool = False,
+    resume: bool = False,
+    strategy: str | None = None,
+    deterministic: bool = False,
+    plots: bool = True,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Train the zoo model ``model`` on ``data`` with ``model.fit`` and write the run's files.
+
+    Args:
+        model: a zoo name (``tf-genai models`` lists them).
+        data: any source ``tf_genai.data.load`` accepts (``"digits"``, a path, arrays, ...).
+        out_dir: the run directory; ``None`` writes nothing.
+        validation_fraction: the share of the training split held back for ``val_*`` metrics and
+            early stopping (never the held-out split). 0 disables validation.
+        early_stopping: patience in epochs on ``val_loss`` (VAEs) — ``None`` trains all epochs.
+        resume: continue an interrupted run in ``out_dir`` from its last backup.
+        strategy: ``None``/``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
+        deterministic: turn on TensorFlow's deterministic ops (bit-identical reruns).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    import keras
+
+    from tf_genai import data as data_lib
+    from tf_genai import registry
+
+    # --- everything that can be wrong is checked before any training starts -----------------
+    _check_positive("epochs", epochs)
+    _check_positive("batch_size", batch_size)
+    _check_positive("latent_dim", latent_dim, allow_none=True)
+    if learning_rate is not None and not (isinstance(learning_rate, (int, float)) and
+                                          math.isfinite(learning_rate) and learning_rate > 0):
+        raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    entry = registry.entry(model)  # ConfigError naming the zoo for an unknown name
+    path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume)
+
+    images, labels = data_lib.load(data, split=split, image_size=image_size)
+    kwargs = dict(model_kwargs or {})
+    kwargs.setdefault("image_shape", tuple(int(d) for d in images.shape[1:]))
+    kwargs.setdefault("seed", seed)
+    if latent_dim is not None:
+        kwargs["latent_dim"] = latent_dim
+    conditional = entry.defaults.get("num_classes") is not None or kwargs.get("num_classes")
+    if conditional:
+        if labels is None:
+            raise ConfigError(
+                f"model {model!r} is conditional and needs labels, but data source {data!r} has none"
+            )
+        kwargs["num_classes"] = int(max(int(np.max(labels)) + 1, kwargs.get("num_classes") or 0))
+
+    if deterministic:
+        keras.utils.set_random_seed(seed)
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+    from tf_genai import devices
+
+    options = devices.training_options()
+    devices.apply_mixed_precision(options.get("mixed_precision_policy"))
+
+    from tf_genai import distribute
+
+    dist = distribute.get_strategy(strategy)
+    with dist.scope():
+        net = registry.create(model, **kwargs)
+        compile_model(
+            net,
+            learning_rate=learning_rate,
+            steps_per_execution=options.get("steps_per_execution", 1),
+            jit_compile=options.get("jit_compile", False),
+        )
+
+    use_labels = labels is not None and net.num_classes is not None
+    train_x, train_y, val_x, val_y = images, labels, None, None
+    if validation_fraction > 0 and len(images) >= 20:
+        train_x, train_y, val_x, val_y = data_lib.train_validation_split(
+            images, labels, fraction=validation_fraction, seed=seed
+        )
+    ds_kwargs = dict(scale=net.data_range, batch_size=batch_size, seed=seed)
+    train_ds = data_lib.make_dataset(
+        train_x, train_y if use_labels else None, binarize=net.binarize, shuffle=True, **ds_kwargs
+    )
+    val_ds = None
+    if val_x is not None:
+        val_ds = data_lib.make_dataset(
+            val_x, val_y if use_labels else None, binarize=net.binarize, shuffle=False, **ds_kwargs
+        )
+
+    cbs = list(callbacks)
+    from tf_genai import checkpointing
+
+    if path is not None:
+        cbs.append(checkpointing.BackupAndResume(path / "backup"))
+        cbs.append(checkpointing.TerminateOnNaN(path / "backup"))
+    else:
+        cbs.append(checkpointing.TerminateOnNaN(None))
+    if early_stopping and val_ds is not None:
+        cbs.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss" if net.family == "vae" else "val_g_loss",
+            patience=early_stopping, restore_best_weights=True))
+
+    fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose)
+    history = _json_history(fit.history)
+
+    files: dict[str, Path] = {}
+    if path is not None:
+        files = write_run(net, history, path, images=images, labels=labels, seed=seed, plots=plots,
+                          run_config=dict(model=model, data=str(data) if not isinstance(data, (str, os.PathLike)) else os.fspath(data),
+                                          epochs=epochs, batch_size=batch_size, seed=seed, split=split,
+                                          model_kwargs={k: (list(v) if isinstance(v, tuple) else v)
+                                                        for k, v in kwargs.items()}))
+    return TrainResult(net, history, path, files)
+
+
+def write_run(model, history, path: Path, *, images=None, labels=None, seed: int = 0,
+              plots: bool = True, run_config: dict | None = None) -> dict[str, Path]:
+    """Write ``model.keras``, ``history.json``, ``run.json`` and the plots into ``path``."""
+    files = {"model": path / "model.keras", "history": path / "history.json"}
+    model.save(files["model"])
+    files["history"].write_text(json.dumps(history, indent=2))
+    if run_config is not None:
+        files["run"] = path / "run.json"
+        files["run"].write_text(json.dumps(run_config, indent=2, default=str))
+    if plots:
+        files.update(write_plots(model, path, images=images, labels=labels, seed=seed))
+    return files
+
+
+def write_plots(model, path: Path, *, images=None, labels=None, seed: int = 0) -> dict[str, Path]:
+    """The figures that fit ``model``: samples; latent scatter (and manifold if 2-D) for VAEs."""
+    from tf_genai import plotting
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    sample_labels = None
+    if model.num_classes is not None:
+        per_class = 8
+        sample_labels = np.repeat(np.arange(model.num_classes), per_class).astype("int32")
+    files["samples"] = path / "samples.png"
+    plotting.plot_samples(model, n=64 if sample_labels is None else len(sample_labels), seed=seed,
+                          labels=sample_labels, path=files["samples"])
+    if model.family == "vae" and images is not None:
+        n = min(len(images), 2000)
+        x = images[:n]
+        x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")
+        y = None if labels is None else labels[:n]
+        files["latent_scatter"] = path / "latent_scatter.png"
+        plotting.plot_latent_scatter(model, x, labels=y, path=files["latent_scatter"])
+        files["reconstructions"] = path / "reconstructions.png"
+        plotting.plot_reconstructions(model, x[:10], labels=None if y is None else y[:10],
+                                      path=files["reconstructions"])
+        if model.latent_dim == 2 and model.num_classes is None:
+            files["latent_manifold"] = path / "latent_manifold.png"
+            plotting.plot_latent_manifold(model, n=20, path=files["latent_manifold"])
+    return files

@@ -1,1 +1,37 @@
-"""Data sources, validation and the tf.data input pipeline."""
+"""Data sources, validation and the tf.data input pipeline.
+
+- :func:`load` reads a built-in dataset, IDX, ``.npz``/``.npy``, an image folder or arrays into
+  ``(images, labels)``: images ``(N, H, W, C)`` uint8 for 8-bit sources, float32 in [0, 1]
+  otherwise; labels int64 ``(N,)`` or None (the rules: ``tf_genai/data/README.md``).
+- :func:`make_dataset` turns them into a shuffled, batched ``tf.data.Dataset`` in the model's
+  data range, with optional dynamic binarization; :func:`binarize_once` for held-out data.
+- :func:`validate_images` / :func:`validate_labels` raise :class:`tf_genai.errors.DataError`.
+"""
+
+from tf_genai.data.idx import read_idx
+from tf_genai.data.pipeline import binarize_once, make_dataset
+from tf_genai.data.sources import (
+    BUILTIN_DATASETS,
+    SPLITS,
+    default_split_indices,
+    keras_cache_dir,
+    load,
+    resize,
+    train_validation_split,
+)
+from tf_genai.data.validation import validate_images, validate_labels
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "SPLITS",
+    "binarize_once",
+    "default_split_indices",
+    "keras_cache_dir",
+    "load",
+    "make_dataset",
+    "read_idx",
+    "resize",
+    "train_validation_split",
+    "validate_images",
+    "validate_labels",
+]

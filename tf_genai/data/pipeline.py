@@ -1,0 +1,130 @@
+"""The tf.data input pipeline: in-memory images -> shuffled, batched, scaled float32 batches.
+
+One chain (as in Flax's ``input_pipeline.py``)::
+
+    from_tensor_slices (uint8 stays uint8 in memory) -> cache -> shuffle(seed) -> [repeat]
+    -> batch -> map(to float32, scale or dynamic binarization) -> prefetch
+
+Converting after batching runs one vectorized op per batch instead of one per image, which is
+several times faster than mapping single images, and keeps the cached data 4x smaller.
+
+Dynamic binarization (the MNIST protocol of Salakhutdinov & Murray, 2008, as used by Burda et
+al., 2016, "Importance Weighted Autoencoders"): every training step draws a fresh Bernoulli
+sample ``x_bin ~ Bernoulli(x)``. The draws use a stateless op seeded by
+``tf.data.Dataset.random(seed)``, so a pipeline built with the same seed yields the same
+sequence of batches, epoch after epoch. Held-out data is binarized once, with a fixed seed
+(:func:`binarize_once`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tf_genai.data.validation import validate_images, validate_labels
+from tf_genai.errors import ConfigError
+
+SCALES = ("unit", "symmetric")
+
+
+def make_dataset(
+    images: Any,
+    labels: Any = None,
+    *,
+    batch_size: int = 128,
+    scale: str = "unit",
+    binarize: bool = False,
+    shuffle: bool = True,
+    seed: int = 0,
+    cache: bool = True,
+    drop_remainder: bool = False,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of float32 image batches (and int32 labels when given).
+
+    Args:
+        images: ``(N, H, W, C)`` images in any form :func:`validate_images` accepts.
+        labels: class ids, one per image, or None.
+        batch_size: images per batch.
+        scale: ``"unit"`` yields [0, 1] (VAEs), ``"symmetric"`` yields [-1, 1] (GANs).
+        binarize: draw fresh {0, 1} Bernoulli images each step (only with ``scale="unit"``).
+        shuffle: reshuffle all images every epoch, seeded by ``seed``.
+        seed: seeds the shuffle and the binarization draws.
+        cache: cache the decoded elements after the first epoch.
+        drop_remainder: drop the last, smaller batch.
+        repeat: repeat forever (give ``fit`` a ``steps_per_epoch``).
+
+    Returns:
+        A dataset yielding ``images`` ``(batch, H, W, C)`` float32, or ``(images, labels)``
+        with labels int32 ``(batch,)``.
+
+    Raises:
+        DataError: bad images or labels (see :mod:`tf_genai.data.validation`).
+        ConfigError: a bad ``scale``, ``batch_size`` or ``binarize`` with ``"symmetric"``.
+    """
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+    if binarize and scale != "unit":
+        raise ConfigError("binarize=True yields {0, 1} images; it needs scale='unit'")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    x = validate_images(images, "array")
+    y = validate_labels(labels, len(x), "array")
+    # Labels as int32: what the conditional networks' label inputs take.
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y.astype(np.int32)))
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+
+    to_float = _scaler(x.dtype, scale)
+    if binarize:
+        # One (2,) int64 seed per step, different every epoch, reproducible from `seed`.
+        step_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, step_seeds)
+        if y is None:
+            ds = ds.map(lambda b, s: _bernoulli(to_float(b), s), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(
+                lambda b, s: (_bernoulli(to_float(b[0]), s), b[1]),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+    elif y is None:
+        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda b, lab: (to_float(b), lab), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _scaler(dtype: np.dtype, scale: str):
+    """A function from a stored batch (uint8 or float32 in [0, 1]) to float32 in ``scale``."""
+    divisor = 255.0 if dtype == np.uint8 else 1.0
+
+    def to_float(batch: tf.Tensor) -> tf.Tensor:
+        unit = tf.cast(batch, tf.float32) / divisor  # (batch, H, W, C) in [0, 1]
+        return unit * 2.0 - 1.0 if scale == "symmetric" else unit
+
+    return to_float
+
+
+def _bernoulli(unit: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """One Bernoulli draw per pixel with probability equal to its intensity, as float32."""
+    noise = tf.random.stateless_uniform(tf.shape(unit), seed=seed)
+    return tf.cast(noise < unit, tf.float32)
+
+
+def binarize_once(images: Any, seed: int = 0) -> np.ndarray:
+    """A fixed binarization of ``images`` (for held-out data): float32 {0, 1}, same shape.
+
+    Each pixel is 1 with probability equal to its intensity in [0, 1]; the same ``seed`` gives
+    the same result.
+    """
+    x = validate_images(images, "array")
+    unit = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+    noise = np.random.default_rng(seed).random(unit.shape, dtype=np.float32)
+    return (noise < unit).astype(np.float32)

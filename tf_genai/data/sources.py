@@ -1,0 +1,502 @@
+"""Data sources: one :func:`load` for built-in datasets, IDX, NumPy files, image folders, arrays.
+
+``load(source, split)`` returns ``(images, labels)``: images ``(N, H, W, C)``, **uint8** when the
+source holds 8-bit pixels (IDX, Keras' MNIST/Fashion-MNIST/CIFAR-10, 8-bit PNG/JPEG, uint8
+arrays) and **float32 in [0, 1]** otherwise (scikit-learn digits, 16-bit PNGs, float arrays);
+labels int64 ``(N,)`` or ``None``. The accepted array forms and ranges are listed in
+:mod:`tf_genai.data.validation`.
+
+Splits (``split="train" | "heldout" | "all"``):
+
+- Keras datasets: their own train and test sets.
+- An IDX folder with ``train-*`` and ``t10k-*`` files: those two.
+- The 10,000-image MNIST test set (an IDX source named ``t10k-*`` with exactly 10,000 images,
+  such as ``../shared/data/mnist``): train = images 0-7,999, heldout = images 8,000-9,999.
+- An ``.npz`` with ``x_train`` and ``x_test``: those two.
+- Every other source: a fixed permutation (``numpy.random.default_rng(0)``) of the N images;
+  its last ``N // 5`` entries are the held-out split. Both splits keep the source's order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tf_genai.data import idx
+from tf_genai.data.validation import validate_images, validate_labels
+from tf_genai.errors import ConfigError, DataError
+
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+BUILTIN_DATASETS = ("digits", *KERAS_DATASETS)
+SPLITS = ("train", "heldout", "all")
+HELDOUT_FRACTION = 0.2
+SPLIT_SEED = 0
+# The shared MNIST test set convention: images 0-7,999 train, 8,000-9,999 held out.
+T10K_SIZE = 10_000
+T10K_TRAIN = 8_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+NUMPY_KEYS = (("x", "y"), ("images", "labels"), ("arr_0", "arr_1"))
+
+# What a corrupt file can make a parser raise; caught only around the parsing call.
+_CORRUPT_FILE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    IndexError,
+    TypeError,
+    SyntaxError,
+    zlib.error,
+    zipfile.BadZipFile,
+    NotImplementedError,
+    MemoryError,
+)
+_IDX_NAME = re.compile(r"^(?P<prefix>.+?)[-._]images[-._]idx(?P<rank>\d)[-._]ubyte(?:\.gz)?$")
+
+Array = np.ndarray
+Pair = tuple[np.ndarray, "np.ndarray | None"]
+
+
+def load(
+    source: Any,
+    split: str = "train",
+    *,
+    labels: Any = None,
+    image_size: int | Sequence[int] | None = None,
+    image_shape: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load images and labels from any supported source.
+
+    Args:
+        source: ``"digits"`` (scikit-learn's 8x8 digits, offline), ``"mnist"``,
+            ``"fashion_mnist"``, ``"cifar10"`` (Keras' loaders: its cache or a download), a path
+            to an IDX file or folder (gzip or raw), an ``.npz``/``.npy`` file or a folder of
+            PNG/JPEG images (sub-folders are classes, sorted by name), or images as an array,
+            or an ``(images, labels)`` tuple.
+        split: ``"train"``, ``"heldout"`` or ``"all"`` (see the module docstring).
+        labels: labels for an array source (one per image, before splitting).
+        image_size: ``(H, W)`` (or one int for square) to resize to; for image folders the
+            default is the first image's size and differing sizes are an error.
+        image_shape: ``(H, W[, C])`` for sources holding flat ``(N, H*W*C)`` vectors.
+
+    Returns:
+        ``(images, labels)``: ``(N, H, W, C)`` uint8 or float32 in [0, 1], int64 ``(N,)`` or None.
+
+    Raises:
+        DataError: a missing, corrupt or unsuitable source, named in the message.
+        ConfigError: a bad ``split``, ``image_size`` or ``labels`` argument.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    size = _normalize_size(image_size)
+    name, parts = _read_source(source, labels=labels, size=size, image_shape=image_shape)
+    images, labels_out = _select_split(name, parts, split)
+    if size is not None:
+        images = resize(images, size)
+    return images, labels_out
+
+
+def default_split_indices(num_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The documented split of a source without its own: ``(train_indices, heldout_indices)``."""
+    perm = np.random.default_rng(SPLIT_SEED).permutation(num_images)
+    num_heldout = int(num_images * HELDOUT_FRACTION)
+    cut = num_images - num_heldout
+    return np.sort(perm[:cut]), np.sort(perm[cut:])
+
+
+def train_validation_split(
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    fraction: float = 0.1,
+    seed: int = 0,
+) -> tuple[Pair, Pair]:
+    """Split training data into ``((train_images, train_labels), (val_images, val_labels))``.
+
+    A seeded random ``fraction`` of the images becomes the validation part (for early
+    stopping); both parts keep the input order. Labels are ``None`` when not given.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"validation fraction must lie in (0, 1), got {fraction}")
+    n = len(images)
+    num_val = int(round(n * fraction))
+    if num_val < 1 or num_val >= n:
+        raise DataError(
+            f"cannot split {n} images into training and validation parts with fraction {fraction}"
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    val, train = np.sort(perm[:num_val]), np.sort(perm[num_val:])
+    if labels is not None and len(labels) != n:
+        raise DataError(f"array: {len(labels)} labels for {n} images")
+    pick = (lambda i: None) if labels is None else (lambda i: np.asarray(labels)[i])
+    return (images[train], pick(train)), (images[val], pick(val))
+
+
+def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``(N, H, W, C)`` images to ``size`` (antialiased bilinear), keeping the dtype."""
+    if tuple(images.shape[1:3]) == tuple(size):
+        return images
+    import tensorflow as tf  # only here: loading needs no TensorFlow otherwise
+
+    chunks = []
+    for start in range(0, len(images), 4096):  # bound the float32 copy's memory
+        chunk = tf.image.resize(images[start : start + 4096], size, antialias=True).numpy()
+        chunks.append(chunk)
+    out = np.concatenate(chunks)  # (N, size[0], size[1], C) float32
+    if images.dtype == np.uint8:
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+def _read_source(
+    source: Any, *, labels: Any, size: tuple[int, int] | None, image_shape: Any
+) -> tuple[str, dict[str, Pair]]:
+    """``(name for messages, parts)``; parts is ``{"all": ...}`` or ``{"train", "heldout"}``."""
+    if isinstance(source, (str, os.PathLike)):
+        if labels is not None:
+            raise ConfigError(
+                "labels= is for array sources; files and datasets carry their own labels"
+            )
+        if isinstance(source, str) and source in BUILTIN_DATASETS:
+            if source == "digits":
+                return source, {"all": _read_digits()}
+            return source, _read_keras(source)
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise DataError(
+                f"{source}: no such file or directory (and not a built-in dataset: "
+                f"{', '.join(BUILTIN_DATASETS)})"
+            )
+        return str(path), _read_path(path, size=size, image_shape=image_shape)
+    if isinstance(source, tuple):
+        if len(source) != 2:
+            raise DataError(
+                f"array: a tuple source must be (images, labels), got {len(source)} items"
+            )
+        if labels is not None:
+            raise ConfigError("array: labels given twice (in the tuple and as labels=)")
+        source, labels = source
+    images = validate_images(source, "array", image_shape=image_shape)
+    return "array", {"all": (images, validate_labels(labels, len(images), "array"))}
+
+
+def _select_split(name: str, parts: dict[str, Pair], split: str) -> Pair:
+    if "all" in parts:
+        images, labels = parts["all"]
+        if split == "all":
+            return images, labels
+        train, heldout = default_split_indices(len(images))
+        index = train if split == "train" else heldout
+        if len(index) == 0:
+            raise DataError(
+                f"{name}: the {split} split is empty ({len(images)} images; the held-out split "
+                f"is the last {HELDOUT_FRACTION:.0%} of a fixed permutation)"
+            )
+        return images[index], None if labels is None else labels[index]
+    if split != "all":
+        return parts[split]
+    (x_tr, y_tr), (x_te, y_te) = parts["train"], parts["heldout"]
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise DataError(
+            f"{name}: train and held-out images differ in shape ({x_tr.shape[1:]} vs "
+            f"{x_te.shape[1:]})"
+        )
+    if (y_tr is None) != (y_te is None):
+        raise DataError(f"{name}: only one of the train and held-out parts has labels")
+    labels = None if y_tr is None else np.concatenate([y_tr, y_te])
+    if x_tr.dtype == x_te.dtype:
+        return np.concatenate([x_tr, x_te]), labels
+    return np.concatenate([_as_unit_float(x_tr), _as_unit_float(x_te)]), labels
+
+
+def _as_unit_float(images: np.ndarray) -> np.ndarray:
+    """Canonical images as float32 in [0, 1] (uint8 divided by 255)."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images
+
+
+def _normalize_size(image_size: Any) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    try:
+        size = (int(image_size),) * 2 if np.ndim(image_size) == 0 else tuple(
+            int(s) for s in image_size
+        )
+    except (TypeError, ValueError):
+        raise ConfigError(f"image_size must be an int or (H, W), got {image_size!r}") from None
+    if len(size) != 2 or min(size) < 2:
+        raise ConfigError(f"image_size must be (H, W) with H, W >= 2, got {image_size!r}")
+    return size  # type: ignore[return-value]
+
+
+# --- built-in datasets ----------------------------------------------------------------------
+
+def _read_digits() -> Pair:
+    """scikit-learn's 1,797 8x8 digits (values 0..16) as float32 in [0, 1]; no network."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)  # (1797, 8, 8)
+    images = validate_images(images, "digits")
+    return images, validate_labels(digits.target, len(images), "digits")
+
+
+def keras_cache_dir() -> Path:
+    """The folder Keras' dataset loaders cache their downloads in (``$KERAS_HOME/datasets``)."""
+    try:  # the location Keras resolved at import time, KERAS_HOME included
+        from keras.src.backend.config import keras_home
+
+        home = keras_home()
+    except ImportError:
+        home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
+    return Path(os.path.expanduser(home)) / "datasets"
+
+
+def _read_keras(name: str) -> dict[str, Pair]:
+    """One of Keras' datasets: train = its training set, heldout = its test set."""
+    import keras
+
+    loader = getattr(keras.datasets, name).load_data
+    try:
+        (x_train, y_train), (x_test, y_test) = loader()
+    except Exception as err:  # noqa: BLE001  Keras raises a bare Exception on a failed fetch
+        raise DataError(
+            f"{name}: not in the Keras cache ({keras_cache_dir()}) and the download failed "
+            f"({err}). Run once with network access, copy the file into that folder, or use an "
+            f"offline source such as 'digits' or an IDX folder."
+        ) from None
+    return keras_parts(name, x_train, y_train, x_test, y_test)
+
+
+def keras_parts(
+    name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any
+) -> dict[str, Pair]:
+    """Validate a Keras ``load_data`` result into train/heldout parts."""
+    x_train = validate_images(x_train, name)
+    x_test = validate_images(x_test, name)
+    return {
+        "train": (x_train, validate_labels(y_train, len(x_train), name)),
+        "heldout": (x_test, validate_labels(y_test, len(x_test), name)),
+    }
+
+
+# --- files ----------------------------------------------------------------------------------
+
+def _read_path(path: Path, *, size: tuple[int, int] | None, image_shape: Any) -> dict[str, Pair]:
+    if path.is_dir():
+        idx_files = _idx_image_files(path)
+        if idx_files:
+            return _read_idx_folder(path, idx_files, image_shape)
+        return {"all": _read_image_folder(path, size)}
+    suffix = path.suffix.lower()
+    if suffix in (".npz", ".npy"):
+        return _read_numpy(path, image_shape)
+    if suffix in IMAGE_SUFFIXES:
+        raise DataError(f"{path}: a single image; pass the folder that holds the images")
+    data = idx.read_bytes(path)
+    if _IDX_NAME.match(path.name) or idx.is_idx(data):
+        return _read_idx_images(path, image_shape)
+    raise DataError(
+        f"{path}: unknown file type (expected an IDX file, .npz, .npy or a folder of images)"
+    )
+
+
+def _idx_image_files(folder: Path) -> dict[str, Path]:
+    """``{prefix: images file}`` for the IDX image files in ``folder`` (raw preferred to gzip)."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        m = _IDX_NAME.match(path.name)
+        if m and path.is_file() and (m["prefix"] not in found or path.suffix != ".gz"):
+            found[m["prefix"]] = path
+    return found
+
+
+def _labels_file(images_path: Path) -> Path | None:
+    """The labels file that belongs to an IDX images file, if it exists."""
+    m = _IDX_NAME.match(images_path.name)
+    if not m:
+        return None
+    stem = images_path.name.replace("images", "labels", 1)
+    stem = re.sub(r"idx\d", "idx1", stem, count=1)
+    candidates = [stem, stem[:-3] if stem.endswith(".gz") else stem + ".gz"]
+    for name in candidates:
+        if (images_path.parent / name).is_file():
+            return images_path.parent / name
+    return None
+
+
+def _read_idx_pair(path: Path, image_shape: Any) -> Pair:
+    images = validate_images(idx.read_idx(path), str(path), image_shape=image_shape)
+    labels_path = _labels_file(path)
+    labels = None
+    if labels_path is not None:
+        labels = validate_labels(idx.read_idx(labels_path), len(images), str(labels_path))
+    return images, labels
+
+
+def _read_idx_images(path: Path, image_shape: Any) -> dict[str, Pair]:
+    images, labels = _read_idx_pair(path, image_shape)
+    if path.name.startswith("t10k") and len(images) == T10K_SIZE:
+        cut = T10K_TRAIN
+        return {
+            "train": (images[:cut], None if labels is None else labels[:cut]),
+            "heldout": (images[cut:], None if labels is None else labels[cut:]),
+        }
+    return {"all": (images, labels)}
+
+
+def _read_idx_folder(folder: Path, files: dict[str, Path], image_shape: Any) -> dict[str, Pair]:
+    if set(files) == {"train", "t10k"}:  # the original MNIST layout
+        return {
+            "train": _read_idx_pair(files["train"], image_shape),
+            "heldout": _read_idx_pair(files["t10k"], image_shape),
+        }
+    if len(files) > 1:
+        names = ", ".join(p.name for p in files.values())
+        raise DataError(
+            f"{folder}: several IDX image files ({names}); pass one file, or a folder with "
+            f"train-* and t10k-* files"
+        )
+    return _read_idx_images(next(iter(files.values())), image_shape)
+
+
+def _read_numpy(path: Path, image_shape: Any) -> dict[str, Pair]:
+    """An ``.npy`` array of images or an ``.npz`` with one of the documented key pairs."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            arrays = {"x": np.asarray(loaded)}
+        else:
+            with loaded:
+                arrays = {key: loaded[key] for key in loaded.files}
+    except _CORRUPT_FILE_ERRORS as err:
+        raise DataError(f"{path}: corrupt or unreadable NumPy file ({type(err).__name__}: "
+                        f"{err})") from None
+    name = str(path)
+    if "x_train" in arrays:
+        train = _checked_pair(arrays, "x_train", "y_train", name, image_shape)
+        if "x_test" in arrays:
+            return {"train": train,
+                    "heldout": _checked_pair(arrays, "x_test", "y_test", name, image_shape)}
+        return {"all": train}
+    for x_key, y_key in NUMPY_KEYS:
+        if x_key in arrays:
+            return {"all": _checked_pair(arrays, x_key, y_key, name, image_shape)}
+    if len(arrays) == 1:
+        return {"all": _checked_pair(arrays, next(iter(arrays)), None, name, image_shape)}
+    raise DataError(
+        f"{path}: no images found; expected the keys x/y, x_train/y_train, images/labels or "
+        f"arr_0/arr_1, got {', '.join(sorted(arrays)) or 'no arrays'}"
+    )
+
+
+def _checked_pair(
+    arrays: dict[str, np.ndarray], x_key: str, y_key: str | None, name: str, image_shape: Any
+) -> Pair:
+    images = validate_images(arrays[x_key], f"{name} [{x_key}]", image_shape=image_shape)
+    raw_labels = arrays.get(y_key) if y_key else None
+    return images, validate_labels(raw_labels, len(images), f"{name} [{y_key}]")
+
+
+# --- image folders --------------------------------------------------------------------------
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _image_files(folder: Path) -> tuple[list[Path], np.ndarray | None]:
+    """The image files (sorted) and their labels: sub-folder index by sorted name, or None."""
+    entries = sorted(folder.iterdir())
+    flat = [p for p in entries if _is_image(p)]
+    class_dirs = [
+        d for d in entries
+        if d.is_dir() and not d.name.startswith(".") and any(_is_image(p) for p in d.iterdir())
+    ]
+    if class_dirs and flat:
+        raise DataError(
+            f"{folder}: holds both images ({flat[0].name}, ...) and class sub-folders "
+            f"({class_dirs[0].name}, ...); use one layout"
+        )
+    if class_dirs:
+        files, labels = [], []
+        for label, d in enumerate(class_dirs):
+            members = sorted(p for p in d.iterdir() if _is_image(p))
+            files += members
+            labels += [label] * len(members)
+        return files, np.asarray(labels, dtype=np.int64)
+    if not flat:
+        raise DataError(
+            f"{folder}: no IDX files and no images ({', '.join(IMAGE_SUFFIXES)}) found, "
+            f"neither directly nor in class sub-folders"
+        )
+    return flat, None
+
+
+def _read_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    """One image as ``(H, W, C)``: uint8 for 8-bit modes, float32 in [0, 1] for 16-bit gray."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode.startswith("I;16"):
+                im = Image.fromarray(np.asarray(im, dtype=np.float32) / 65535.0, mode="F")
+            elif im.mode in ("1", "L"):
+                im = im.convert("L")
+            elif im.mode in ("LA", "La", "RGBA", "RGBa", "PA") or (
+                im.mode == "P" and "transparency" in im.info
+            ):
+                im = im.convert("RGBA")
+            elif im.mode in ("RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGB")
+            else:
+                raise DataError(f"{path}: unsupported image mode {im.mode!r}")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(im)
+    except DataError:
+        raise
+    except (*_CORRUPT_FILE_ERRORS, Image.DecompressionBombError) as err:
+        raise DataError(f"{path}: corrupt or unreadable image ({err})") from None
+    if array.ndim == 2:
+        array = array[:, :, np.newaxis]  # (H, W, 1)
+    if array.dtype == np.float32:
+        array = np.clip(array, 0.0, 1.0)
+    return array
+
+
+def _read_image_folder(folder: Path, size: tuple[int, int] | None) -> Pair:
+    files, labels = _image_files(folder)
+    arrays = [_read_image(p, size) for p in files]
+    shapes = [a.shape[:2] for a in arrays]
+    if size is None and len(set(shapes)) > 1:
+        odd = [f"{p.name} {h}x{w}" for p, (h, w) in zip(files, shapes) if (h, w) != shapes[0]]
+        raise DataError(
+            f"{folder}: images differ in size ({files[0].name} is {shapes[0][0]}x{shapes[0][1]}, "
+            f"but {', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size=(H, W)"
+        )
+    channels = max(a.shape[2] for a in arrays)  # mixed gray/colour folders become colour
+    any_float = any(a.dtype == np.float32 for a in arrays)
+    out = np.stack([_match(a, channels, any_float) for a in arrays])  # (N, H, W, C)
+    images = validate_images(out, str(folder))
+    return images, validate_labels(labels, len(images), str(folder))
+
+
+def _match(array: np.ndarray, channels: int, as_float: bool) -> np.ndarray:
+    """Bring one ``(H, W, c)`` image to ``channels`` channels (and float32 if asked)."""
+    if as_float and array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    if array.shape[2] == 1 and channels > 1:
+        array = np.repeat(array, 3, axis=2)
+    if array.shape[2] == 3 and channels == 4:
+        opaque = 1.0 if array.dtype == np.float32 else 255
+        array = np.concatenate([array, np.full_like(array[:, :, :1], opaque)], axis=2)
+    return array

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -445,32 +446,41 @@ def _read_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode.startswith("I;16"):
-                im = Image.fromarray(np.asarray(im, dtype=np.float32) / 65535.0, mode="F")
-            elif im.mode in ("1", "L"):
-                im = im.convert("L")
-            elif im.mode in ("LA", "La", "RGBA", "RGBa", "PA") or (
-                im.mode == "P" and "transparency" in im.info
-            ):
-                im = im.convert("RGBA")
-            elif im.mode in ("RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"):
-                im = im.convert("RGB")
-            else:
-                raise DataError(f"{path}: unsupported image mode {im.mode!r}")
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(im)
+        with warnings.catch_warnings():
+            # A corrupt header can claim ~10^8 pixels; refuse it rather than decode it slowly.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                opened.load()
+                im = _canonical_mode(opened, path)
+                if size is not None and im.size != (size[1], size[0]):
+                    im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                array = np.asarray(im)
     except DataError:
         raise
-    except (*_CORRUPT_FILE_ERRORS, Image.DecompressionBombError) as err:
+    except (*_CORRUPT_FILE_ERRORS, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise DataError(f"{path}: corrupt or unreadable image ({err})") from None
     if array.ndim == 2:
         array = array[:, :, np.newaxis]  # (H, W, 1)
     if array.dtype == np.float32:
         array = np.clip(array, 0.0, 1.0)
     return array
+
+
+def _canonical_mode(im: Any, path: Path) -> Any:
+    """Gray stays 1-channel ("L"), colour becomes "RGB", transparency "RGBA", 16-bit gray "F"."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16"):  # 16-bit gray: float32 in [0, 1]
+        return Image.fromarray(np.asarray(im, dtype=np.float32) / 65535.0)
+    if im.mode in ("1", "L"):
+        return im.convert("L")
+    if im.mode in ("LA", "La", "RGBA", "RGBa", "PA") or (
+        im.mode == "P" and "transparency" in im.info
+    ):
+        return im.convert("RGBA")
+    if im.mode in ("RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+        return im.convert("RGB")
+    raise DataError(f"{path}: unsupported image mode {im.mode!r}")
 
 
 def _read_image_folder(folder: Path, size: tuple[int, int] | None) -> Pair:

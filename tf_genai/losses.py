@@ -91,18 +91,26 @@ def _mean(x):
     return ops.mean(ops.cast(x, "float32"))
 
 
-def non_saturating_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+def _terms(real_term, fake_term, return_parts: bool):
+    """Sum the real and fake terms of a discriminator loss, or return both (for logging)."""
+    return (real_term, fake_term) if return_parts else real_term + fake_term
+
+
+def non_saturating_d_loss(
+    real_logits, fake_logits, label_smoothing: float = 0.0, return_parts: bool = False
+):
     """Discriminator loss of Goodfellow et al. 2014 ("Generative Adversarial Nets").
 
     ``-log D(x) - log(1 - D(G(z)))`` on logits: ``softplus(-real) + softplus(fake)``. With
     one-sided label smoothing (Salimans et al. 2016) the real target is ``1 - label_smoothing``.
-    Reduction: mean over the batch of each term, then summed.
+    Reduction: mean over the batch of each term, then summed (``return_parts=True`` returns the
+    two terms ``(real, fake)`` instead of their sum; every discriminator loss here accepts it).
     """
     real_logits = ops.cast(real_logits, "float32")
     fake_logits = ops.cast(fake_logits, "float32")
     t = 1.0 - label_smoothing
     real = t * ops.softplus(-real_logits) + (1.0 - t) * ops.softplus(real_logits)
-    return _mean(real) + _mean(ops.softplus(fake_logits))
+    return _terms(_mean(real), _mean(ops.softplus(fake_logits)), return_parts)
 
 
 def non_saturating_g_loss(fake_logits):
@@ -122,14 +130,18 @@ def minimax_g_loss(fake_logits):
     return -_mean(ops.softplus(ops.cast(fake_logits, "float32")))
 
 
-def least_squares_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+def least_squares_d_loss(
+    real_logits, fake_logits, label_smoothing: float = 0.0, return_parts: bool = False
+):
     """LSGAN discriminator loss ``½(D(x) - 1)² + ½ D(G(z))²`` (Mao et al. 2017, eq. 9, a=0, b=c=1).
 
     Reduction: mean over the batch of each term, then summed.
     """
     t = 1.0 - label_smoothing
-    return 0.5 * _mean(ops.square(ops.cast(real_logits, "float32") - t)) + 0.5 * _mean(
-        ops.square(ops.cast(fake_logits, "float32"))
+    return _terms(
+        0.5 * _mean(ops.square(ops.cast(real_logits, "float32") - t)),
+        0.5 * _mean(ops.square(ops.cast(fake_logits, "float32"))),
+        return_parts,
     )
 
 
@@ -138,7 +150,9 @@ def least_squares_g_loss(fake_logits):
     return 0.5 * _mean(ops.square(ops.cast(fake_logits, "float32") - 1.0))
 
 
-def hinge_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+def hinge_d_loss(
+    real_logits, fake_logits, label_smoothing: float = 0.0, return_parts: bool = False
+):
     """Hinge discriminator loss ``relu(1 - D(x)) + relu(1 + D(G(z)))``.
 
     Lim & Ye 2017 ("Geometric GAN"); Miyato et al. 2018. ``label_smoothing`` is accepted for a
@@ -146,8 +160,10 @@ def hinge_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
     Reduction: mean over the batch of each term, then summed.
     """
     del label_smoothing
-    return _mean(ops.relu(1.0 - ops.cast(real_logits, "float32"))) + _mean(
-        ops.relu(1.0 + ops.cast(fake_logits, "float32"))
+    return _terms(
+        _mean(ops.relu(1.0 - ops.cast(real_logits, "float32"))),
+        _mean(ops.relu(1.0 + ops.cast(fake_logits, "float32"))),
+        return_parts,
     )
 
 
@@ -156,14 +172,16 @@ def hinge_g_loss(fake_logits):
     return -_mean(fake_logits)
 
 
-def wasserstein_d_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+def wasserstein_d_loss(
+    real_logits, fake_logits, label_smoothing: float = 0.0, return_parts: bool = False
+):
     """Critic loss ``D(G(z)) - D(x)`` (Arjovsky et al. 2017, "Wasserstein GAN").
 
     ``label_smoothing`` is accepted for a uniform signature and ignored.
     Reduction: mean over the batch of each term.
     """
     del label_smoothing
-    return _mean(fake_logits) - _mean(real_logits)
+    return _terms(-_mean(real_logits), _mean(fake_logits), return_parts)
 
 
 def wasserstein_g_loss(fake_logits):

@@ -1,0 +1,407 @@
+"""The GAN model: two networks, two optimizers, one ``train_step`` that updates each in turn.
+
+Goodfellow et al. 2014, "Generative Adversarial Nets" (arXiv:1406.2661); DCGAN (Radford et al.
+2016, arXiv:1511.06434); WGAN-GP (Gulrajani et al. 2017, "Improved Training of Wasserstein
+GANs", arXiv:1704.00028); conditional GAN (Mirza & Osindero 2014, arXiv:1411.1784).
+
+One class serves every zoo name; the zoo entries only change constructor defaults.
+
+Training step. ``train_step`` runs ``n_critic`` discriminator updates (:meth:`GAN._d_step`) and
+then one generator update (:meth:`GAN._g_step`). The ``n_critic`` critic updates are an unrolled
+Python loop inside the one traced step and all reuse the step's real batch, each with fresh noise
+and a fresh interpolation weight alpha (as the Keras WGAN-GP example does): a ``fit`` step is
+one generator update and an epoch sees every real image ``n_critic`` times. Splitting the batch
+into ``n_critic`` chunks would have given the critic batches of 12 at our batch size of 64.
+
+Each step updates its own network only. The fakes a discriminator step trains on come from the
+generator in training mode (batch norm on batch statistics) through ``stateless_call``, so the
+generator's moving statistics follow the generator step's batches only and a discriminator step
+leaves every generator weight untouched. The discriminators have no batch norm, so running the
+discriminator in the generator step changes no discriminator weight either (only its dropout
+RNG state advances).
+
+Distribution and mixed precision. Each batch-mean loss is divided by the number of replicas
+(``scale_loss_for_distribution``: Keras 3 optimizers sum gradients over replicas) and then by
+the optimizer's loss scale (``scale_loss``; the identity for a plain optimizer, the dynamic scale
+for a ``LossScaleOptimizer``, whose ``apply`` unscales) before ``tape.gradient``. Losses are
+float32 (the networks' last layers are float32 and the loss functions cast). Metrics get the
+unscaled values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
+
+from tf_genai import losses as gan_loss_lib
+from tf_genai.errors import ConfigError, DataError
+from tf_genai.models.gan.networks import ARCHITECTURES, build_discriminator, build_generator
+from tf_genai.registry import register
+
+
+def default_optimizer(gradient_penalty: bool = False) -> keras.optimizers.Optimizer:
+    """Adam(2e-4, beta_1=0.5) as in DCGAN; with a gradient penalty also beta_2=0.9 (WGAN-GP)."""
+    if gradient_penalty:
+        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.9)
+    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+
+
+@register(
+    "cgan",
+    description="Conditional DCGAN (Mirza & Osindero 2014): samples a chosen digit class",
+    architecture="conv",
+    num_classes=10,
+)
+@register(
+    "wgan_gp",
+    description="WGAN-GP (Gulrajani et al. 2017): conv critic, gradient penalty, 5 critic steps",
+    architecture="conv",
+    loss="wasserstein",
+    gp_weight=10.0,
+    n_critic=5,
+    dropout=0.0,
+)
+@register(
+    "gan",
+    description="The original fully connected GAN (Goodfellow et al. 2014), discriminator logits",
+    architecture="mlp",
+)
+@register(
+    "dcgan",
+    description="DCGAN (Radford et al. 2016): strided conv generator and discriminator",
+    architecture="conv",
+)
+class GAN(keras.Model):
+    """A generative adversarial network with its own two-optimizer ``train_step``.
+
+    Args:
+        image_shape: (H, W, C) of the images; any size builds.
+        latent_dim: size of the Gaussian noise z.
+        architecture: ``"conv"`` (DCGAN) or ``"mlp"`` (Goodfellow et al. 2014).
+        num_classes: number of label classes for a conditional GAN; ``None`` = unconditional.
+        loss: a name from :data:`tf_genai.losses.GAN_LOSSES` (``"non_saturating"`` default).
+        gp_weight: weight of the WGAN-GP gradient penalty; 0 disables it.
+        n_critic: discriminator updates per generator update.
+        label_smoothing: one-sided label smoothing of the real target (Salimans et al. 2016).
+        base_filters: width of the conv networks (the smallest layer's filter count).
+        dropout: discriminator dropout rate.
+        seed: seed of the model's own random generator (noise, alpha, sampling).
+    """
+
+    family = "gan"
+    data_range = "symmetric"
+    binarize = False
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (28, 28, 1),
+        latent_dim: int = 100,
+        architecture: str = "conv",
+        num_classes: int | None = None,
+        loss: str = "non_saturating",
+        gp_weight: float = 0.0,
+        n_critic: int = 1,
+        label_smoothing: float = 0.0,
+        base_filters: int = 64,
+        dropout: float = 0.3,
+        seed: int = 0,
+        name: str = "gan",
+        **kwargs: Any,
+    ):
+        super().__init__(name=name, **kwargs)
+        image_shape = tuple(int(d) for d in image_shape)
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ConfigError(f"GAN: image_shape must be (H, W, C) of positive ints, got {image_shape}")
+        if int(latent_dim) < 1:
+            raise ConfigError(f"GAN: latent_dim must be >= 1, got {latent_dim}")
+        if architecture not in ARCHITECTURES:
+            raise ConfigError(
+                f"GAN: unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
+            )
+        if num_classes is not None and int(num_classes) < 2:
+            raise ConfigError(f"GAN: num_classes must be None or >= 2, got {num_classes}")
+        if gp_weight < 0 or int(n_critic) < 1:
+            raise ConfigError(f"GAN: need gp_weight >= 0 and n_critic >= 1, got {gp_weight}, {n_critic}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"GAN: label_smoothing must lie in [0, 1), got {label_smoothing}")
+        if not 0.0 <= dropout < 1.0 or int(base_filters) < 1:
+            raise ConfigError(f"GAN: need 0 <= dropout < 1 and base_filters >= 1")
+        self._d_loss_fn, self._g_loss_fn = gan_loss_lib.gan_losses(loss)  # ConfigError if unknown
+
+        self.image_shape = image_shape
+        self.latent_dim = int(latent_dim)
+        self.architecture = architecture
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.loss_name = loss
+        self.gp_weight = float(gp_weight)
+        self.n_critic = int(n_critic)
+        self.label_smoothing = float(label_smoothing)
+        self.base_filters = int(base_filters)
+        self.dropout = float(dropout)
+        self.seed = int(seed)
+
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.generator = build_generator(
+            image_shape, self.latent_dim, architecture, self.num_classes, self.base_filters
+        )
+        self.discriminator = build_discriminator(
+            image_shape, architecture, self.num_classes, self.base_filters, self.dropout
+        )
+        self.d_optimizer = None
+        self.g_optimizer = None
+
+        names = ["d_loss", "g_loss", "d_loss_real", "d_loss_fake"]
+        if self.gp_weight > 0:
+            names.append("gp")
+        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.built = True
+
+    # ---------------------------------------------------------------- config and compile
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, exactly."""
+        return {
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "architecture": self.architecture,
+            "num_classes": self.num_classes,
+            "loss": self.loss_name,
+            "gp_weight": self.gp_weight,
+            "n_critic": self.n_critic,
+            "label_smoothing": self.label_smoothing,
+            "base_filters": self.base_filters,
+            "dropout": self.dropout,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "GAN":
+        return cls(**config)
+
+    def compile(
+        self,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        g_optimizer: keras.optimizers.Optimizer | None = None,
+        loss: str | None = None,
+        run_eagerly: bool = False,
+        jit_compile: bool | str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        """Set the two optimizers (default Adam(2e-4, beta_1=0.5) each) and optionally the loss.
+
+        A ``loss`` given here replaces the constructor's and is stored in the config, so a saved
+        model keeps it. Under the ``mixed_float16`` policy each optimizer is wrapped in a
+        ``LossScaleOptimizer``.
+        """
+        if loss is not None:
+            self._d_loss_fn, self._g_loss_fn = gan_loss_lib.gan_losses(loss)
+            self.loss_name = loss
+        super().compile(optimizer=None, run_eagerly=run_eagerly, jit_compile=jit_compile, **kwargs)
+        penalty = self.gp_weight > 0
+        d_optimizer = keras.optimizers.get(d_optimizer) or default_optimizer(penalty)
+        g_optimizer = keras.optimizers.get(g_optimizer) or default_optimizer(penalty)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            scaled = keras.optimizers.LossScaleOptimizer
+            if not isinstance(d_optimizer, scaled):
+                d_optimizer = scaled(d_optimizer, name="d_loss_scale_optimizer")
+            if not isinstance(g_optimizer, scaled):
+                g_optimizer = scaled(g_optimizer, name="g_loss_scale_optimizer")
+        # Attributes that are optimizers are saved by Keras 3's .keras format (both restored).
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    def get_compile_config(self) -> dict[str, Any]:
+        if not self.compiled or self.d_optimizer is None:
+            return {}
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "loss": self.loss_name,
+        }
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Recompile on load and build both optimizers so their saved state can be restored."""
+        if not config:
+            return
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            loss=config.get("loss"),
+        )
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        # Listing the trackers here lets Keras reset them at the start of every epoch.
+        return list(self._trackers.values())
+
+    # ---------------------------------------------------------------- sampling
+
+    def _gen_inputs(self, z, labels):
+        return z if self.num_classes is None else [z, labels]
+
+    def _disc_inputs(self, images, labels):
+        return images if self.num_classes is None else [images, labels]
+
+    def _check_labels(self, labels, n: int | None = None):
+        """Labels as int32 (batch,); DataError when they cannot be class indices."""
+        if self.num_classes is None:
+            return None
+        if labels is None:
+            raise DataError(f"{self.name}: a conditional GAN needs labels (int class indices)")
+        if tf.executing_eagerly() and not isinstance(labels, keras.KerasTensor):
+            values = np.asarray(labels)
+            if values.ndim != 1 or (isinstance(n, int) and values.shape[0] != n):
+                raise DataError(f"{self.name}: labels must have shape ({n},), got {values.shape}")
+            if values.size and (values.min() < 0 or values.max() >= self.num_classes):
+                raise DataError(
+                    f"{self.name}: labels must lie in [0, {self.num_classes}), "
+                    f"got [{values.min()}, {values.max()}]"
+                )
+        return ops.cast(labels, "int32")
+
+    def call(self, inputs, training: bool = False):
+        """Generator forward pass: ``z`` or ``[z, labels]`` -> images in [-1, 1]."""
+        return self.generator(inputs, training=training)
+
+    def generate(self, z, labels=None):
+        """Images in [-1, 1] for noise ``z`` (batch, latent_dim), generator in inference mode."""
+        z = ops.convert_to_tensor(z, "float32")  # (batch, latent)
+        labels = self._check_labels(labels, ops.shape(z)[0])
+        return self.generator(self._gen_inputs(z, labels), training=False)
+
+    def sample(self, num_samples: int, seed: int | None = None, labels=None):
+        """``num_samples`` images (n, H, W, C) in [-1, 1].
+
+        Args:
+            seed: an int makes the draw reproducible; ``None`` draws from the model's generator.
+            labels: class indices for a conditional GAN; ``None`` cycles 0, 1, ..., K-1, 0, ...
+        """
+        num_samples = int(num_samples)
+        if num_samples < 1:
+            raise ConfigError(f"{self.name}: num_samples must be >= 1, got {num_samples}")
+        if self.num_classes is not None and labels is None:
+            labels = np.arange(num_samples) % self.num_classes
+        rng = self.seed_generator if seed is None else int(seed)
+        z = keras.random.normal((num_samples, self.latent_dim), seed=rng)  # (n, latent)
+        return self.generate(z, labels)
+
+    # ---------------------------------------------------------------- training
+
+    def _unpack(self, data):
+        """``images`` or ``(images, labels[, ...])`` -> (float images, int labels or None)."""
+        if isinstance(data, (tuple, list)):
+            images = data[0]
+            labels = data[1] if len(data) > 1 else None
+        else:
+            images, labels = data, None
+        images = ops.cast(images, "float32")
+        if self.num_classes is None:
+            return images, None
+        if labels is None:
+            raise ConfigError(
+                f"{self.name}: a conditional GAN needs labels; give fit a dataset of (images, labels)"
+            )
+        return images, ops.cast(ops.reshape(labels, (-1,)), "int32")
+
+    def _noise(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    def _fakes_for_d_step(self, batch_size, labels):
+        """Generator output in training mode whose state updates (BN statistics) are dropped."""
+        z = self._noise(batch_size)  # (batch, latent)
+        fake, _ = self.generator.stateless_call(
+            [v.value for v in self.generator.trainable_variables],
+            [v.value for v in self.generator.non_trainable_variables],
+            self._gen_inputs(z, labels),
+            training=True,
+        )
+        return ops.stop_gradient(fake)  # (batch, H, W, C)
+
+    def _d_losses(self, real, fake, labels, training: bool) -> dict[str, Any]:
+        """Discriminator loss terms (float32 scalars) on a real and a fake batch."""
+        batch_size = ops.shape(real)[0]
+        both = ops.concatenate([real, ops.cast(fake, real.dtype)], axis=0)  # (2 batch, H, W, C)
+        both_labels = None if labels is None else ops.concatenate([labels, labels], axis=0)
+        logits = self.discriminator(self._disc_inputs(both, both_labels), training=training)
+        real_logits, fake_logits = logits[:batch_size], logits[batch_size:]  # (batch, 1) each
+        d_real, d_fake = self._d_loss_fn(
+            real_logits, fake_logits, self.label_smoothing, return_parts=True
+        )
+        terms = {"d_loss_real": d_real, "d_loss_fake": d_fake, "d_loss": d_real + d_fake}
+        if self.gp_weight > 0:
+            alpha = keras.random.uniform(  # one interpolation weight per example, U[0, 1]
+                (batch_size, 1, 1, 1), seed=self.seed_generator
+            )
+            terms["gp"] = gan_loss_lib.gradient_penalty(
+                lambda x: self.discriminator(self._disc_inputs(x, labels), training=training),
+                real,
+                fake,
+                alpha,
+            )
+            terms["d_loss"] = terms["d_loss"] + self.gp_weight * terms["gp"]
+        return terms
+
+    def _g_losses(self, fake, labels, training: bool) -> dict[str, Any]:
+        """Generator loss on a batch of fakes."""
+        fake_logits = self.discriminator(self._disc_inputs(fake, labels), training=training)
+        return {"g_loss": self._g_loss_fn(fake_logits)}
+
+    def _apply(self, optimizer, loss, tape, variables) -> None:
+        # Replica scaling (the optimizer sums over replicas), then the optimizer's loss scale.
+        scaled = optimizer.scale_loss(scale_loss_for_distribution(loss))
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
+
+    def _d_step(self, real, labels=None) -> dict[str, Any]:
+        """One discriminator update on a real batch; returns the unscaled loss terms."""
+        self._require_compiled()
+        fake = self._fakes_for_d_step(ops.shape(real)[0], labels)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            terms = self._d_losses(real, fake, labels, training=True)
+        self._apply(self.d_optimizer, terms["d_loss"], tape, variables)
+        return terms
+
+    def _g_step(self, batch_size, labels=None) -> dict[str, Any]:
+        """One generator update on ``batch_size`` fresh fakes; returns the unscaled loss."""
+        self._require_compiled()
+        z = self._noise(batch_size)  # (batch, latent)
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._gen_inputs(z, labels), training=True)
+            terms = self._g_losses(fake, labels, training=True)
+        self._apply(self.g_optimizer, terms["g_loss"], tape, variables)
+        return terms
+
+    def _require_compiled(self) -> None:
+        if self.d_optimizer is None or self.g_optimizer is None:
+            raise ConfigError(f"{self.name}: call compile() before training")
+
+    def _update(self, terms: dict[str, Any]) -> None:
+        for key, value in terms.items():
+            self._trackers[key].update_state(value)
+
+    def train_step(self, data):
+        """``n_critic`` discriminator updates, then one generator update (see module docstring)."""
+        real, labels = self._unpack(data)
+        for _ in range(self.n_critic):  # unrolled at trace time; n_critic is a small int
+            self._update(self._d_step(real, labels))
+        self._update(self._g_step(ops.shape(real)[0], labels))
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    def test_step(self, data):
+        """The same loss terms as ``train_step`` with both networks in inference mode."""
+        real, labels = self._unpack(data)
+        z = self._noise(ops.shape(real)[0])
+        fake = self.generator(self._gen_inputs(z, labels), training=False)
+        self._update(self._d_losses(real, fake, labels, training=False))
+        self._update(self._g_losses(fake, labels, training=False))
+        return {name: tracker.result() for name, tracker in self._trackers.items()}

@@ -1,0 +1,149 @@
+"""Generator and discriminator networks of the GAN family, as functional ``keras.Model``s.
+
+Two architectures, both building for any image shape ``(H, W, C)``:
+
+* ``"mlp"`` — the fully connected GAN of Goodfellow et al. 2014 ("Generative Adversarial
+  Nets", arXiv:1406.2661) as in the seed code, corrected: G is 100-256-512-1024-H·W·C with
+  LeakyReLU(0.2) and a tanh output; D is flatten-1024-512-256-1 with LeakyReLU(0.2) and
+  Dropout(0.3) and outputs a **logit** (no sigmoid: the losses work on logits).
+* ``"conv"`` — DCGAN, Radford, Metz & Chintala 2016 ("Unsupervised Representation Learning
+  with Deep Convolutional GANs", arXiv:1511.06434): G projects z to a small feature map and
+  doubles it with stride-2 transposed convolutions (batch norm + ReLU, tanh output), D halves it
+  with stride-2 convolutions and LeakyReLU(0.2), no pooling. D has no batch norm, so the
+  WGAN-GP gradient penalty (which is per example) stays valid with the same critic.
+
+Conditional networks (``num_classes`` set; Mirza & Osindero 2014, "Conditional Generative
+Adversarial Nets", arXiv:1411.1784) take ``[inputs, labels]`` with labels int32 ``(batch,)``.
+The last layer of each network computes in float32 so mixed precision keeps the logits and the
+images in full precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from tf_genai.errors import ConfigError
+
+ARCHITECTURES = ("conv", "mlp")
+LABEL_EMBEDDING_DIM = 50  # size of the learned label code concatenated to z (and to D's features)
+MLP_GENERATOR_UNITS = (256, 512, 1024)
+MLP_DISCRIMINATOR_UNITS = (1024, 512, 256)
+
+
+def num_upsamplings(image_shape: tuple[int, int, int]) -> int:
+    """How many stride-2 stages the conv networks use: 2 up to 32 pixels, one more per doubling."""
+    side = max(image_shape[0], image_shape[1])
+    return max(2, math.ceil(math.log2(side / 8.0)))
+
+
+def _label_input(num_classes: int | None):
+    if num_classes is None:
+        return None
+    return keras.Input(shape=(), dtype="int32", name="labels")
+
+
+def build_generator(
+    image_shape: tuple[int, int, int],
+    latent_dim: int,
+    architecture: str = "conv",
+    num_classes: int | None = None,
+    base_filters: int = 64,
+) -> keras.Model:
+    """The generator ``z (batch, latent_dim) [+ labels (batch,)] -> images (batch, H, W, C)``.
+
+    Output images lie in [-1, 1] (tanh).
+    """
+    height, width, channels = image_shape
+    z_in = keras.Input(shape=(latent_dim,), name="z")
+    labels_in = _label_input(num_classes)
+    h = z_in
+    if labels_in is not None:
+        code = layers.Embedding(num_classes, LABEL_EMBEDDING_DIM, name="label_embedding")(labels_in)
+        h = layers.Concatenate(name="z_and_label")([h, code])  # (batch, latent + 50)
+
+    if architecture == "mlp":
+        for i, units in enumerate(MLP_GENERATOR_UNITS):
+            h = layers.Dense(units, name=f"dense_{i}")(h)
+            h = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(h)
+        h = layers.Dense(height * width * channels, name="to_pixels")(h)  # (batch, H*W*C)
+        h = layers.Activation("tanh", dtype="float32", name="tanh")(h)
+        images = layers.Reshape(image_shape, name="to_image")(h)  # (batch, H, W, C)
+    elif architecture == "conv":
+        n_up = num_upsamplings(image_shape)
+        h0, w0 = math.ceil(height / 2**n_up), math.ceil(width / 2**n_up)
+        filters = [base_filters * 2 ** (n_up - 1 - i) for i in range(n_up)]  # e.g. [128, 64]
+        h = layers.Dense(h0 * w0 * filters[0], use_bias=False, name="project")(h)
+        h = layers.BatchNormalization(name="project_bn")(h)
+        h = layers.ReLU(name="project_relu")(h)
+        h = layers.Reshape((h0, w0, filters[0]), name="to_map")(h)  # (batch, h0, w0, F)
+        for i, f in enumerate(filters[1:]):
+            h = layers.Conv2DTranspose(
+                f, 4, strides=2, padding="same", use_bias=False, name=f"up_{i}"
+            )(h)  # spatial size doubles
+            h = layers.BatchNormalization(name=f"up_{i}_bn")(h)
+            h = layers.ReLU(name=f"up_{i}_relu")(h)
+        h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name="to_channels")(h)
+        h = layers.Activation("tanh", dtype="float32", name="tanh")(h)
+        # (batch, h0 * 2^n_up, w0 * 2^n_up, C), at least H x W: crop the border to exactly H x W.
+        extra_h, extra_w = h0 * 2**n_up - height, w0 * 2**n_up - width
+        if extra_h or extra_w:
+            crop = ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))
+            h = layers.Cropping2D(crop, name="crop")(h)
+        images = h  # (batch, H, W, C)
+    else:
+        raise ConfigError(
+            f"unknown GAN architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
+        )
+    inputs = z_in if labels_in is None else [z_in, labels_in]
+    return keras.Model(inputs, images, name="generator")
+
+
+def build_discriminator(
+    image_shape: tuple[int, int, int],
+    architecture: str = "conv",
+    num_classes: int | None = None,
+    base_filters: int = 64,
+    dropout: float = 0.3,
+) -> keras.Model:
+    """The discriminator ``images (batch, H, W, C) [+ labels] -> logits (batch, 1)``."""
+    height, width, _ = image_shape
+    x_in = keras.Input(shape=tuple(image_shape), name="images")
+    labels_in = _label_input(num_classes)
+
+    if architecture == "mlp":
+        h = layers.Flatten(name="flatten")(x_in)  # (batch, H*W*C)
+        if labels_in is not None:
+            code = layers.Embedding(num_classes, LABEL_EMBEDDING_DIM, name="label_embedding")(
+                labels_in
+            )
+            h = layers.Concatenate(name="image_and_label")([h, code])
+        for i, units in enumerate(MLP_DISCRIMINATOR_UNITS):
+            h = layers.Dense(units, name=f"dense_{i}")(h)
+            h = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(h)
+            if dropout:
+                h = layers.Dropout(dropout, name=f"dropout_{i}")(h)
+    elif architecture == "conv":
+        h = x_in
+        if labels_in is not None:
+            # The label as an extra image channel, so the first convolution sees it everywhere.
+            code = layers.Embedding(num_classes, height * width, name="label_embedding")(labels_in)
+            code = layers.Reshape((height, width, 1), name="label_map")(code)  # (batch, H, W, 1)
+            h = layers.Concatenate(name="image_and_label")([h, code])  # (batch, H, W, C+1)
+        for i in range(num_upsamplings(image_shape)):
+            h = layers.Conv2D(
+                base_filters * 2**i, 4, strides=2, padding="same", name=f"down_{i}"
+            )(h)  # spatial size halves
+            h = layers.LeakyReLU(0.2, name=f"down_{i}_lrelu")(h)
+            if dropout:
+                h = layers.Dropout(dropout, name=f"down_{i}_dropout")(h)
+        h = layers.Flatten(name="flatten")(h)
+    else:
+        raise ConfigError(
+            f"unknown GAN architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
+        )
+    logits = layers.Dense(1, dtype="float32", name="logit")(h)  # (batch, 1), no sigmoid
+    inputs = x_in if labels_in is None else [x_in, labels_in]
+    return keras.Model(inputs, logits, name="discriminator")

@@ -1,0 +1,212 @@
+"""The VAE family: loss terms, training, likelihood bound, ranges, config and save/load."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from tf_genai import registry
+from tf_genai.errors import ConfigError, DataError
+from tf_genai.evaluation.likelihood import importance_sampled_nll
+from tf_genai.models.vae import VAE
+
+# Tiny networks on 8x8 digits keep every test to a few seconds on two CPU cores.
+TINY = dict(image_shape=(8, 8, 1), latent_dim=4, filters=(8, 16), hidden_units=(32,))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    images = (data.images / 16.0).astype("float32")[..., None]  # (1797, 8, 8, 1) in [0, 1]
+    return images, data.target.astype("int32")
+
+
+def _dataset(images, labels=None, batch_size=64):
+    data = images if labels is None else (images, labels)
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
+
+
+def _deterministic_encoder(model):
+    """Make q(z|x) a point mass: log-variance -60, so z = mean to float32 precision."""
+    head = model.encoder.get_layer("z_log_var")
+    kernel, bias = head.get_weights()
+    head.set_weights([np.zeros_like(kernel), np.full_like(bias, -60.0)])
+
+
+def test_reconstruction_and_kl_terms_match_numpy_bernoulli(digits):
+    images, _ = digits
+    x = images[:16]
+    model = VAE(**TINY, binarize=False)
+    _deterministic_encoder(model)
+    model.compile(optimizer="adam")
+    result = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+
+    mean, log_var = (np.asarray(t, "float64") for t in model.encode(x))
+    logits = np.asarray(model.decoder(mean.astype("float32")), "float64")
+    p = 1.0 / (1.0 + np.exp(-logits))
+    log_px = (x * np.log(p) + (1 - x) * np.log1p(-p)).reshape(16, -1).sum(-1)  # sum over pixels
+    kl = 0.5 * (np.exp(log_var) + mean**2 - 1.0 - log_var).sum(-1)
+    np.testing.assert_allclose(result["reconstruction_loss"], -log_px.mean(), rtol=1e-4)
+    np.testing.assert_allclose(result["kl_loss"], kl.mean(), rtol=1e-4)
+    np.testing.assert_allclose(result["loss"], -log_px.mean() + kl.mean(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [0.2, None])
+def test_reconstruction_term_matches_numpy_gaussian(digits, scale):
+    images, _ = digits
+    x = images[:16] * 2.0 - 1.0  # symmetric range
+    model = VAE(**TINY, likelihood="gaussian", gaussian_scale=scale, data_range="symmetric",
+                binarize=False)
+    _deterministic_encoder(model)
+    model.compile(optimizer="adam")
+    result = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+
+    mean, _ = model.encode(x)
+    mu = np.tanh(np.asarray(model.decoder(mean), "float64"))
+    sigma = 0.2 if scale is None else scale  # the learned scale starts at 0.1 ... per channel
+    if scale is None:
+        sigma = float(np.exp(np.asarray(model.log_scale)[0]))
+    log_px = (-0.5 * ((x - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi))
+    np.testing.assert_allclose(
+        result["reconstruction_loss"], -log_px.reshape(16, -1).sum(-1).mean(), rtol=1e-4
+    )
+
+
+def test_one_training_step_changes_every_trainable_variable(digits):
+    images, labels = digits
+    model = VAE(**TINY, num_classes=10)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    trainable = model.encoder.trainable_weights + model.decoder.trainable_weights
+    assert len(trainable) >= 10
+    before = [np.array(v) for v in trainable]
+    model.fit(_dataset(images[:32], labels[:32], batch_size=32), epochs=1, verbose=0)
+    for v, old in zip(trainable, before):
+        assert not np.allclose(np.array(v), old), f"{v.path} did not change"
+
+
+def test_kl_weight_variable_sets_the_objective(digits):
+    images, _ = digits
+    model = VAE(**TINY, beta=4.0)
+    assert float(model.kl_weight.numpy()) == 4.0
+    assert all(v is not model.kl_weight for v in model.trainable_weights)
+    assert any(v is model.kl_weight for v in model.non_trainable_weights)
+    model.compile(optimizer="adam")
+    model.kl_weight.assign(0.0)  # what a warm-up callback does
+    result = model.evaluate(images[:64], batch_size=64, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"], result["reconstruction_loss"], rtol=1e-5)
+    assert result["kl_loss"] > 0
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(digits):
+    images, _ = digits
+    model = VAE(**TINY, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(_dataset(images[:1024]), epochs=4, verbose=0)
+    return model
+
+
+def test_importance_sampled_nll_is_below_elbo_and_tightens_with_k(trained_tiny, digits):
+    images, _ = digits
+    x = (images[1500:1600] > 0.5).astype("float32")
+    results = {k: importance_sampled_nll(trained_tiny, x, num_samples=k, batch_size=50, seed=1)
+               for k in (1, 10, 100)}
+    for k, r in results.items():
+        assert np.all(r["nll_per_image"] <= -r["elbo_per_image"] + 1e-4), k
+        assert np.isfinite(r["nll"]) and r["nll"] > 0
+    assert results[100]["nll"] < results[10]["nll"] < results[1]["nll"]
+    # k=1 is an unbiased ELBO estimate: the k=100 average ELBO must be close to it
+    assert abs(results[1]["nll"] + results[100]["elbo"]) < 0.05 * results[1]["nll"]
+    with pytest.raises(DataError):
+        importance_sampled_nll(trained_tiny, np.zeros((4, 28, 28, 1), "float32"))
+
+
+def test_samples_and_reconstructions_lie_in_the_data_range(trained_tiny, digits):
+    images, _ = digits
+    for out in (trained_tiny.sample(32, seed=0), trained_tiny.reconstruct(images[:32])):
+        out = np.asarray(out)
+        assert out.shape == (32, 8, 8, 1)
+        assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(trained_tiny.sample(4, seed=5), trained_tiny.sample(4, seed=5))
+    symmetric = VAE(**TINY, likelihood="gaussian", data_range="symmetric", binarize=False)
+    out = np.asarray(symmetric.sample(16, seed=0))
+    assert out.min() >= -1.0 and out.max() <= 1.0 and out.min() < 0.0
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (30, 26, 2)])
+@pytest.mark.parametrize("architecture", ["conv", "mlp"])
+def test_networks_fit_any_image_shape(shape, architecture):
+    model = VAE(image_shape=shape, latent_dim=3, architecture=architecture, filters=(4, 4),
+                hidden_units=(8,))
+    x = np.random.default_rng(0).uniform(size=(2,) + shape).astype("float32")
+    assert model.decoder_logits(np.zeros((2, 3), "float32")).shape == (2,) + shape
+    assert model.reconstruct(x).shape == (2,) + shape
+
+
+def test_tiny_fit_with_validation_and_evaluate(digits):
+    images, labels = digits
+    model = VAE(**TINY, num_importance_samples=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(_dataset(images[:256]), validation_data=_dataset(images[256:384]),
+                        epochs=2, verbose=0)
+    for key in ("loss", "reconstruction_loss", "kl_loss", "val_loss", "val_reconstruction_loss",
+                "val_kl_loss"):
+        assert np.all(np.isfinite(history.history[key])), key
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    result = model.evaluate(_dataset(images[384:512]), verbose=0, return_dict=True)
+    assert set(result) == {"loss", "reconstruction_loss", "kl_loss"}
+    assert all(np.isfinite(v) for v in result.values())
+
+
+def test_conditional_model_requires_labels(digits):
+    images, labels = digits
+    model = VAE(**TINY, num_classes=10)
+    model.compile(optimizer="adam")
+    with pytest.raises(ConfigError, match="conditional"):
+        model.fit(_dataset(images[:64]), epochs=1, verbose=0)
+    with pytest.raises(ConfigError):
+        model.encode(images[:4])
+    model.fit(_dataset(images[:64], labels[:64]), epochs=1, verbose=0)
+    assert model.sample(10, seed=0, labels=np.arange(10)).shape == (10, 8, 8, 1)
+
+
+@pytest.mark.parametrize("name", ["vae", "mlp_vae", "cvae", "iwae"])
+def test_config_round_trip_and_keras_save_load(name, tmp_path):
+    tiny = {k: v for k, v in TINY.items() if name != "mlp_vae" or k != "filters"}
+    model = registry.create(name, **tiny)
+    config = model.get_config()
+    assert set(config) == set(VAE.__init__.__code__.co_varnames[1:14])
+    assert VAE.from_config(config).get_config() == config
+    model.kl_weight.assign(0.25)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)  # untrained: the networks are built in __init__
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is VAE and loaded.get_config() == config
+    assert float(loaded.kl_weight.numpy()) == 0.25
+    z = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+    labels = np.array([1, 2, 3]) if model.num_classes else None
+    np.testing.assert_allclose(loaded.decode(z, labels), model.decode(z, labels), atol=1e-6)
+
+
+def test_zoo_defaults_and_bad_config():
+    assert {"vae", "mlp_vae", "cvae", "iwae"} <= set(registry.available())
+    assert registry.create("iwae", **TINY).num_importance_samples > 1
+    assert registry.create("mlp_vae", **TINY).architecture == "mlp"
+    assert registry.create("vae", **TINY).family == "vae"
+    with pytest.raises(ConfigError):
+        VAE(**TINY, likelihood="bernoulli", data_range="symmetric")
+    with pytest.raises(ConfigError):
+        VAE(**TINY, architecture="resnet")
+
+
+def test_mixed_precision_training_step(digits):
+    images, _ = digits
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = VAE(**TINY)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))  # wrapped in a LossScaleOptimizer
+        history = model.fit(_dataset(images[:128]), epochs=1, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(history.history["loss"][0])

@@ -1,0 +1,141 @@
+"""Encoder and decoder networks of the VAE family, built as functional ``keras.Model``s.
+
+Both architectures work for any image shape ``(H, W, C)`` (8x8 digits, 28x28 MNIST, 32x32x3
+colour). A conditional network takes ``[images_or_z, labels]`` with int labels ``(batch,)``;
+the one-hot label is concatenated into the dense part of the network.
+
+The decoder outputs raw values once (Bernoulli logits or pre-squash Gaussian means, float32);
+the model turns them into probabilities/means. There is no sigmoid inside the network, so the
+Bernoulli log-likelihood is computed from logits in its stable form.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import keras
+from keras import layers, ops
+
+from tf_genai.errors import ConfigError
+
+ARCHITECTURES = ("conv", "mlp")
+
+
+class OneHot(layers.Layer):
+    """Int labels ``(batch,)`` -> float one-hot ``(batch, num_classes)``."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def call(self, labels):
+        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))  # (batch,)
+        return ops.one_hot(labels, self.num_classes, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def _label_input(num_classes: int | None):
+    """The labels Input and its one-hot encoding, or (None, None) when unconditional."""
+    if num_classes is None:
+        return None, None
+    labels = keras.Input(shape=(), dtype="int32", name="labels")
+    return labels, OneHot(num_classes, name="label_one_hot")(labels)
+
+
+def _check(image_shape: Sequence[int], architecture: str) -> tuple[int, int, int]:
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(
+            f"unknown VAE architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
+        )
+    if len(image_shape) != 3 or any(int(s) < 1 for s in image_shape):
+        raise ConfigError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape!r}")
+    return tuple(int(s) for s in image_shape)  # type: ignore[return-value]
+
+
+def build_encoder(
+    image_shape: Sequence[int],
+    latent_dim: int,
+    *,
+    architecture: str = "conv",
+    num_classes: int | None = None,
+    filters: Sequence[int] = (32, 64),
+    hidden_units: Sequence[int] = (512, 256),
+    activation: str = "swish",
+    name: str = "encoder",
+) -> keras.Model:
+    """q(z | x[, y]): images ``(batch, H, W, C)`` -> ``[mean, log_var]``, each ``(batch, latent)``.
+
+    ``conv``: one stride-2 4x4 convolution per entry of ``filters``, flatten, then the dense
+    ``hidden_units``. ``mlp``: flatten, then the dense ``hidden_units`` (the seed's 784-512-256).
+    """
+    h, w, c = _check(image_shape, architecture)
+    images = keras.Input(shape=(h, w, c), name="images")
+    labels, one_hot = _label_input(num_classes)
+    x = images
+    if architecture == "conv":
+        for i, f in enumerate(filters):
+            # (batch, ceil(H / 2^(i+1)), ceil(W / 2^(i+1)), f)
+            x = layers.Conv2D(f, 4, strides=2, padding="same", activation=activation,
+                              name=f"conv_{i}")(x)
+    x = layers.Flatten(name="flatten")(x)  # (batch, features)
+    if one_hot is not None:
+        x = layers.Concatenate(name="concat_label")([x, one_hot])
+    for i, units in enumerate(hidden_units):
+        x = layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
+    # float32 heads keep the KL and the reparameterisation exact under mixed precision.
+    mean = layers.Dense(latent_dim, dtype="float32", name="z_mean")(x)  # (batch, latent)
+    log_var = layers.Dense(latent_dim, dtype="float32", name="z_log_var")(x)  # (batch, latent)
+    inputs = images if labels is None else [images, labels]
+    return keras.Model(inputs, [mean, log_var], name=name)
+
+
+def build_decoder(
+    image_shape: Sequence[int],
+    latent_dim: int,
+    *,
+    architecture: str = "conv",
+    num_classes: int | None = None,
+    filters: Sequence[int] = (32, 64),
+    hidden_units: Sequence[int] = (512, 256),
+    activation: str = "swish",
+    name: str = "decoder",
+) -> keras.Model:
+    """p(x | z[, y]): latents ``(batch, latent)`` -> raw outputs ``(batch, H, W, C)``, float32.
+
+    ``conv``: the dense ``hidden_units`` reversed, a dense layer to a ``ceil(H/2^n) x
+    ceil(W/2^n)`` grid, ``n = len(filters)`` stride-2 transposed convolutions (filters reversed),
+    a 3x3 convolution to ``C`` channels, then a crop to exactly ``H x W``.
+    ``mlp``: the dense ``hidden_units`` reversed, then a dense layer to ``H*W*C``.
+    """
+    h, w, c = _check(image_shape, architecture)
+    z = keras.Input(shape=(latent_dim,), name="z")
+    labels, one_hot = _label_input(num_classes)
+    x = z if one_hot is None else layers.Concatenate(name="concat_label")([z, one_hot])
+    for i, units in enumerate(reversed(tuple(hidden_units))):
+        x = layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
+    if architecture == "conv":
+        n = len(filters)
+        h0, w0 = math.ceil(h / 2**n), math.ceil(w / 2**n)
+        f0 = filters[-1] if filters else c
+        x = layers.Dense(h0 * w0 * f0, activation=activation, name="dense_grid")(x)
+        x = layers.Reshape((h0, w0, f0), name="grid")(x)  # (batch, h0, w0, f0)
+        for i, f in enumerate(reversed(tuple(filters))):
+            # (batch, h0 * 2^(i+1), w0 * 2^(i+1), f)
+            x = layers.Conv2DTranspose(f, 4, strides=2, padding="same", activation=activation,
+                                       name=f"deconv_{i}")(x)
+        x = layers.Conv2D(c, 3, padding="same", dtype="float32", name="out")(x)
+        dh, dw = h0 * 2**n - h, w0 * 2**n - w
+        if dh or dw:  # the ceil-divided grid overshoots: crop back to exactly H x W
+            x = layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)),
+                                  name="crop")(x)  # (batch, H, W, C)
+    else:
+        x = layers.Dense(h * w * c, dtype="float32", name="out")(x)
+        x = layers.Reshape((h, w, c), name="image")(x)  # (batch, H, W, C)
+    inputs = z if labels is None else [z, labels]
+    return keras.Model(inputs, x, name=name)

@@ -82,7 +82,9 @@ def validate_images(
         raise DataError(
             f"{source}: images must hold numbers, got dtype {x.dtype} (shape {_describe(x.shape)})"
         )
-    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+    if x.ndim == 0:
+        raise DataError(f"{source}: images must be an array of images, got a single number")
+    if x.shape[0] == 0 or x.size == 0:
         raise DataError(f"{source}: no images (empty data, shape {_describe(x.shape)})")
 
     want = normalize_image_shape(image_shape, source) if image_shape is not None else None

@@ -1,1 +1,35 @@
-"""Evaluation: likelihoods for VAEs, feature-space sample metrics for every generator."""
+"""Evaluation: likelihoods for VAEs, feature-space sample metrics for every generator.
+
+- :mod:`~tf_genai.evaluation.metrics`: FID, KID, improved precision/recall, density/coverage,
+  classifier score and class coverage on feature arrays (NumPy/SciPy only).
+- :mod:`~tf_genai.evaluation.features`: the cached digit classifier that turns images into
+  those features (:func:`get_classifier`, :class:`FeatureExtractor`).
+- :mod:`~tf_genai.evaluation.likelihood`: importance-sampled NLL and ELBO of a VAE.
+"""
+
+from tf_genai.evaluation.features import FeatureExtractor, get_classifier
+from tf_genai.evaluation.likelihood import importance_sampled_nll
+from tf_genai.evaluation.metrics import (
+    class_coverage,
+    classifier_score,
+    density_coverage,
+    frechet_distance,
+    frechet_distance_from_stats,
+    kernel_distance,
+    precision_recall,
+    sample_metrics,
+)
+
+__all__ = [
+    "FeatureExtractor",
+    "class_coverage",
+    "classifier_score",
+    "density_coverage",
+    "frechet_distance",
+    "frechet_distance_from_stats",
+    "get_classifier",
+    "importance_sampled_nll",
+    "kernel_distance",
+    "precision_recall",
+    "sample_metrics",
+]

@@ -1,0 +1,274 @@
+"""Keras callbacks for generative models: fixed-noise sample grids, TensorBoard images, KL warm-up.
+
+They work with any model of the interface in docs/ARCHITECTURE.md: a VAE is decoded with
+``model.decode``, a GAN with ``model.generate`` (duck-typed on the method present), always the
+whole batch of latent points in one call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import keras
+import numpy as np
+
+from tf_genai.errors import ConfigError
+from tf_genai.plotting import compose_grid, decode_latents, to_unit
+
+GIF_NAME = "samples.gif"
+
+
+class _FixedNoise:
+    """Latent points (and labels) drawn once from a NumPy RNG, decoded into a grid image."""
+
+    def __init__(self, num_samples: int, seed: int, labels: Any, owner: str):
+        if num_samples < 1:
+            raise ConfigError(f"{owner}: num_samples must be >= 1, got {num_samples}")
+        self.num_samples = int(num_samples)
+        self.seed = seed
+        self.given_labels = labels
+        self.owner = owner
+        self.z = None
+        self.labels = None
+        self.ncols = None
+
+    def draw(self, model: Any) -> None:
+        """Draw z (num_samples, latent_dim) ~ N(0, I) with the seed, and the labels to use."""
+        latent_dim = getattr(model, "latent_dim", None)
+        if not latent_dim:
+            raise ConfigError(f"{self.owner}: {type(model).__name__} has no latent_dim")
+        rng = np.random.default_rng(self.seed)
+        self.z = rng.standard_normal((self.num_samples, int(latent_dim))).astype(np.float32)
+        num_classes = getattr(model, "num_classes", None)
+        if self.given_labels is not None:
+            labels = np.asarray(self.given_labels, dtype=np.int32).reshape(-1)
+            if labels.size == 1:
+                labels = np.full((self.num_samples,), labels[0], dtype=np.int32)
+            if labels.shape[0] != self.num_samples:
+                raise ConfigError(
+                    f"{self.owner}: {labels.shape[0]} labels for {self.num_samples} samples"
+                )
+            self.labels = labels
+        elif num_classes:
+            # one class per column: 0 1 2 ... K-1 on every row
+            self.labels = (np.arange(self.num_samples) % num_classes).astype(np.int32)
+            self.ncols = int(num_classes)
+        if self.ncols is None:
+            self.ncols = math.ceil(math.sqrt(self.num_samples))
+
+    def grid(self, model: Any) -> np.ndarray:
+        """The decoded grid as float32 (H', W', C) in [0, 1]: one decode/generate call."""
+        images, data_range = decode_latents(model, self.z, self.labels)  # (n, H, W, C)
+        grid = compose_grid(to_unit(images, data_range), ncols=self.ncols)
+        return grid[..., None] if grid.ndim == 2 else grid  # (H', W', C)
+
+
+def _to_pil(grid: np.ndarray, min_side: int = 256):
+    """A unit-range (H, W, C) grid as a PIL image, upscaled (nearest) to >= ``min_side`` px."""
+    from PIL import Image
+
+    pixels = np.round(grid * 255.0).astype(np.uint8)
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    scale = max(1, math.ceil(min_side / max(image.size)))
+    if scale > 1:  # tiny 8x8 or 28x28 digits are unreadable at 1:1 in a viewer
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    return image
+
+
+def _with_progress_bar(image, fraction: float, height: int = 4):
+    """``image`` with a bar below it, ``fraction`` of its width long (the training progress).
+
+    Besides showing where a GIF frame is in training, the bar makes every frame differ: Pillow
+    merges identical consecutive GIF frames, which would break "one frame per saved epoch"
+    for a model that has stopped changing.
+    """
+    from PIL import Image, ImageDraw
+
+    framed = Image.new(image.mode, (image.width, image.height + height), 0)
+    framed.paste(image, (0, 0))
+    bar = max(1, round(fraction * image.width))
+    ImageDraw.Draw(framed).rectangle(
+        [0, image.height + 1, bar - 1, image.height + height - 1],
+        fill=255 if image.mode == "L" else (255, 255, 255),
+    )
+    return framed
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Saves a grid of samples from the SAME latent points after every ``every`` epochs.
+
+    Fixed noise makes the frames comparable, so ``epoch_001.png``, ``epoch_002.png``, ... show
+    the generator improving, and ``samples.gif`` (written at the end of training when ``gif``)
+    animates them, one frame per PNG with a progress bar under each frame.
+
+    Args:
+        directory: folder for the PNGs and the GIF (created if missing; files in it are
+            overwritten).
+        num_samples: points per grid.
+        seed: seed of the NumPy RNG the latent points are drawn from (once, at train begin).
+        labels: the classes of a conditional model (one int or one per sample); by default
+            0, 1, ..., K-1 along each row.
+        every: save after epochs every, 2*every, ... (1-based).
+        gif: also write the animated GIF.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        num_samples: int = 64,
+        seed: int = 0,
+        labels: Any = None,
+        every: int = 1,
+        gif: bool = True,
+    ):
+        super().__init__()
+        if every < 1:
+            raise ConfigError(f"SampleGrid: every must be >= 1, got {every}")
+        self.directory = os.fspath(directory)
+        self.every = int(every)
+        self.gif = bool(gif)
+        self.noise = _FixedNoise(num_samples, seed, labels, "SampleGrid")
+        self.paths: list[str] = []
+        self.gif_path: str | None = None
+        self._frames: list = []
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        self.noise.draw(self.model)
+        self.paths, self._frames, self.gif_path = [], [], None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        image = _to_pil(self.noise.grid(self.model))
+        path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
+        image.save(path, format="PNG")
+        self.paths.append(path)
+        total = (self.params or {}).get("epochs") or epoch + 1
+        self._frames.append(_with_progress_bar(image, (epoch + 1) / max(total, epoch + 1)))
+
+    def on_train_end(self, logs=None):
+        if not (self.gif and self._frames):
+            return
+        self.gif_path = os.path.join(self.directory, GIF_NAME)
+        first, *rest = self._frames
+        first.save(
+            self.gif_path, format="GIF", save_all=True, append_images=rest,
+            duration=400, loop=0, optimize=False,
+        )
+
+
+def write_image_summary(tag: str, image: np.ndarray, step: int) -> None:
+    """Write one unit-range (H, W, C) image as a TensorBoard image summary to the default writer.
+
+    This is the record ``tf.summary.image`` writes (a string tensor ``[width, height, png]``
+    tagged for the ``images`` plugin), built with TensorFlow core only: ``tf.summary.image``
+    itself lives in the ``tensorboard`` package, which TensorFlow no longer installs.
+    """
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    pixels = tf.convert_to_tensor(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    encoded = tf.io.encode_png(pixels)
+    height, width = image.shape[:2]
+    tensor = tf.stack([tf.as_string(width), tf.as_string(height), encoded])  # (3,) strings
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"),
+    )
+    tf.summary.write(tag, tensor, step=step, metadata=metadata)
+
+
+class TensorBoardImages(keras.callbacks.Callback):
+    """Logs a grid of samples from fixed latent points to TensorBoard after each epoch.
+
+    The grid is one ``tf.summary.image`` named ``samples`` per epoch (step = epoch index), in
+    its own file writer under ``log_dir``, so it sits next to ``keras.callbacks.TensorBoard``'s
+    scalars when both use the same folder.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, num_samples: int = 16, seed: int = 0,
+                 labels: Any = None):
+        super().__init__()
+        self.log_dir = os.fspath(log_dir)
+        self.noise = _FixedNoise(num_samples, seed, labels, "TensorBoardImages")
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self.noise.draw(self.model)
+        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        grid = self.noise.grid(self.model)  # (H', W', C) in [0, 1]
+        with self._writer.as_default():
+            write_image_summary("samples", grid, step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Linear KL warm-up (Bowman et al. 2016; Sønderby et al. 2016, "Ladder VAE").
+
+    Sets the VAE's ``kl_weight`` variable to ``target * min(epoch / warmup_epochs, 1)`` at the
+    start of every epoch (epoch 0 trains with weight 0, epoch ``warmup_epochs`` and later with
+    ``target``), which lets the decoder learn to use z before the KL term pulls the posterior
+    onto the prior. The value used is logged as ``kl_weight`` in the epoch logs (and History).
+
+    Args:
+        warmup_epochs: epochs to reach ``target``; 0 means no warm-up.
+        target: the final weight; defaults to the model's ``beta``.
+    """
+
+    def __init__(self, warmup_epochs: int, target: float | None = None):
+        super().__init__()
+        if int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+            raise ConfigError(f"KLWarmup: warmup_epochs must be an integer >= 0, got "
+                              f"{warmup_epochs}")
+        if target is not None and not (math.isfinite(target) and target >= 0):
+            raise ConfigError(f"KLWarmup: target must be finite and >= 0, got {target}")
+        self.warmup_epochs = int(warmup_epochs)
+        self.target = target
+        self._target = None
+        self._value = None
+
+    def weight(self, epoch: int) -> float:
+        """The KL weight for a 0-based ``epoch``."""
+        target = self._target if self._target is not None else self.target
+        if self.warmup_epochs == 0:
+            return float(target)
+        return float(target) * min(epoch / self.warmup_epochs, 1.0)
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "kl_weight"):
+            raise ConfigError(
+                f"KLWarmup: {type(self.model).__name__} has no kl_weight variable (a VAE has)"
+            )
+        if self.target is not None:
+            self._target = float(self.target)
+        else:
+            beta = getattr(self.model, "beta", None)
+            if beta is None:
+                raise ConfigError(
+                    f"KLWarmup: {type(self.model).__name__} has no beta; pass target="
+                )
+            self._target = float(beta)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._value = self.weight(epoch)
+        self.model.kl_weight.assign(self._value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._value is not None:
+            logs["kl_weight"] = self._value
+
+
+__all__ = ["SampleGrid", "TensorBoardImages", "KLWarmup"]

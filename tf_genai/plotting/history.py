@@ -1,0 +1,106 @@
+"""Training curves from a Keras ``History``, a dict of lists or a saved ``history.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from tf_genai.errors import DataError
+from tf_genai.plotting._common import finish, new_figure
+
+PathLike = str | os.PathLike
+
+
+def load_history(history_or_path: Any) -> dict[str, list[float]]:
+    """The metric -> per-epoch values dict of a History, a dict or a JSON file.
+
+    A JSON file may hold the dict itself or ``{"history": {...}}`` (Keras' ``History`` layout).
+    """
+    source = "history"
+    obj = history_or_path
+    if isinstance(obj, (str, os.PathLike)):
+        source = os.fspath(obj)
+        try:
+            with open(source, encoding="utf-8") as f:
+                obj = json.load(f)
+        except FileNotFoundError:
+            raise DataError(f"{source}: history file not found") from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"{source}: not a JSON history file ({err})") from None
+    if hasattr(obj, "history") and not isinstance(obj, Mapping):
+        obj = obj.history  # keras.callbacks.History
+    if isinstance(obj, Mapping) and isinstance(obj.get("history"), Mapping):
+        obj = obj["history"]
+    if not isinstance(obj, Mapping):
+        raise DataError(f"{source}: expected a dict of metric lists, got {type(obj).__name__}")
+    history = {}
+    for key, values in obj.items():
+        if isinstance(values, (list, tuple, np.ndarray)) and len(values) > 0:
+            try:
+                history[str(key)] = [float(v) for v in values]
+            except (TypeError, ValueError):
+                continue  # not a numeric series (e.g. a list of strings): nothing to plot
+    if not history:
+        raise DataError(f"{source}: no numeric metric series to plot")
+    return history
+
+
+def metric_groups(history: Mapping[str, Sequence[float]]) -> dict[str, list[str]]:
+    """Keys grouped by metric: ``{"loss": ["loss", "val_loss"], ...}`` in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for key in history:
+        base = key[4:] if key.startswith("val_") else key
+        groups.setdefault(base, []).append(key)
+    return groups
+
+
+def plot_history(
+    history_or_path: Any,
+    *,
+    ncols: int = 3,
+    title: str | None = None,
+    path: PathLike | None = None,
+) -> Figure:
+    """One axes per metric, training (solid) and validation (dashed) curves together.
+
+    Args:
+        history_or_path: a ``keras.callbacks.History``, a dict of per-epoch lists, or the path
+            of a ``history.json``.
+        ncols: axes per row.
+
+    Returns:
+        A Figure with exactly one axes per metric group (``loss`` with ``val_loss``, ...).
+    """
+    history = load_history(history_or_path)
+    groups = metric_groups(history)
+    ncols = max(1, min(ncols, len(groups)))
+    nrows = math.ceil(len(groups) / ncols)
+    fig = new_figure((3.6 * ncols, 2.8 * nrows), layout="constrained")
+    for k, (base, keys) in enumerate(groups.items()):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        for key in keys:
+            values = np.asarray(history[key])
+            epochs = np.arange(1, len(values) + 1)
+            is_val = key.startswith("val_")
+            ax.plot(
+                epochs, values, "--" if is_val else "-", marker="o" if len(values) < 15 else None,
+                ms=3, label="validation" if is_val else "train",
+            )
+        ax.set_title(base)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if len(keys) > 1:
+            ax.legend(fontsize="small")
+        # integer epochs on the x axis even for a 2-epoch run
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    return finish(fig, path)
+
+
+__all__: Sequence[str] = ["load_history", "metric_groups", "plot_history"]

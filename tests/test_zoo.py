@@ -1,0 +1,28 @@
+"""Every zoo model through the same checks (tests/zoo_helpers.py): config round trip, a tiny
+fit with finite metrics, and a `.keras` save -> load in a new process with equal outputs that
+goes on training from the saved optimizer and seed state."""
+
+from __future__ import annotations
+
+import pytest
+import zoo_helpers
+
+import tf_genai
+
+ZOO = tf_genai.available()
+
+
+def test_zoo_has_every_documented_model():
+    assert zoo_helpers.EXPECTED_ZOO <= set(ZOO), sorted(zoo_helpers.EXPECTED_ZOO - set(ZOO))
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_config_round_trip(name):
+    zoo_helpers.check_config_round_trip(name)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", ZOO)
+def test_fit_save_reload_in_new_process_and_continue_fit(name, tmp_path):
+    zoo_helpers.check_save_load_continue(name, tmp_path)

@@ -1,0 +1,432 @@
+"""The checks every zoo model runs through (tests/test_zoo.py, tests/test_export.py).
+
+One code path for every model, as keras-hub's shared test helper does: config round trip,
+a tiny-shape ``fit`` with finite metrics, ``.keras`` save -> load in a NEW process with equal
+outputs and a continued ``fit`` from the saved optimizer state, SavedModel export loaded by
+plain TensorFlow in a process that never imports tf_genai, and TFLite conversion.
+
+Data: scikit-learn's 8x8 digits (first 256 images), in the model's data range, unshuffled so
+that every process and epoch sees the same batches and losses can be compared across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TESTS_DIR = Path(__file__).resolve().parent
+IMAGE_SHAPE = (8, 8, 1)
+NUM_IMAGES = 256
+BATCH_SIZE = 32
+PROBE_SIZE = 6
+SUBPROCESS_TIMEOUT_S = 300
+# The next epoch of a reloaded model must match the uninterrupted run's next epoch this
+# closely (relative); a lost optimizer state or seed state moves it by far more (see
+# test_zoo.py), while the float noise between two processes is ~1e-6.
+CONTINUE_RTOL = 2e-3
+EXPECTED_ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan"}
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def make_model(name: str, **kwargs: Any):
+    """The zoo model ``name`` at the tiny test shape (8x8x1); other arguments its defaults."""
+    import tf_genai
+
+    return tf_genai.create(name, image_shape=IMAGE_SHAPE, **kwargs)
+
+
+def digits(model, n: int = NUM_IMAGES) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` sklearn digits, float32 ``(n, 8, 8, 1)`` in ``model.data_range``."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images[:n] / 16.0).astype("float32")[..., None]  # (n, 8, 8, 1) in [0, 1]
+    if model.data_range == "symmetric":
+        x = x * 2.0 - 1.0
+    return x, d.target[:n].astype("int32")
+
+
+def dataset(model, x: np.ndarray, y: np.ndarray):
+    """Unshuffled batches: ``images``, or ``(images, labels)`` for a conditional model."""
+    import tensorflow as tf
+
+    data = (x, y) if model.num_classes else x
+    return tf.data.Dataset.from_tensor_slices(data).batch(BATCH_SIZE)
+
+
+def probe_inputs(model, n: int = PROBE_SIZE, seed: int = 123) -> dict[str, np.ndarray]:
+    """Fixed inputs to compare outputs on: ``z``, ``images`` and (conditional) ``labels``."""
+    rng = np.random.default_rng(seed)
+    probe = {
+        "z": rng.standard_normal((n, model.latent_dim)).astype("float32"),  # (n, latent)
+        "images": digits(model, n)[0],
+    }
+    if model.num_classes:
+        probe["labels"] = (np.arange(n) % model.num_classes).astype("int32")
+    return probe
+
+
+def deterministic_outputs(model, probe: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The outputs that must survive a save/load: decoder/generator on z, encoder moments."""
+    labels = probe.get("labels")
+    if model.family == "vae":
+        mean, log_var = model.encode(probe["images"], labels=labels)
+        return {
+            "decode": np.asarray(model.decode(probe["z"], labels=labels)),
+            "encode_mean": np.asarray(mean),
+            "encode_log_var": np.asarray(log_var),
+        }
+    return {"generate": np.asarray(model.generate(probe["z"], labels=labels))}
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def compile_model(model) -> None:
+    """Compile as ``tf-genai train`` does (one Adam, or one per network for GANs)."""
+    from tf_genai.training import compile_model as compile_like_training
+
+    compile_like_training(model)
+
+
+def optimizer_iterations(model) -> dict[str, int]:
+    """``iterations`` of every optimizer the model holds, by attribute name."""
+    found = {}
+    for attr in ("optimizer", "d_optimizer", "g_optimizer"):
+        opt = getattr(model, attr, None)
+        if opt is not None:
+            found[attr] = int(opt.iterations.numpy())
+    return found
+
+
+def fit_one_epoch(model, ds) -> dict[str, float]:
+    """One epoch of the model's own ``train_step``; the epoch's metrics."""
+    history = model.fit(ds, epochs=1, verbose=0).history
+    return {k: float(v[-1]) for k, v in history.items()}
+
+
+def continue_keys(model) -> tuple[str, ...]:
+    """The metrics that must continue their curve after a reload."""
+    return ("loss",) if model.family == "vae" else ("d_loss", "g_loss")
+
+
+def expected_metrics(model) -> set[str]:
+    """The metric names docs/ARCHITECTURE.md promises for the model's family."""
+    if model.family == "vae":
+        return {"loss", "reconstruction_loss", "kl_loss"}
+    return {"d_loss", "g_loss"}
+
+
+def check_finite_metrics(model, metrics: dict[str, float], when: str) -> None:
+    missing = expected_metrics(model) - set(metrics)
+    assert not missing, f"{when}: metrics {sorted(missing)} missing from {sorted(metrics)}"
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    assert not bad, f"{when}: non-finite metrics {bad}"
+
+
+# -------------------------------------------------------------------- config round trip
+
+
+def check_config_round_trip(name: str) -> None:
+    """``cls.from_config(m.get_config()).get_config() == m.get_config()``."""
+    model = make_model(name)
+    config = model.get_config()
+    rebuilt = type(model).from_config(config)
+    assert rebuilt.get_config() == config
+    # The config must also survive JSON, as it does inside a .keras file.
+    assert type(model).from_config(json.loads(json.dumps(config))).get_config() == config
+    for attr in ("family", "image_shape", "latent_dim", "num_classes", "data_range"):
+        assert hasattr(model, attr), f"{name} lacks the contract attribute {attr!r}"
+    assert tuple(model.image_shape) == IMAGE_SHAPE
+
+
+# --------------------------------------------- .keras save -> load in a new process -> fit
+
+
+def _run_python(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=full_env,
+    )
+
+
+def _finish(proc: subprocess.Popen, what: str) -> str:
+    try:
+        out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"{what}: subprocess timed out\n{out[-4000:]}") from None
+    assert proc.returncode == 0, f"{what}: subprocess failed (rc={proc.returncode})\n{out[-6000:]}"
+    return out
+
+
+_RELOAD_SCRIPT = f"""
+import sys
+sys.path.insert(0, {str(TESTS_DIR)!r})
+import zoo_helpers
+zoo_helpers.reload_and_continue(*sys.argv[1:])
+"""
+
+
+def reload_and_continue(model_path: str, probe_path: str, result_path: str) -> None:
+    """(Run in the new process.) Load the .keras file, record outputs, fit one more epoch."""
+    import keras
+
+    import tf_genai.models  # noqa: F401  (registers the zoo with Keras serialization)
+
+    model = keras.saving.load_model(model_path)
+    probe = dict(np.load(probe_path))
+    outputs = deterministic_outputs(model, probe)
+    loaded_iterations = optimizer_iterations(model)
+    x, y = digits(model)
+    metrics = fit_one_epoch(model, dataset(model, x, y))
+    np.savez(result_path + ".npz", **outputs)
+    Path(result_path).write_text(json.dumps({
+        "class": type(model).__name__,
+        "config": model.get_config(),
+        "loaded_iterations": loaded_iterations,
+        "iterations_after_fit": optimizer_iterations(model),
+        "metrics": metrics,
+    }))
+
+
+def check_save_load_continue(name: str, tmp_path: Path) -> dict[str, Any]:
+    """Fit an epoch, save, reload in a new process, compare outputs, continue the fit there.
+
+    The reloaded model's next epoch must match (``CONTINUE_RTOL``) the epoch an
+    uninterrupted run of the same model gets, which only happens when the weights, both
+    optimizers' slots and iteration counts, and the model's seed state all survived.
+
+    Returns:
+        The measured figures (for the failure message and the report).
+    """
+    model = make_model(name)
+    compile_model(model)
+    x, y = digits(model)
+    ds = dataset(model, x, y)
+    first = fit_one_epoch(model, ds)
+    check_finite_metrics(model, first, f"{name} epoch 1")
+
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    probe = probe_inputs(model)
+    probe_path = tmp_path / "probe.npz"
+    np.savez(probe_path, **probe)
+    expected = deterministic_outputs(model, probe)
+    saved_iterations = optimizer_iterations(model)
+    assert saved_iterations and all(v > 0 for v in saved_iterations.values()), saved_iterations
+
+    result_path = tmp_path / "reloaded.json"
+    proc = _run_python(_RELOAD_SCRIPT, str(path), str(probe_path), str(result_path))
+    # The uninterrupted second epoch runs here while the new process loads (2 cores).
+    uninterrupted = fit_one_epoch(model, ds)
+    after_uninterrupted = optimizer_iterations(model)
+    _finish(proc, f"{name}: reload {path.name}")
+
+    result = json.loads(result_path.read_text())
+    reloaded_outputs = dict(np.load(str(result_path) + ".npz"))
+    assert result["class"] == type(model).__name__
+    assert result["config"] == model.get_config()
+    for key, want in expected.items():
+        np.testing.assert_allclose(reloaded_outputs[key], want, rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{name}: {key} differs after reload")
+
+    assert result["loaded_iterations"] == saved_iterations, (
+        f"{name}: optimizer iterations {saved_iterations} saved, "
+        f"{result['loaded_iterations']} after load"
+    )
+    assert result["iterations_after_fit"] == after_uninterrupted, (
+        f"{name}: after one more epoch the reloaded optimizers count "
+        f"{result['iterations_after_fit']}, the uninterrupted ones {after_uninterrupted}"
+    )
+    reloaded = result["metrics"]
+    check_finite_metrics(model, reloaded, f"{name} epoch 2 after reload")
+    figures = {"epoch1": first, "epoch2_uninterrupted": uninterrupted, "epoch2_reloaded": reloaded}
+    for key in continue_keys(model):
+        assert math.isclose(reloaded[key], uninterrupted[key], rel_tol=CONTINUE_RTOL,
+                            abs_tol=1e-4), (
+            f"{name}: {key} of the next epoch after reload {reloaded[key]:.6f} does not continue "
+            f"the uninterrupted run's {uninterrupted[key]:.6f} (epoch 1: {first[key]:.6f})"
+        )
+    if model.family == "vae":
+        # The curve goes on down rather than restarting from the first epoch's level.
+        assert reloaded["loss"] < first["loss"], figures
+    return figures
+
+
+# ----------------------------------------------------------------- SavedModel in plain TF
+
+
+_PLAIN_TF_SCRIPT = """
+import importlib.abc, json, sys
+import numpy as np
+
+class _NoTFGenAI(importlib.abc.MetaPathFinder):
+    # Fail loudly if anything (TF's loader included) tries to import tf_genai.
+    def find_spec(self, name, path=None, target=None):
+        if name == "tf_genai" or name.startswith("tf_genai."):
+            raise ImportError("the export must load without tf_genai, but " + name + " was imported")
+        return None
+
+sys.meta_path.insert(0, _NoTFGenAI())
+import tensorflow as tf
+
+export_dir, calls_path, out_path = sys.argv[1:]
+loaded = tf.saved_model.load(export_dir)
+calls = json.loads(open(calls_path).read())
+inputs = dict(np.load(calls_path + ".npz"))
+results = {}
+for call_name, (signature, args) in calls.items():
+    fn = loaded.signatures[signature]
+    out = fn(**{k: tf.constant(inputs[v]) for k, v in args.items()})
+    for k, v in out.items():
+        results[call_name + "/" + k] = v.numpy()
+np.savez(out_path + ".npz", **results)
+leaked = sorted(m for m in sys.modules if m == "tf_genai" or m.startswith("tf_genai."))
+json.dump({"signatures": sorted(loaded.signatures), "tf_genai_modules": leaked,
+           "metadata": json.load(open(export_dir + "/metadata.json"))}, open(out_path, "w"))
+"""
+
+
+def export_calls(model, probe: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
+    """The signature calls to make on an export, as ``{call: (signature, {arg: array key})}``.
+
+    Batch sizes differ between calls (6, 3, 4) to show the batch dimension is dynamic.
+    """
+    n = len(probe["z"])
+    arrays = {"z": probe["z"], "images": probe["images"][:3],
+              "n4": np.int32(4), "n2": np.int32(2), "seed7": np.int32(7), "seed8": np.int32(8)}
+    cond = {}
+    if model.num_classes:
+        arrays["labels"] = probe["labels"]
+        arrays["labels3"] = probe["labels"][:3]
+        arrays["labels4"] = (np.arange(4) % model.num_classes).astype("int32")
+        arrays["labels2"] = (np.arange(2) % model.num_classes).astype("int32")
+    lab = (lambda key: {"labels": key}) if model.num_classes else (lambda key: {})
+    calls = {
+        "sample_a": ("sample", {"num_samples": "n4", "seed": "seed7", **lab("labels4")}),
+        "sample_b": ("sample", {"num_samples": "n4", "seed": "seed7", **lab("labels4")}),
+        "sample_c": ("sample", {"num_samples": "n2", "seed": "seed8", **lab("labels2")}),
+    }
+    if model.family == "vae":
+        calls["encode"] = ("encode", {"images": "images", **lab("labels3")})
+        calls["decode"] = ("decode", {"z": "z", **lab("labels")})
+        calls["reconstruct"] = ("reconstruct", {"images": "images", **lab("labels3")})
+    else:
+        calls["generate"] = ("generate", {"z": "z", **lab("labels")})
+    assert n == PROBE_SIZE
+    return calls, arrays
+
+
+def expected_export_outputs(model, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the in-process model gives for each export call."""
+    labels = arrays.get("labels")
+    labels3 = arrays.get("labels3")
+    out = {
+        "sample_a/images": model.sample(4, seed=7, labels=arrays.get("labels4")),
+        "sample_c/images": model.sample(2, seed=8, labels=arrays.get("labels2")),
+    }
+    if model.family == "vae":
+        mean, log_var = model.encode(arrays["images"], labels=labels3)
+        out["encode/mean"], out["encode/log_var"] = mean, log_var
+        out["decode/images"] = model.decode(arrays["z"], labels=labels)
+        # The reconstruct signature decodes the posterior mean (deterministic).
+        out["reconstruct/images"] = model.decode(mean, labels=labels3)
+    else:
+        out["generate/images"] = model.generate(arrays["z"], labels=labels)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def expected_signatures(model) -> list[str]:
+    if model.family == "vae":
+        return ["decode", "encode", "reconstruct", "sample"]
+    return ["generate", "sample"]
+
+
+def check_export_in_plain_tf(name: str, tmp_path: Path) -> None:
+    """Export, load in a process without tf_genai, call every signature, compare outputs."""
+    from tf_genai import export
+
+    model = make_model(name)
+    export_dir = export.export_saved_model(model, tmp_path / "export")
+    assert export_dir == tmp_path / "export" and (export_dir / "saved_model.pb").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp dirs left"
+
+    calls, arrays = export_calls(model, probe_inputs(model))
+    calls_path = tmp_path / "calls.json"
+    calls_path.write_text(json.dumps(calls))
+    np.savez(str(calls_path) + ".npz", **arrays)
+    out_path = tmp_path / "outputs.json"
+    proc = _run_python(_PLAIN_TF_SCRIPT, str(export_dir), str(calls_path), str(out_path))
+    expected = expected_export_outputs(model, arrays)  # meanwhile, in this process
+    _finish(proc, f"{name}: plain-TF load of {export_dir}")
+
+    result = json.loads(out_path.read_text())
+    got = dict(np.load(str(out_path) + ".npz"))
+    assert result["tf_genai_modules"] == [], result["tf_genai_modules"]
+    assert result["signatures"] == expected_signatures(model)
+    for key, want in expected.items():
+        assert got[key].dtype == np.float32, (key, got[key].dtype)
+        np.testing.assert_allclose(got[key], want, rtol=0, atol=1e-5,
+                                   err_msg=f"{name}: export {key} differs from the model")
+    np.testing.assert_array_equal(got["sample_a/images"], got["sample_b/images"])  # same seed
+    assert got["sample_a/images"].shape == (4, *IMAGE_SHAPE)
+    low, high = (0.0, 1.0) if model.data_range == "unit" else (-1.0, 1.0)
+    assert got["sample_a/images"].min() >= low and got["sample_a/images"].max() <= high
+
+    meta = result["metadata"]
+    assert meta["family"] == model.family and meta["zoo_name"] == name
+    assert meta["image_shape"] == list(IMAGE_SHAPE) and meta["latent_dim"] == model.latent_dim
+    assert meta["num_classes"] == model.num_classes and meta["data_range"] == model.data_range
+    assert sorted(meta["signatures"]) == expected_signatures(model)
+    assert meta["signatures"]["sample"]["inputs"]["seed"] == {"dtype": "int32", "shape": []}
+
+
+# ------------------------------------------------------------------------------------ TFLite
+
+
+def run_tflite(flatbuffer: bytes, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a TFLite flatbuffer's only signature (LiteRT if installed, else tf.lite)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        runner = Interpreter(model_content=flatbuffer).get_signature_runner()
+    return runner(**inputs)
+
+
+def check_tflite(name: str, tmp_path: Path) -> None:
+    """The decoder/generator converts to TFLite and gives the model's outputs (1e-5)."""
+    from tf_genai import export
+
+    model = make_model(name)
+    path = tmp_path / f"{name}.tflite"
+    flatbuffer = export.convert_to_tflite(model, path)
+    assert path.read_bytes() == flatbuffer
+    probe = probe_inputs(model)
+    inputs = {"z": probe["z"]}
+    if model.num_classes:
+        inputs["labels"] = probe["labels"]
+    out = run_tflite(flatbuffer, inputs)["images"]
+    if model.family == "vae":
+        want = model.decode(probe["z"], labels=probe.get("labels"))
+    else:
+        want = model.generate(probe["z"], labels=probe.get("labels"))
+    np.testing.assert_allclose(out, np.asarray(want), rtol=0, atol=1e-5,
+                               err_msg=f"{name}: TFLite output differs from the model")

@@ -166,8 +166,8 @@ def tile_figsize(grid: np.ndarray, max_inches: float = 8.0, min_inches: float = 
     """A figure size that keeps the grid's aspect ratio, its long side within bounds."""
     h, w = grid.shape[:2]
     long_side = max(h, w)
-    # ~ 40 screen pixels per 28-pixel digit at dpi 100, capped so big grids stay on screen
-    inches = float(np.clip(long_side / 70.0, min_inches, max_inches))
+    # ~ 70 screen pixels per 28-pixel digit at dpi 100, capped so big grids stay on screen
+    inches = float(np.clip(long_side / 40.0, min_inches, max_inches))
     return (inches * w / long_side, inches * h / long_side)
 
 

@@ -50,13 +50,26 @@ def load_history(history_or_path: Any) -> dict[str, list[float]]:
     return history
 
 
+# Shown after the metrics: schedules, not results.
+_SCHEDULES = ("kl_weight", "learning_rate", "lr")
+
+
 def metric_groups(history: Mapping[str, Sequence[float]]) -> dict[str, list[str]]:
-    """Keys grouped by metric: ``{"loss": ["loss", "val_loss"], ...}`` in first-seen order."""
+    """Keys grouped by metric: ``{"loss": ["loss", "val_loss"], ...}``.
+
+    Order: ``loss`` first, then the other metrics as they come (Keras sorts them by name),
+    then schedules such as ``kl_weight``; training before validation within a group.
+    """
     groups: dict[str, list[str]] = {}
     for key in history:
         base = key[4:] if key.startswith("val_") else key
         groups.setdefault(base, []).append(key)
-    return groups
+
+    def rank(base: str) -> int:
+        return 0 if base == "loss" else 2 if base in _SCHEDULES else 1
+
+    return {base: sorted(groups[base], key=lambda k: k.startswith("val_"))
+            for base in sorted(groups, key=rank)}
 
 
 def plot_history(

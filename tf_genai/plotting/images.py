@@ -176,11 +176,11 @@ def plot_reconstructions(
     recon = to_numpy(recon)  # (n, H, W, C)
     strips = [compose_grid(to_unit(a, data_range), 1, n) for a in (x, recon)]
     w_in, h_in = tile_figsize(np.concatenate(strips, axis=0), max_inches=12.0, min_inches=2.0)
-    fig = new_figure((w_in, h_in + 0.6), layout="constrained")
+    fig = new_figure((max(w_in, 4.0), h_in + 0.9), layout="constrained")
     axes = fig.subplots(2, 1)
-    for ax, strip, name in zip(axes, strips, ("original", "reconstruction")):
+    for ax, strip, name in zip(axes, strips, ("originals", "reconstructions")):
         show_image(ax, strip)
-        ax.set_ylabel(name)
+        ax.set_title(name, loc="left", fontsize="medium")
     if title:
         fig.suptitle(title)
     return finish(fig, path)

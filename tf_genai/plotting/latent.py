@@ -143,7 +143,7 @@ def plot_latent_scatter(
     points, axis_labels = _project_2d(latents, method, seed)
     fig = new_figure((6.0, 5.2), layout="constrained")
     ax = fig.add_subplot()
-    size = float(np.clip(8000.0 / len(points), 3.0, 40.0))  # smaller dots for big sets
+    size = float(np.clip(20000.0 / len(points), 4.0, 40.0))  # smaller dots for big sets
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=size, alpha=0.6, color="tab:blue", lw=0)
     else:

@@ -6,15 +6,17 @@ no Keras model code). Its serving signatures, all float32 images of shape
 [-1, 1]) and a dynamic batch size:
 
 - VAE: ``encode(images)`` -> ``{mean, log_var}``, ``decode(z)`` -> ``{images}``,
-  ``reconstruct(images)`` -> ``{images}``, ``sample(num_samples, seed)`` -> ``{images}``.
+  ``reconstruct(images)`` -> ``{images}`` (the decoded posterior mean: deterministic, unlike
+  ``model.reconstruct``, which decodes one posterior draw), ``sample(num_samples, seed)`` ->
+  ``{images}``.
 - GAN: ``generate(z)`` -> ``{images}``, ``sample(num_samples, seed)`` -> ``{images}``.
 - Conditional models take ``labels`` (int32 ``(batch,)``) as well.
 
 ``sample`` is deterministic given its int32 ``seed``: it draws ``z`` with
 ``tf.random.stateless_normal((num_samples, latent_dim), seed=[seed, 0])``, which is exactly
-what ``keras.random.normal(..., seed=seed)`` draws for an integer seed, so it matches a model's
-``sample(n, seed=seed)`` when that model draws ``z`` that way (see the README's Serving
-section); it is independent of the model's own ``SeedGenerator`` stream (``seed=None``).
+what ``keras.random.normal(..., seed=seed)`` and a fresh ``SeedGenerator(seed)`` draw first, so
+it gives the same images as ``model.sample(n, seed=seed)`` (tested); it is independent of the
+model's own ``SeedGenerator`` stream (``model.sample(n)`` with ``seed=None``).
 
 ``metadata.json`` in the export directory records the family, class, zoo name, image shape,
 latent size, classes, data range and the signatures with their dtypes and shapes.
@@ -209,9 +211,11 @@ def _build_module(model: Any) -> Any:
                 tf.shape(labels)[0], num_samples,
                 message="sample: labels must hold one class id per sample",
             )
-        # Same draw as keras.random.normal((n, latent), seed=int(seed)) on TensorFlow.
+        # The draw of keras.random.normal((n, latent), seed=int(seed)) on TensorFlow, which
+        # folds the seed into [0, 2**31 - 2) the same way (keras' _cast_seed).
+        folded = tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max - 1), tf.int32)
         z = tf.random.stateless_normal(
-            tf.stack([num_samples, latent_dim]), seed=tf.stack([seed, tf.constant(0)])
+            tf.stack([num_samples, latent_dim]), seed=tf.stack([folded, tf.constant(0)])
         )  # (n, latent)
         return images_out(to_images(z, labels))
 
@@ -223,7 +227,10 @@ def _build_module(model: Any) -> Any:
         return images_out(model.decode(z, labels=labels))
 
     def reconstruct(images: Any, labels: Any = None) -> dict[str, Any]:
-        return images_out(model.reconstruct(images, labels=labels))
+        # The posterior mean, not one posterior draw as model.reconstruct: a serving signature
+        # should answer the same image for the same input.
+        mean, _ = model.encode(images, labels=labels)  # (batch, latent)
+        return images_out(model.decode(mean, labels=labels))
 
     def generate(z: Any, labels: Any = None) -> dict[str, Any]:
         return images_out(model.generate(z, labels=labels))
@@ -464,8 +471,9 @@ def convert_to_tflite(
 
     The TFLite model maps ``z`` float32 ``(batch, latent_dim)`` (and ``labels`` int32
     ``(batch,)`` for conditional models) to ``images`` float32 ``(batch, H, W, C)`` in the
-    model's data range, as the SavedModel's ``decode``/``generate`` signature does. It is
-    converted with batch size 1; resize its input tensors for other batch sizes.
+    model's data range, as the SavedModel's ``decode``/``generate`` signature does. The batch
+    dimension is dynamic: ``Interpreter.get_signature_runner()`` resizes it per call (or call
+    ``resize_tensor_input`` then ``allocate_tensors``).
 
     Args:
         model: a tf_genai VAE or GAN.

@@ -88,7 +88,9 @@ def make_dataset(
         step_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, step_seeds)
         if y is None:
-            ds = ds.map(lambda b, s: _bernoulli(to_float(b), s), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(
+                lambda b, s: _bernoulli(to_float(b), s), num_parallel_calls=tf.data.AUTOTUNE
+            )
         else:
             ds = ds.map(
                 lambda b, s: (_bernoulli(to_float(b[0]), s), b[1]),

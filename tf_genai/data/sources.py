@@ -48,8 +48,7 @@ NUMPY_KEYS = (("x", "y"), ("images", "labels"), ("arr_0", "arr_1"))
 _CORRUPT_FILE_ERRORS = (Exception,)
 _IDX_NAME = re.compile(r"^(?P<prefix>.+?)[-._]images[-._]idx(?P<rank>\d)[-._]ubyte(?:\.gz)?$")
 
-Array = np.ndarray
-Pair = tuple[np.ndarray, "np.ndarray | None"]
+Pair = tuple[np.ndarray, np.ndarray | None]  # (images, labels)
 
 
 def load(
@@ -94,7 +93,7 @@ def load(
 def default_split_indices(num_images: int) -> tuple[np.ndarray, np.ndarray]:
     """The documented split of a source without its own: ``(train_indices, heldout_indices)``."""
     perm = np.random.default_rng(SPLIT_SEED).permutation(num_images)
-    num_heldout = int(num_images * HELDOUT_FRACTION)
+    num_heldout = num_images // 5  # HELDOUT_FRACTION in exact integer arithmetic
     cut = num_images - num_heldout
     return np.sort(perm[:cut]), np.sort(perm[cut:])
 
@@ -112,6 +111,7 @@ def train_validation_split(
     """
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"validation fraction must lie in (0, 1), got {fraction}")
+    images = np.asarray(images)
     n = len(images)
     num_val = int(round(n * fraction))
     if num_val < 1 or num_val >= n:
@@ -398,7 +398,8 @@ def _checked_pair(
 # --- image folders --------------------------------------------------------------------------
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    suffix_ok = path.suffix.lower() in IMAGE_SUFFIXES
+    return suffix_ok and path.is_file() and not path.name.startswith(".")
 
 
 def _image_files(folder: Path) -> tuple[list[Path], np.ndarray | None]:

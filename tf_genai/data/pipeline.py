@@ -5,8 +5,9 @@ One chain (as in Flax's ``input_pipeline.py``)::
     from_tensor_slices (uint8 stays uint8 in memory) -> cache -> shuffle(seed) -> [repeat]
     -> batch -> map(to float32, scale or dynamic binarization) -> prefetch
 
-Converting after batching runs one vectorized op per batch instead of one per image, which is
-several times faster than mapping single images, and keeps the cached data 4x smaller.
+Converting after batching runs one vectorized op per batch instead of one per image: on the
+10,000 MNIST images with 2 busy CPU cores that measured ~80-180k images/s against ~10k images/s
+for map-then-batch. Keeping uint8 until then also keeps the cached data 4x smaller.
 
 Dynamic binarization (the MNIST protocol of Salakhutdinov & Murray, 2008, as used by Burda et
 al., 2016, "Importance Weighted Autoencoders"): every training step draws a fresh Bernoulli

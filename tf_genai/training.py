@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -176,12 +177,21 @@ def train(
     use_labels = labels is not None and net.num_classes is not None
     train_x, train_y, val_x, val_y = images, labels, None, None
     if validation_fraction > 0 and len(images) >= 20:
-        train_x, train_y, val_x, val_y = data_lib.train_validation_split(
+        (train_x, train_y), (val_x, val_y) = data_lib.train_validation_split(
             images, labels, fraction=validation_fraction, seed=seed
         )
     ds_kwargs = dict(scale=net.data_range, batch_size=batch_size, seed=seed)
-    train_ds = data_lib.make_dataset(
-        train_x, train_y if use_labels else None, binarize=net.binarize, shuffle=True, **ds_kwargs
+    # A resumed run continues after the last backed-up epoch; each epoch's batches depend only
+    # on (seed, epoch), so the resumed epochs see exactly the uninterrupted run's batches.
+    from tf_genai import checkpointing
+
+    backup_dir = None if path is None else path / "backup"
+    if backup_dir is not None and not resume and backup_dir.exists():
+        shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
+    initial_epoch = checkpointing.backup_epoch(backup_dir) if resume and backup_dir else 0
+    train_ds, steps_per_epoch = epoch_dataset(
+        train_x, train_y if use_labels else None, binarize=net.binarize, epochs=epochs,
+        initial_epoch=initial_epoch, **ds_kwargs
     )
     val_ds = None
     if val_x is not None:
@@ -190,20 +200,20 @@ def train(
         )
 
     cbs = list(callbacks)
-    from tf_genai import checkpointing
-
-    if path is not None:
-        cbs.append(checkpointing.BackupAndResume(path / "backup"))
-        cbs.append(checkpointing.TerminateOnNaN(path / "backup"))
-    else:
-        cbs.append(checkpointing.TerminateOnNaN(None))
+    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir)
+    if backup is not None:
+        cbs.append(backup)
     if early_stopping and val_ds is not None:
         cbs.append(keras.callbacks.EarlyStopping(
             monitor="val_loss" if net.family == "vae" else "val_g_loss",
             patience=early_stopping, restore_best_weights=True))
+    # Last: it raises TrainingError from on_train_end, after the others have finished.
+    cbs.append(checkpointing.TerminateOnNaN(backup_dir))
 
-    fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose)
-    history = _json_history(fit.history)
+    fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=cbs, verbose=verbose)
+    # The backup's history covers the epochs before a resume too.
+    history = _json_history(backup.history if backup is not None else fit.history)
 
     files: dict[str, Path] = {}
     if path is not None:
@@ -213,6 +223,64 @@ def train(
                                           model_kwargs={k: (list(v) if isinstance(v, tuple) else v)
                                                         for k, v in kwargs.items()}))
     return TrainResult(net, history, path, files)
+
+
+def epoch_dataset(
+    images: Any,
+    labels: Any = None,
+    *,
+    batch_size: int,
+    scale: str,
+    binarize: bool,
+    seed: int,
+    epochs: int,
+    initial_epoch: int = 0,
+) -> tuple[Any, int]:
+    """The training batches of epochs ``initial_epoch .. epochs-1`` as one dataset.
+
+    Epoch ``e`` is a stateless shuffle seeded by ``(seed, e)``, and its dynamic binarization
+    uses stateless draws seeded by ``(seed, e, step)``. So its batches depend
+    on nothing else: not on how many iterators were created before in this process (a
+    ``reshuffle_each_iteration`` shuffle advances with each one, and ``fit`` under a
+    ``tf.distribute`` strategy creates an extra one), nor on whether the run was resumed.
+    Give ``fit`` the returned ``steps_per_epoch``.
+
+    Returns:
+        ``(dataset, steps_per_epoch)``.
+    """
+    import tensorflow as tf
+
+    from tf_genai import data as data_lib
+
+    n = len(images)
+    steps_per_epoch = math.ceil(n / batch_size)
+    # The data layer validates and scales; one unshuffled batch of everything, kept in memory.
+    everything = data_lib.make_dataset(
+        images, labels, batch_size=n, scale=scale, binarize=False, shuffle=False, cache=False
+    )
+    everything = next(iter(everything))  # (N, H, W, C) float32, or (images, labels)
+
+    def one_epoch(epoch):
+        epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])  # (2,) stateless seed
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), epoch_seed)
+        ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+
+        def gather(step, indices):
+            batch = tf.nest.map_structure(lambda t: tf.gather(t, indices), everything)
+            if binarize:  # a fresh Bernoulli draw per step, seeded by (seed, epoch, step)
+                images_ = batch[0] if isinstance(batch, tuple) else batch
+                step_seed = tf.stack([epoch_seed[0] * 1_000_003 + epoch, step])
+                noise = tf.random.stateless_uniform(tf.shape(images_), seed=step_seed)
+                drawn = tf.cast(noise < images_, tf.float32)  # Bernoulli(pixel intensity)
+                batch = (drawn, batch[1]) if isinstance(batch, tuple) else drawn
+            return batch
+
+        return ds.map(gather)
+
+    # A resumed run may have finished already: keep one epoch so fit can start (and stop).
+    first = min(int(initial_epoch), int(epochs) - 1)
+    dataset = tf.data.Dataset.range(first, int(epochs)).flat_map(one_epoch)
+    return dataset.prefetch(tf.data.AUTOTUNE), steps_per_epoch
 
 
 def write_run(model, history, path: Path, *, images=None, labels=None, seed: int = 0,

@@ -1,0 +1,269 @@
+"""Resume a killed run where it stopped, and stop a diverging run without losing its last good state.
+
+:class:`BackupAndResume` extends Keras' own ``keras.callbacks.BackupAndRestore`` (which restores
+the weights, ``model.optimizer`` and the epoch) with what our models need on top:
+
+* GANs keep two optimizers as attributes (``d_optimizer``, ``g_optimizer``). Keras' weights file
+  holds their slots, but an optimizer that is not built yet silently skips loading them (a
+  warning, not an error), so both are built before the backup is loaded.
+* The model-owned ``keras.random.SeedGenerator`` states (and those of layers such as Dropout) are
+  *not* in a Keras weights file; they are saved next to it (``rng_state.npz``), so the resumed
+  run draws the same noise the uninterrupted one would have.
+* A backup is written into a fresh folder that then replaces the last one by a rename, so a run
+  killed while saving still finds a complete backup (the previous one).
+* A backup with non-finite losses or weights is never written: after a NaN the directory still
+  holds the last good epoch (:class:`TerminateOnNaN` then stops the run).
+* It keeps the backup when training ends (``delete_checkpoint=False``): it is the run's last good
+  state, and ``train(resume=True)`` on a finished run then simply has nothing left to do.
+* It saves the per-epoch history, so a resumed run's history covers every epoch.
+
+Only epoch boundaries are backed up: a run killed mid-epoch repeats that epoch. For the repeat to
+give the same result, the data order of an epoch must depend only on (seed, epoch) — see
+``training.epoch_dataset``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from tf_genai.errors import ModelFileError, TrainingError
+
+LATEST, PREVIOUS, TMP = "latest", "previous", ".incoming"
+WEIGHTS_FILE = "model.weights.h5"
+RNG_FILE = "rng_state.npz"
+META_FILE = "training_metadata.json"
+HISTORY_FILE = "history.json"
+LOSS_KEYS = ("loss", "d_loss", "g_loss")
+
+
+def _finite_logs(logs: dict[str, Any] | None) -> tuple[bool, str | None, float | None]:
+    """Whether every loss in ``logs`` is finite; else the first non-finite key and its value."""
+    for key, value in (logs or {}).items():
+        if key in LOSS_KEYS or key.endswith("_loss"):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(number):
+                return False, key, number
+    return True, None, None
+
+
+def seed_generators(model: keras.Model) -> list[Any]:
+    """Every ``keras.random.SeedGenerator`` of ``model`` and its layers, in a fixed order."""
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                found.append(generator)
+    return found
+
+
+def model_optimizers(model: keras.Model) -> list[tuple[Any, list[Any]]]:
+    """``(optimizer, variables it updates)`` for every optimizer the model trains with.
+
+    ``model.optimizer`` updates ``model.trainable_variables``; a GAN's ``d_optimizer`` and
+    ``g_optimizer`` update its discriminator's and generator's trainable variables.
+    """
+    pairs = []
+    owners = {"d_optimizer": "discriminator", "g_optimizer": "generator"}
+    for attribute, owner in owners.items():
+        optimizer = getattr(model, attribute, None)
+        network = getattr(model, owner, None)
+        if isinstance(optimizer, keras.optimizers.Optimizer) and network is not None:
+            pairs.append((optimizer, network.trainable_variables))
+    if not pairs and isinstance(getattr(model, "optimizer", None), keras.optimizers.Optimizer):
+        pairs.append((model.optimizer, model.trainable_variables))
+    return pairs
+
+
+def backup_epoch(directory: str | os.PathLike) -> int:
+    """The number of epochs the backup in ``directory`` has completed (0 when there is none)."""
+    meta = _read_meta(Path(directory))
+    return 0 if meta is None else int(meta["epoch"])
+
+
+def backup_history(directory: str | os.PathLike) -> dict[str, list[float]]:
+    """The per-epoch history saved with the backup in ``directory`` (empty when there is none)."""
+    for name in (LATEST, PREVIOUS):
+        path = Path(directory) / name / HISTORY_FILE
+        if path.is_file():
+            return json.loads(path.read_text())
+    return {}
+
+
+def _read_meta(directory: Path) -> dict[str, Any] | None:
+    for name in (LATEST, PREVIOUS):
+        path = directory / name / META_FILE
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+    return None
+
+
+def _is_chief(model: keras.Model) -> bool:
+    # Under MultiWorkerMirroredStrategy only the chief writes; every worker reads the same backup.
+    return bool(getattr(model.distribute_strategy.extended, "should_checkpoint", True))
+
+
+class BackupAndResume(keras.callbacks.BackupAndRestore):
+    """Back up the full training state at every epoch end and restore it when ``fit`` restarts.
+
+    The state is the weights, every optimizer's slots and step count, the model's random
+    generator states and the epoch. Restarting ``fit`` (in a new process, after a crash or a
+    SIGKILL) with the same model, compile arguments and callback continues at the epoch after
+    the last backup.
+
+    Args:
+        directory: the backup folder (one per run; it holds ``latest/`` and ``previous/``).
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        super().__init__(os.fspath(directory), save_freq="epoch", delete_checkpoint=False)
+        self.directory = Path(directory)
+        self.history: dict[str, list[float]] = {}
+        self.skipped_epochs: list[int] = []
+
+    # --- restore -------------------------------------------------------------------------
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Load the newest complete backup, if any (the previous one if the newest is broken)."""
+        self.history = {}
+        errors = []
+        for name in (LATEST, PREVIOUS):
+            folder = self.directory / name
+            if not (folder / META_FILE).is_file():
+                continue
+            try:
+                self._restore(folder)
+                return
+            except (OSError, ValueError, KeyError) as err:  # truncated or foreign files
+                errors.append(f"{folder}: {err}")
+        if errors:
+            raise ModelFileError("cannot resume: no readable backup; " + "; ".join(errors))
+
+    def _restore(self, folder: Path) -> None:
+        model = self.model
+        with model.distribute_strategy.scope():
+            # An unbuilt optimizer skips its saved slots with only a warning: build them first.
+            for optimizer, variables in model_optimizers(model):
+                if not optimizer.built:
+                    optimizer.build(variables)
+            model.load_weights(folder / WEIGHTS_FILE)
+            generators = seed_generators(model)
+            with np.load(folder / RNG_FILE) as saved:
+                if len(saved.files) != len(generators):
+                    raise ValueError(
+                        f"{folder / RNG_FILE} holds {len(saved.files)} random generator states, "
+                        f"the model has {len(generators)}: not a backup of this model"
+                    )
+                for i, generator in enumerate(generators):
+                    generator.state.assign(saved[f"state_{i}"])
+        meta = json.loads((folder / META_FILE).read_text())
+        self.history = json.loads((folder / HISTORY_FILE).read_text())
+        model._initial_epoch = int(meta["epoch"])
+
+    # --- save ----------------------------------------------------------------------------
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Back up the state after ``epoch`` unless a loss or a weight is NaN/Inf."""
+        self._current_epoch = epoch + 1
+        finite, _, _ = _finite_logs(logs)
+        if finite:
+            finite = all(
+                np.all(np.isfinite(keras.ops.convert_to_numpy(v)))
+                for v in self.model.trainable_variables
+            )
+        if not finite:
+            # Keep the last good backup: never overwrite it with a diverged state.
+            self.skipped_epochs.append(epoch)
+            return
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        if _is_chief(self.model):
+            self._save(epoch + 1)
+
+    def _save(self, epochs_done: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        incoming = self.directory / TMP
+        if incoming.exists():
+            shutil.rmtree(incoming)
+        incoming.mkdir()
+        self.model.save_weights(incoming / WEIGHTS_FILE, overwrite=True)
+        states = {f"state_{i}": keras.ops.convert_to_numpy(g.state)
+                  for i, g in enumerate(seed_generators(self.model))}
+        np.savez(incoming / RNG_FILE, **states)
+        (incoming / HISTORY_FILE).write_text(json.dumps(self.history))
+        # Written last: a folder with metadata is complete.
+        (incoming / META_FILE).write_text(json.dumps({"epoch": epochs_done}))
+        latest, previous = self.directory / LATEST, self.directory / PREVIOUS
+        if latest.exists():
+            if previous.exists():
+                shutil.rmtree(previous)
+            os.replace(latest, previous)
+        os.replace(incoming, latest)  # a rename: a kill leaves `previous` or `latest`, whole
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Nothing: backups are written at epoch ends only."""
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Keep the backup: it is the run's last good state."""
+
+
+class TerminateOnNaN(keras.callbacks.Callback):
+    """Stop training when ``loss``, ``d_loss`` or ``g_loss`` becomes NaN/Inf, then raise.
+
+    The batch that produced the NaN stops the run (``model.stop_training``), the other callbacks
+    finish (a :class:`BackupAndResume` skips the diverged epoch, so its directory keeps the last
+    good backup), and then ``fit`` raises :class:`~tf_genai.errors.TrainingError` naming the
+    loss, the epoch and batch, and the backup to resume from. Put it last in the callback list:
+    callbacks after it get no ``on_train_end``.
+
+    Args:
+        directory: the :class:`BackupAndResume` folder of the run, named in the error; or None.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.directory = None if directory is None else Path(directory)
+        self.message: str | None = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Forget an earlier run's NaN."""
+        self.message = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Remember the epoch for the message."""
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Stop at the first non-finite loss."""
+        finite, key, value = _finite_logs(logs)
+        if not finite and self.message is None:
+            self.message = f"{key} became {value} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Raise :class:`TrainingError` if the run stopped on a NaN."""
+        if self.message is None:
+            return
+        where = "no backup was written"
+        if self.directory is not None:
+            done = backup_epoch(self.directory)
+            if done:
+                where = (f"the last good backup (after epoch {done}) is kept in "
+                         f"{str(self.directory)!r}")
+        raise TrainingError(
+            f"training diverged: {self.message}; {where}. Try a smaller learning rate, or check "
+            "the data for NaN/Inf values"
+        )

@@ -90,7 +90,8 @@ class GAN(keras.Model):
         label_smoothing: one-sided label smoothing of the real target (Salimans et al. 2016).
         base_filters: width of the conv networks (the smallest layer's filter count).
         dropout: discriminator dropout rate.
-        seed: seed of the model's own random generator (noise, alpha, sampling).
+        seed: seeds the initial weights, the dropout masks and the model's own random
+            generator (noise, alpha, sampling).
     """
 
     family = "gan"
@@ -111,9 +112,8 @@ class GAN(keras.Model):
         dropout: float = 0.3,
         seed: int = 0,
         name: str = "gan",
-        **kwargs: Any,
     ):
-        super().__init__(name=name, **kwargs)
+        super().__init__(name=name)
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise ConfigError(f"GAN: image_shape must be (H, W, C) of positive ints, got {image_shape}")
@@ -147,10 +147,12 @@ class GAN(keras.Model):
 
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.generator = build_generator(
-            image_shape, self.latent_dim, architecture, self.num_classes, self.base_filters
+            image_shape, self.latent_dim, architecture, self.num_classes, self.base_filters,
+            seed=self.seed,
         )
         self.discriminator = build_discriminator(
-            image_shape, architecture, self.num_classes, self.base_filters, self.dropout
+            image_shape, architecture, self.num_classes, self.base_filters, self.dropout,
+            seed=self.seed,
         )
         self.d_optimizer = None
         self.g_optimizer = None
@@ -354,11 +356,13 @@ class GAN(keras.Model):
         fake_logits = self.discriminator(self._disc_inputs(fake, labels), training=training)
         return {"g_loss": self._g_loss_fn(fake_logits)}
 
-    def _apply(self, optimizer, loss, tape, variables) -> None:
-        # Replica scaling (the optimizer sums over replicas), then the optimizer's loss scale.
-        scaled = optimizer.scale_loss(scale_loss_for_distribution(loss))
-        grads = tape.gradient(scaled, variables)
-        optimizer.apply(grads, variables)
+    @staticmethod
+    def _scaled(optimizer, loss):
+        """Replica scaling (the optimizer sums over replicas), then the optimizer's loss scale.
+
+        Must run inside the tape: the scaling is part of what gets differentiated.
+        """
+        return optimizer.scale_loss(scale_loss_for_distribution(loss))
 
     def _d_step(self, real, labels=None) -> dict[str, Any]:
         """One discriminator update on a real batch; returns the unscaled loss terms."""
@@ -367,7 +371,8 @@ class GAN(keras.Model):
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             terms = self._d_losses(real, fake, labels, training=True)
-        self._apply(self.d_optimizer, terms["d_loss"], tape, variables)
+            scaled = self._scaled(self.d_optimizer, terms["d_loss"])
+        self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
         return terms
 
     def _g_step(self, batch_size, labels=None) -> dict[str, Any]:
@@ -378,7 +383,8 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.generator(self._gen_inputs(z, labels), training=True)
             terms = self._g_losses(fake, labels, training=True)
-        self._apply(self.g_optimizer, terms["g_loss"], tape, variables)
+            scaled = self._scaled(self.g_optimizer, terms["g_loss"])
+        self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
         return terms
 
     def _require_compiled(self) -> None:

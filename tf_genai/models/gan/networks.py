@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import layers
 
 from tf_genai.errors import ConfigError
@@ -39,6 +40,26 @@ def num_upsamplings(image_shape: tuple[int, int, int]) -> int:
     return max(2, math.ceil(math.log2(side / 8.0)))
 
 
+class _Initializers:
+    """Seeded initializers, one fresh seed per layer, so a model's config fixes its initial weights.
+
+    ``seed=None`` falls back to Keras' global random state.
+    """
+
+    def __init__(self, seed: int | None, stream: int):
+        self._rng = None if seed is None else np.random.default_rng([int(seed), stream])
+
+    def seed(self) -> int | None:
+        """A fresh seed (for a layer's initializer or a dropout layer)."""
+        return None if self._rng is None else int(self._rng.integers(2**31 - 1))
+
+    def kernel(self) -> keras.initializers.Initializer:
+        return keras.initializers.GlorotUniform(seed=self.seed())  # the Keras default, seeded
+
+    def embedding(self) -> keras.initializers.Initializer:
+        return keras.initializers.RandomUniform(-0.05, 0.05, seed=self.seed())
+
+
 def _label_input(num_classes: int | None):
     if num_classes is None:
         return None
@@ -51,41 +72,54 @@ def build_generator(
     architecture: str = "conv",
     num_classes: int | None = None,
     base_filters: int = 64,
+    seed: int | None = None,
 ) -> keras.Model:
     """The generator ``z (batch, latent_dim) [+ labels (batch,)] -> images (batch, H, W, C)``.
 
-    Output images lie in [-1, 1] (tanh).
+    Output images lie in [-1, 1] (tanh). ``seed`` fixes the initial weights.
     """
+    init = _Initializers(seed, stream=0)
     height, width, channels = image_shape
     z_in = keras.Input(shape=(latent_dim,), name="z")
     labels_in = _label_input(num_classes)
     h = z_in
     if labels_in is not None:
-        code = layers.Embedding(num_classes, LABEL_EMBEDDING_DIM, name="label_embedding")(labels_in)
+        code = layers.Embedding(
+            num_classes, LABEL_EMBEDDING_DIM, embeddings_initializer=init.embedding(),
+            name="label_embedding",
+        )(labels_in)
         h = layers.Concatenate(name="z_and_label")([h, code])  # (batch, latent + 50)
 
     if architecture == "mlp":
         for i, units in enumerate(MLP_GENERATOR_UNITS):
-            h = layers.Dense(units, name=f"dense_{i}")(h)
+            h = layers.Dense(units, kernel_initializer=init.kernel(), name=f"dense_{i}")(h)
             h = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(h)
-        h = layers.Dense(height * width * channels, name="to_pixels")(h)  # (batch, H*W*C)
+        h = layers.Dense(
+            height * width * channels, kernel_initializer=init.kernel(), name="to_pixels"
+        )(h)  # (batch, H*W*C)
         h = layers.Activation("tanh", dtype="float32", name="tanh")(h)
         images = layers.Reshape(image_shape, name="to_image")(h)  # (batch, H, W, C)
     elif architecture == "conv":
         n_up = num_upsamplings(image_shape)
         h0, w0 = math.ceil(height / 2**n_up), math.ceil(width / 2**n_up)
         filters = [base_filters * 2 ** (n_up - 1 - i) for i in range(n_up)]  # e.g. [128, 64]
-        h = layers.Dense(h0 * w0 * filters[0], use_bias=False, name="project")(h)
+        h = layers.Dense(
+            h0 * w0 * filters[0], use_bias=False, kernel_initializer=init.kernel(), name="project"
+        )(h)
         h = layers.BatchNormalization(name="project_bn")(h)
         h = layers.ReLU(name="project_relu")(h)
         h = layers.Reshape((h0, w0, filters[0]), name="to_map")(h)  # (batch, h0, w0, F)
         for i, f in enumerate(filters[1:]):
             h = layers.Conv2DTranspose(
-                f, 4, strides=2, padding="same", use_bias=False, name=f"up_{i}"
+                f, 4, strides=2, padding="same", use_bias=False,
+                kernel_initializer=init.kernel(), name=f"up_{i}",
             )(h)  # spatial size doubles
             h = layers.BatchNormalization(name=f"up_{i}_bn")(h)
             h = layers.ReLU(name=f"up_{i}_relu")(h)
-        h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name="to_channels")(h)
+        h = layers.Conv2DTranspose(
+            channels, 4, strides=2, padding="same", kernel_initializer=init.kernel(),
+            name="to_channels",
+        )(h)
         h = layers.Activation("tanh", dtype="float32", name="tanh")(h)
         # (batch, h0 * 2^n_up, w0 * 2^n_up, C), at least H x W: crop the border to exactly H x W.
         extra_h, extra_w = h0 * 2**n_up - height, w0 * 2**n_up - width
@@ -107,8 +141,13 @@ def build_discriminator(
     num_classes: int | None = None,
     base_filters: int = 64,
     dropout: float = 0.3,
+    seed: int | None = None,
 ) -> keras.Model:
-    """The discriminator ``images (batch, H, W, C) [+ labels] -> logits (batch, 1)``."""
+    """The discriminator ``images (batch, H, W, C) [+ labels] -> logits (batch, 1)``.
+
+    ``seed`` fixes the initial weights and the dropout masks' seed.
+    """
+    init = _Initializers(seed, stream=1)
     height, width, _ = image_shape
     x_in = keras.Input(shape=tuple(image_shape), name="images")
     labels_in = _label_input(num_classes)
@@ -116,34 +155,40 @@ def build_discriminator(
     if architecture == "mlp":
         h = layers.Flatten(name="flatten")(x_in)  # (batch, H*W*C)
         if labels_in is not None:
-            code = layers.Embedding(num_classes, LABEL_EMBEDDING_DIM, name="label_embedding")(
-                labels_in
-            )
+            code = layers.Embedding(
+                num_classes, LABEL_EMBEDDING_DIM, embeddings_initializer=init.embedding(),
+                name="label_embedding",
+            )(labels_in)
             h = layers.Concatenate(name="image_and_label")([h, code])
         for i, units in enumerate(MLP_DISCRIMINATOR_UNITS):
-            h = layers.Dense(units, name=f"dense_{i}")(h)
+            h = layers.Dense(units, kernel_initializer=init.kernel(), name=f"dense_{i}")(h)
             h = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(h)
             if dropout:
-                h = layers.Dropout(dropout, name=f"dropout_{i}")(h)
+                h = layers.Dropout(dropout, seed=init.seed(), name=f"dropout_{i}")(h)
     elif architecture == "conv":
         h = x_in
         if labels_in is not None:
             # The label as an extra image channel, so the first convolution sees it everywhere.
-            code = layers.Embedding(num_classes, height * width, name="label_embedding")(labels_in)
+            code = layers.Embedding(
+                num_classes, height * width, embeddings_initializer=init.embedding(),
+                name="label_embedding",
+            )(labels_in)
             code = layers.Reshape((height, width, 1), name="label_map")(code)  # (batch, H, W, 1)
             h = layers.Concatenate(name="image_and_label")([h, code])  # (batch, H, W, C+1)
         for i in range(num_upsamplings(image_shape)):
             h = layers.Conv2D(
-                base_filters * 2**i, 4, strides=2, padding="same", name=f"down_{i}"
+                base_filters * 2**i, 4, strides=2, padding="same",
+                kernel_initializer=init.kernel(), name=f"down_{i}",
             )(h)  # spatial size halves
             h = layers.LeakyReLU(0.2, name=f"down_{i}_lrelu")(h)
             if dropout:
-                h = layers.Dropout(dropout, name=f"down_{i}_dropout")(h)
+                h = layers.Dropout(dropout, seed=init.seed(), name=f"down_{i}_dropout")(h)
         h = layers.Flatten(name="flatten")(h)
     else:
         raise ConfigError(
             f"unknown GAN architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
         )
-    logits = layers.Dense(1, dtype="float32", name="logit")(h)  # (batch, 1), no sigmoid
+    # (batch, 1) logits, no sigmoid; float32 under mixed precision.
+    logits = layers.Dense(1, kernel_initializer=init.kernel(), dtype="float32", name="logit")(h)
     inputs = x_in if labels_in is None else [x_in, labels_in]
     return keras.Model(inputs, logits, name="discriminator")

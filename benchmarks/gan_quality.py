@@ -1,0 +1,142 @@
+"""DCGAN against the fully connected GAN on MNIST, each with the same wall-clock budget.
+
+Trains ``dcgan`` and ``gan`` on the MNIST train split (images 0-7,999 of ``../shared/data/mnist``)
+for at most ``--budget`` seconds each, draws 2,000 samples from each and scores them with the
+project's digit classifier (``tf_genai.evaluation.features``), trained on the same train split:
+
+* FID: Fréchet distance between the samples' and the held-out split's classifier features
+  (Heusel et al. 2017, computed in the digit classifier's feature space, not Inception's);
+* class fractions: the share of samples the classifier assigns to each digit (the quality bar
+  wants every class >= 5%) and the mean top-class confidence (bar: >= 0.9).
+
+Usage (from the repository root)::
+
+    python benchmarks/gan_quality.py --budget 600 --out runs/gan_quality
+
+Samples are written to ``--out`` as ``<model>_samples.npz`` (in [0, 1]) next to ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tf_genai import data as data_lib  # noqa: E402
+from tf_genai import registry  # noqa: E402
+
+MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+# The training recipe each model gets (the same for both: only the architecture differs).
+BATCH_SIZE = 64
+MAX_EPOCHS = 1000  # the wall-clock budget is what stops training
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop ``fit`` at the end of the first batch that ends past ``seconds`` of training."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.start = 0.0
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.perf_counter() - self.start > self.seconds:
+            self.model.stop_training = True
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def train_one(name: str, images: np.ndarray, budget: float, seed: int) -> tuple[keras.Model, dict]:
+    """Train zoo model ``name`` for ``budget`` seconds; returns the model and its run figures."""
+    keras.utils.set_random_seed(seed)
+    model = registry.create(name, image_shape=images.shape[1:], seed=seed)
+    model.compile()
+    ds = data_lib.make_dataset(images, batch_size=BATCH_SIZE, scale="symmetric", seed=seed)
+    clock = TimeBudget(budget)
+    history = model.fit(ds, epochs=MAX_EPOCHS, callbacks=[clock], verbose=0)
+    steps_per_epoch = int(np.ceil(len(images) / BATCH_SIZE))
+    run = {
+        "model": name,
+        "steps": clock.steps,
+        "epochs": clock.steps / steps_per_epoch,
+        "seconds": clock.elapsed,
+        "final_d_loss": float(history.history["d_loss"][-1]),
+        "final_g_loss": float(history.history["g_loss"][-1]),
+    }
+    return model, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=600.0, help="training seconds per model")
+    parser.add_argument("--models", nargs="+", default=["dcgan", "gan"])
+    parser.add_argument("--num-samples", type=int, default=2000)
+    parser.add_argument("--data", default=str(MNIST), help="MNIST IDX folder")
+    parser.add_argument("--out", default="runs/gan_quality", help="folder for samples + results")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    train_x, train_y = data_lib.load(args.data, split="train")  # images 0-7,999, uint8
+    heldout_x, _ = data_lib.load(args.data, split="heldout")  # images 8,000-9,999
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    runs, samples = [], {}
+    for name in args.models:
+        model, run = train_one(name, train_x, args.budget, args.seed)
+        s = model.sample(args.num_samples, seed=args.seed + 1)  # (n, 28, 28, 1) in [-1, 1]
+        samples[name] = np.clip((np.asarray(s) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
+        np.savez_compressed(out / f"{name}_samples.npz", images=samples[name])
+        runs.append(run)
+        print(f"trained {name}: {run['steps']} steps, {run['seconds']:.0f} s", flush=True)
+
+    try:
+        from tf_genai.evaluation import features, metrics
+    except ImportError as err:  # the evaluation package may not be there yet
+        print(f"no evaluation ({err}); samples are in {out}")
+        (out / "results.json").write_text(json.dumps(runs, indent=2))
+        return 1
+
+    clf = features.get_classifier(train_x, train_y, cache_dir=out / "classifier")
+    heldout_unit = heldout_x.astype(np.float32) / 255.0
+    real_feats = np.asarray(clf.features(heldout_unit))
+    for run in runs:
+        s = samples[run["model"]]
+        probs = np.asarray(clf.predict_proba(s))  # (n, 10)
+        fractions = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]) / len(probs)
+        run["fid"] = float(metrics.frechet_distance(np.asarray(clf.features(s)), real_feats))
+        run["class_fraction_min"] = float(fractions.min())
+        run["class_fractions"] = [round(float(f), 4) for f in fractions]
+        run["mean_confidence"] = float(probs.max(axis=1).mean())
+        run["coverage"] = metrics.class_coverage(probs)
+    (out / "results.json").write_text(json.dumps(runs, indent=2, default=str))
+
+    print(f"\n{'model':8} {'epochs':>7} {'seconds':>8} {'FID':>9} {'class min':>10} {'mean conf':>10}")
+    for r in runs:
+        print(
+            f"{r['model']:8} {r['epochs']:7.1f} {r['seconds']:8.0f} {r['fid']:9.3f} "
+            f"{r['class_fraction_min']:10.3f} {r['mean_confidence']:10.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""The GAN family: separate updates, training/inference modes, fit, save/load, mixed precision."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from tf_genai import registry
+from tf_genai.errors import ConfigError, DataError
+from tf_genai.models.gan import GAN
+
+ZOO = ["gan", "dcgan", "wgan_gp", "cgan"]
+SHAPE = (8, 8, 1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The first 64 scikit-learn digits as (images in [-1, 1] (64, 8, 8, 1), int labels)."""
+    d = load_digits()
+    images = (d.images[:64] / 16.0 * 2.0 - 1.0).astype(np.float32)[..., None]
+    return images, d.target[:64].astype(np.int32)
+
+
+def small(name: str, **kwargs) -> GAN:
+    """A small zoo model on 8x8 images, compiled with the defaults."""
+    model = registry.create(name, image_shape=SHAPE, latent_dim=8, base_filters=8, **kwargs)
+    model.compile()
+    return model
+
+
+def snapshot(network: keras.Model) -> list[np.ndarray]:
+    """Every weight of a network: trainable ones and non-trainable ones (BN statistics)."""
+    return [np.array(w) for w in network.weights]
+
+
+def changed(before: list[np.ndarray], network: keras.Model) -> list[bool]:
+    return [not np.array_equal(b, np.array(w)) for b, w in zip(before, network.weights)]
+
+
+def test_zoo_names_share_one_class_with_the_documented_attributes():
+    for name in ZOO:
+        entry = registry.entry(name)
+        assert entry.cls is GAN and entry.family == "gan"
+    m = registry.create("dcgan")
+    assert (m.family, m.data_range, m.binarize) == ("gan", "symmetric", False)
+    assert m.image_shape == (28, 28, 1) and m.latent_dim == 100 and m.num_classes is None
+    assert isinstance(m.generator, keras.Model) and isinstance(m.discriminator, keras.Model)
+    assert registry.create("cgan").num_classes == 10
+
+
+def test_seed_mlp_architecture_is_the_corrected_one():
+    m = registry.create("gan")
+    dense_g = [l.units for l in m.generator.layers if isinstance(l, keras.layers.Dense)]
+    dense_d = [l.units for l in m.discriminator.layers if isinstance(l, keras.layers.Dense)]
+    assert dense_g == [256, 512, 1024, 784] and dense_d == [1024, 512, 256, 1]
+    assert m.generator.output_shape == (None, 28, 28, 1)
+    # The discriminator outputs logits: no sigmoid anywhere, so outputs can leave [0, 1].
+    activations = [getattr(l, "activation", None) for l in m.discriminator.layers]
+    assert keras.activations.sigmoid not in activations
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32)
+    m.discriminator.layers[-1].bias.assign([5.0])
+    assert np.asarray(m.discriminator(x)).min() > 1.0
+    rates = [l.rate for l in m.discriminator.layers if isinstance(l, keras.layers.Dropout)]
+    assert rates == [0.3, 0.3, 0.3]
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (30, 30, 1), (5, 7, 2)])
+def test_conv_networks_build_for_any_image_shape(shape):
+    m = registry.create("dcgan", image_shape=shape, latent_dim=4, base_filters=4)
+    z = np.zeros((2, 4), np.float32)
+    images = np.asarray(m.generate(z))
+    assert images.shape == (2, *shape)
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    assert m.discriminator.output_shape == (None, 1)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_tiny_fit_on_digits_gives_finite_metrics(name, digits):
+    images, labels = digits
+    m = small(name, **({"n_critic": 2} if name == "wgan_gp" else {}))  # 2 critic steps: faster
+    history = m.fit(images, labels, batch_size=16, epochs=1, verbose=0)
+    expected = {"d_loss", "g_loss", "d_loss_real", "d_loss_fake"} | (
+        {"gp"} if name == "wgan_gp" else set()
+    )
+    assert set(history.history) == expected
+    for key, values in history.history.items():
+        assert all(math.isfinite(v) for v in values), (name, key, values)
+    assert int(m.g_optimizer.iterations) == 4
+    assert int(m.d_optimizer.iterations) == 4 * m.n_critic
+    samples = np.asarray(m.sample(6, seed=1))
+    assert samples.shape == (6, *SHAPE) and np.all(np.isfinite(samples))
+    if name in ("wgan_gp", "cgan"):  # test_step with the penalty and with labels
+        evaluation = m.evaluate(images, labels, batch_size=32, verbose=0, return_dict=True)
+        assert set(evaluation) == expected
+        assert all(math.isfinite(v) for v in evaluation.values())
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_discriminator_step_changes_only_discriminator_weights(name, digits):
+    images, labels = digits
+    m = small(name)
+    labels = labels[:16] if m.num_classes else None
+    g0, d0 = snapshot(m.generator), snapshot(m.discriminator)
+    m._d_step(images[:16], labels)
+    assert not any(changed(g0, m.generator))  # including the generator's BN statistics
+    d_changed = changed(d0, m.discriminator)
+    trainable = [any(w is v for v in m.discriminator.trainable_weights) for w in m.discriminator.weights]
+    assert all(c for c, t in zip(d_changed, trainable) if t)
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan"])
+def test_generator_step_changes_only_generator_weights(name):
+    m = small(name)
+    g0, d0 = snapshot(m.generator), snapshot(m.discriminator)
+    m._g_step(16)
+    assert not any(changed(d0, m.discriminator))
+    g_changed = changed(g0, m.generator)
+    assert all(g_changed)  # every kernel, bias, BN gamma/beta and BN moving statistic moved
+
+
+def test_train_step_runs_training_mode_and_sample_runs_inference_mode(digits):
+    images, _ = digits
+    m = small("dcgan")
+    bn = [l for l in m.generator.layers if isinstance(l, keras.layers.BatchNormalization)][0]
+    dropout = [l for l in m.discriminator.layers if isinstance(l, keras.layers.Dropout)][0]
+    moving0 = np.array(bn.moving_mean)
+    rng0 = np.array(dropout.seed_generator.state)
+
+    a = np.asarray(m.sample(8, seed=3))
+    b = np.asarray(m.sample(8, seed=3))
+    np.testing.assert_array_equal(a, b)  # no dropout, no batch statistics, same noise
+    assert not np.array_equal(a, np.asarray(m.sample(8, seed=4)))
+    np.testing.assert_array_equal(np.array(bn.moving_mean), moving0)  # sampling updates no BN
+    np.testing.assert_array_equal(np.array(dropout.seed_generator.state), rng0)
+
+    # A training-mode generator call uses batch statistics, so it differs from generate().
+    z = np.random.default_rng(0).normal(size=(8, m.latent_dim)).astype(np.float32)
+    assert not np.allclose(np.asarray(m.generator(z, training=True)), np.asarray(m.generate(z)))
+    # The discriminator's dropout is live in training calls only.
+    d1, d2 = (np.asarray(m.discriminator(images[:8], training=True)) for _ in range(2))
+    assert not np.allclose(d1, d2)
+    i1, i2 = (np.asarray(m.discriminator(images[:8], training=False)) for _ in range(2))
+    np.testing.assert_array_equal(i1, i2)
+
+    rng1 = np.array(dropout.seed_generator.state)
+    m.fit(images, batch_size=16, epochs=1, verbose=0)
+    assert not np.array_equal(np.array(bn.moving_mean), moving0)  # G trained in training mode
+    assert not np.array_equal(np.array(dropout.seed_generator.state), rng1)  # D dropout was live
+
+
+def test_the_config_seed_fixes_weights_and_draws():
+    m = small("dcgan")
+    a, b = np.asarray(m.sample(4)), np.asarray(m.sample(4))
+    assert not np.array_equal(a, b)  # successive draws from the model's seed generator
+    again = small("dcgan")  # same config: same initial weights, same draws
+    for w1, w2 in zip(m.weights, again.weights):
+        np.testing.assert_array_equal(np.asarray(w1), np.asarray(w2))
+    np.testing.assert_array_equal(np.asarray(again.sample(4)), a)
+    other = small("dcgan", seed=5)
+    assert not np.array_equal(np.asarray(other.generator.weights[0]), np.asarray(m.generator.weights[0]))
+    assert not np.array_equal(np.asarray(other.sample(4)), a)
+
+
+def test_conditional_gan_labels(digits):
+    images, labels = digits
+    m = small("cgan")
+    z = np.random.default_rng(0).normal(size=(4, m.latent_dim)).astype(np.float32)
+    with pytest.raises(DataError, match="needs labels"):
+        m.generate(z)
+    with pytest.raises(DataError, match=r"\[0, 10\)"):
+        m.generate(z, np.array([0, 1, 2, 10]))
+    # The label changes the image.
+    assert not np.allclose(np.asarray(m.generate(z, [1] * 4)), np.asarray(m.generate(z, [7] * 4)))
+    # Sampling without labels cycles through the classes: equal to explicit 0, 1, ..., 9, 0, 1.
+    cycled = np.asarray(m.sample(12, seed=2))
+    explicit = np.asarray(m.sample(12, seed=2, labels=np.arange(12) % 10))
+    np.testing.assert_array_equal(cycled, explicit)
+    with pytest.raises(ConfigError, match="needs labels"):
+        m.fit(images, batch_size=16, epochs=1, verbose=0)
+
+
+def test_config_round_trip_and_bad_arguments():
+    m = registry.create("wgan_gp", image_shape=(12, 10, 3), latent_dim=7, label_smoothing=0.1)
+    config = m.get_config()
+    assert config["loss"] == "wasserstein" and config["gp_weight"] == 10.0
+    assert config["n_critic"] == 5 and config["image_shape"] == [12, 10, 3]
+    clone = GAN.from_config(config)
+    assert clone.get_config() == config
+    assert [w.shape for w in clone.weights] == [w.shape for w in m.weights]
+    with pytest.raises(ConfigError, match="unknown GAN loss"):
+        GAN(loss="bce")
+    with pytest.raises(ConfigError, match="architecture"):
+        GAN(architecture="resnet")
+    with pytest.raises(ConfigError):
+        GAN(image_shape=(8, 8))
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        GAN(label_smoothing=1.0)
+    with pytest.raises(ConfigError, match="dcgan"):
+        registry.create("dcgan", not_an_argument=1)
+
+
+def test_compile_defaults_and_loss_choice():
+    m = registry.create("dcgan", image_shape=SHAPE)
+    m.compile()
+    for opt in (m.d_optimizer, m.g_optimizer):
+        assert isinstance(opt, keras.optimizers.Adam)
+        assert float(opt.learning_rate) == pytest.approx(2e-4) and opt.beta_1 == 0.5
+    assert m.d_optimizer is not m.g_optimizer
+    m.compile(loss="least_squares")
+    assert m.get_config()["loss"] == "least_squares"
+    with pytest.raises(ConfigError):
+        m.compile(loss="nope")
+    uncompiled = registry.create("dcgan", image_shape=SHAPE)
+    with pytest.raises(ConfigError, match="compile"):
+        uncompiled._g_step(4)
+
+
+def test_keras_save_and_load_restores_networks_optimizers_and_loss(digits, tmp_path):
+    images, labels = digits
+    m = small("cgan")
+    m.compile(loss="hinge")
+    m.fit(images, labels, batch_size=16, epochs=1, verbose=0)
+    path = tmp_path / "cgan.keras"
+    m.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, GAN) and loaded.get_config() == m.get_config()
+    assert loaded.loss_name == "hinge"
+    z = np.random.default_rng(0).normal(size=(5, m.latent_dim)).astype(np.float32)
+    np.testing.assert_array_equal(
+        np.asarray(loaded.generate(z, np.arange(5))), np.asarray(m.generate(z, np.arange(5)))
+    )
+    for a, b in [(m.d_optimizer, loaded.d_optimizer), (m.g_optimizer, loaded.g_optimizer)]:
+        assert int(b.iterations) == int(a.iterations) == 4
+        assert len(a.variables) == len(b.variables) > 2
+        for va, vb in zip(a.variables, b.variables):
+            np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
+    loaded.fit(images, labels, batch_size=16, epochs=1, verbose=0)  # the train_step came back
+    assert int(loaded.g_optimizer.iterations) == 8
+
+    untrained = registry.create("dcgan", image_shape=SHAPE)
+    untrained.save(tmp_path / "untrained.keras")
+    again = keras.saving.load_model(tmp_path / "untrained.keras")
+    np.testing.assert_array_equal(
+        np.asarray(again.sample(3, seed=0)), np.asarray(untrained.sample(3, seed=0))
+    )
+
+
+def test_mixed_float16_wraps_the_optimizers_and_trains(digits):
+    images, _ = digits
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        m = small("wgan_gp", n_critic=1)
+        assert isinstance(m.d_optimizer, keras.optimizers.LossScaleOptimizer)
+        assert isinstance(m.g_optimizer, keras.optimizers.LossScaleOptimizer)
+        assert m.generator.layers[2].compute_dtype == "float16"
+        g0 = snapshot(m.generator)
+        history = m.fit(images[:32], batch_size=16, epochs=1, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for values in history.history.values():
+        assert all(math.isfinite(v) for v in values)
+    assert any(changed(g0, m.generator))  # the loss scale did not swallow every update
+    assert np.asarray(m.sample(2, seed=0)).dtype == np.float32

@@ -25,4 +25,5 @@ def test_config_round_trip(name):
 @pytest.mark.subprocess
 @pytest.mark.parametrize("name", ZOO)
 def test_fit_save_reload_in_new_process_and_continue_fit(name, tmp_path):
-    zoo_helpers.check_save_load_continue(name, tmp_path)
+    figures = zoo_helpers.check_save_load_continue(name, tmp_path)
+    print(name, figures)

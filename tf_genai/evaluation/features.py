@@ -33,7 +33,7 @@ FEATURE_LAYER = "features"
 
 
 def default_cache_dir() -> Path:
-    """``$TF_GENAI_CACHE/classifiers`` if the variable is set, else ``~/.cache/tf_genai/classifiers``."""
+    """The cache folder: ``$TF_GENAI_CACHE/classifiers``, else ``~/.cache/tf_genai/classifiers``."""
     root = os.environ.get(CACHE_ENV_VAR)
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "tf_genai"
     return base / "classifiers"
@@ -226,7 +226,8 @@ def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Pat
     if epochs < 1:
         raise ConfigError(f"get_classifier: epochs must be >= 1, got {epochs}")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    path = folder / f"digit_classifier-{cache_key(images, labels, epochs=epochs, seed=seed)[:24]}.keras"
+    key = cache_key(images, labels, epochs=epochs, seed=seed)
+    path = folder / f"digit_classifier-{key[:24]}.keras"
     if path.exists():
         try:
             extractor = FeatureExtractor(keras.saving.load_model(path, compile=False),

@@ -34,6 +34,12 @@ def tiny(name, **kwargs):
     return model
 
 
+def tiny_gan(name, **kwargs):
+    model = tf_genai.create(name, image_shape=(8, 8, 1), latent_dim=3, base_filters=4, **kwargs)
+    model.compile()
+    return model
+
+
 @pytest.fixture(scope="module")
 def vae_run(digits_ds, tmp_path_factory):
     """ONE 4-epoch fit of a tiny VAE (beta=2) with all three callbacks (one compile, ~5 s)."""
@@ -79,6 +85,20 @@ def test_sample_grid_every_and_conditional_labels(digits_ds, tmp_path):
         assert png.size == (89 * 3, 17 * 3)
 
 
+def test_sample_grid_on_a_gan_uses_generate(digits_ds, tmp_path):
+    model = tiny_gan("dcgan")
+    callback = SampleGrid(tmp_path, num_samples=4, seed=1)
+    model.fit(digits_ds.map(lambda x, y: x * 2.0 - 1.0), epochs=2, verbose=0,
+              callbacks=[callback])
+    assert sorted(os.listdir(tmp_path)) == ["epoch_001.png", "epoch_002.png", "samples.gif"]
+    z = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    expected = compose_grid(to_unit(np.asarray(model.generate(z)), "symmetric"), ncols=2)
+    with Image.open(tmp_path / "epoch_002.png") as png:
+        scale = png.size[0] // 17  # 2x2 tiles of 8 px + gutter, upscaled
+        np.testing.assert_allclose(np.asarray(png)[::scale, ::scale] / 255.0, expected,
+                                   atol=1 / 255 + 1e-6)
+
+
 def test_tensorboard_images_logs_one_image_per_epoch(vae_run):
     _, _, root, _ = vae_run
     files = glob.glob(str(root / "logs" / "images" / "events.out.tfevents.*"))
@@ -115,6 +135,6 @@ def test_kl_warmup_explicit_target_and_errors():
         KLWarmup(-1)
     with pytest.raises(ConfigError, match="target"):
         KLWarmup(2, target=float("nan"))
-    cb.set_model(object())  # anything without a kl_weight variable is refused at train begin
+    cb.set_model(tiny_gan("gan"))  # a model without a kl_weight variable is refused
     with pytest.raises(ConfigError, match="kl_weight"):
         cb.on_train_begin()

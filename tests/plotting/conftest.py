@@ -69,3 +69,17 @@ def read_png(path) -> np.ndarray:
 @pytest.fixture
 def png():
     return read_png
+
+
+@pytest.fixture(scope="session")
+def dcgan():
+    import tf_genai
+
+    return tf_genai.create("dcgan", image_shape=(8, 8, 1), latent_dim=4, base_filters=4)
+
+
+@pytest.fixture(scope="session")
+def cgan():
+    import tf_genai
+
+    return tf_genai.create("cgan", image_shape=(8, 8, 1), latent_dim=4, base_filters=4)

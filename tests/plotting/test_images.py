@@ -110,3 +110,11 @@ def test_plot_reconstructions_conditional_needs_labels(cvae, digits):
         plotting.plot_reconstructions(cvae, images[:4])
     fig = plotting.plot_reconstructions(cvae, images[:4], labels=labels[:4])
     assert the_image(fig, 1).shape == (8, 4 * 9 - 1)
+
+
+def test_plot_samples_from_gans_map_symmetric_range(dcgan, cgan):
+    grid = the_image(plotting.plot_samples(dcgan, n=9, seed=1))
+    raw = np.asarray(dcgan.sample(9, seed=1))  # in [-1, 1]
+    assert raw.min() < 0  # the generator's tanh output really is symmetric
+    np.testing.assert_allclose(grid[:8, :8], (raw[0, ..., 0] + 1) / 2, atol=1e-6)
+    assert the_image(plotting.plot_samples(cgan, n=30)).shape == (3 * 9 - 1, 10 * 9 - 1)

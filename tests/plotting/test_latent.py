@@ -158,3 +158,17 @@ def test_interpolation_errors(vae):
         plotting.plot_interpolation(vae, [0, 0], [1, 1], method="cubic")
     with pytest.raises(DataError, match="latent_dim"):
         plotting.plot_interpolation(vae, [0, 0, 0], [1, 1, 1], from_images=False)
+
+
+def test_interpolation_and_manifold_of_gans_use_one_generate_call(dcgan, cgan, counting):
+    model = counting(dcgan)
+    start, end = np.zeros(4, np.float32), np.ones(4, np.float32)
+    strip = the_image(plotting.plot_interpolation(model, start, end, steps=6, method="slerp"))
+    assert model.calls == [(6, 4)] and strip.shape == (8, 6 * 9 - 1)
+    np.testing.assert_allclose(strip[:, -8:], (np.asarray(dcgan.generate(end[None]))[0, ..., 0]
+                                               + 1) / 2, atol=1e-5)
+    with pytest.raises(ConfigError, match="encode"):  # a GAN has no encoder
+        plotting.plot_interpolation(dcgan, np.zeros((8, 8, 1)), np.ones((8, 8, 1)))
+    model = counting(cgan)
+    grid = the_image(plotting.plot_latent_manifold(model, 5, dims=(0, 3), labels=2))
+    assert model.calls == [(25, 4)] and grid.shape == (40, 40)

@@ -67,8 +67,9 @@ def test_cache_key_changes_with_the_data():
     others = {cache_key(one_pixel, labels, epochs=6, seed=0),
               cache_key(images, other_labels, epochs=6, seed=0),
               cache_key(images, labels, epochs=7, seed=0),
-              cache_key(images, labels, epochs=6, seed=1)}
-    assert key not in others and len(others) == 4
+              cache_key(images, labels, epochs=6, seed=1),
+              cache_key(images, labels, epochs=6, seed=0, min_steps=1)}
+    assert key not in others and len(others) == 5
 
 
 def _tiny_digits(dtype=np.float32):
@@ -86,13 +87,13 @@ def test_cache_env_var_and_different_data_trains_a_new_classifier(tmp_path, monk
     # 8x8 digits, one epoch: each training is a few seconds.
     images, labels = _tiny_digits()
     monkeypatch.setenv(features.CACHE_ENV_VAR, str(tmp_path))
-    first = get_classifier(images, labels, epochs=1)
+    first = get_classifier(images, labels, epochs=1, min_steps=0)
     assert not first.from_cache
     assert first.cache_path.parent == tmp_path / "classifiers"
     # uint8 input of the same pixels is the same training data, so the same cache entry.
-    same = get_classifier(_tiny_digits(np.uint8)[0], labels, epochs=1)
+    same = get_classifier(_tiny_digits(np.uint8)[0], labels, epochs=1, min_steps=0)
     assert same.from_cache and same.cache_path == first.cache_path
-    changed = get_classifier(images[:-1], labels[:-1], epochs=1)
+    changed = get_classifier(images[:-1], labels[:-1], epochs=1, min_steps=0)
     assert not changed.from_cache and changed.cache_path != first.cache_path
     assert sorted(p.name for p in (tmp_path / "classifiers").iterdir()) == sorted(
         [first.cache_path.name, changed.cache_path.name])
@@ -100,10 +101,10 @@ def test_cache_env_var_and_different_data_trains_a_new_classifier(tmp_path, monk
 
 def test_unreadable_cache_file_is_retrained(tmp_path):
     images, labels = _tiny_digits()
-    first = get_classifier(images, labels, epochs=1, cache_dir=tmp_path)
+    first = get_classifier(images, labels, epochs=1, min_steps=0, cache_dir=tmp_path)
     first.cache_path.write_bytes(b"not a keras file")
     with pytest.warns(UserWarning, match="unreadable cache file"):
-        again = get_classifier(images, labels, epochs=1, cache_dir=tmp_path)
+        again = get_classifier(images, labels, epochs=1, min_steps=0, cache_dir=tmp_path)
     assert not again.from_cache and again.cache_path.stat().st_size > 1000
 
 

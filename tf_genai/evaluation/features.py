@@ -14,6 +14,7 @@ penultimate layer's output unless another layer is named.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 import warnings
@@ -26,7 +27,11 @@ import numpy as np
 from tf_genai.errors import ConfigError, DataError
 
 # Bump when build_classifier or the training recipe changes, so old cache entries are ignored.
-ARCHITECTURE_VERSION = 1
+ARCHITECTURE_VERSION = 2
+# Small data sets (scikit-learn's 1,797 digits) get extra epochs up to this many steps: 6 epochs
+# of 1,438 digits gave 96.9% held-out accuracy, 500 steps 98.9%. MNIST's 8,000 images need no
+# extra (6 epochs = 750 steps, 98.75%).
+MIN_TRAIN_STEPS = 500
 # Names the tf_genai cache root; classifiers live in its `classifiers` folder.
 CACHE_ENV_VAR = "TF_GENAI_CACHE"
 FEATURE_LAYER = "features"
@@ -181,21 +186,27 @@ def _validate_labels(labels: Any, n: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def cache_key(images: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int) -> str:
+def cache_key(images: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int,
+              min_steps: int = MIN_TRAIN_STEPS) -> str:
     """Hex SHA-256 of the prepared training images, labels, architecture version and recipe."""
     h = hashlib.sha256()
     h.update(f"tf_genai digit classifier v{ARCHITECTURE_VERSION} epochs={epochs} seed={seed} "
-             f"shape={images.shape}".encode())
+             f"min_steps={min_steps} shape={images.shape}".encode())
     h.update(np.ascontiguousarray(images, dtype=np.float32).tobytes())
     h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, *, epochs: int = 6,
-                     batch_size: int = 64, seed: int = 0) -> keras.Model:
-    """Train :func:`build_classifier` on prepared images ``(n, H, W, C)`` and int labels."""
+                     min_steps: int = MIN_TRAIN_STEPS, batch_size: int = 64,
+                     seed: int = 0) -> keras.Model:
+    """Train :func:`build_classifier` on prepared images ``(n, H, W, C)`` and int labels.
+
+    Runs ``epochs`` epochs, or more when that is fewer than ``min_steps`` steps.
+    """
     import tensorflow as tf  # tf.data gives a seeded shuffle without touching global seeds
 
+    epochs = max(epochs, math.ceil(min_steps / math.ceil(len(images) / batch_size)))
     num_classes = max(int(labels.max()) + 1, 2)
     model = build_classifier(tuple(images.shape[1:]), num_classes, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
@@ -208,7 +219,8 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, *, epochs: int = 6,
 
 
 def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Path | None = None,
-                   epochs: int = 6, seed: int = 0) -> FeatureExtractor:
+                   epochs: int = 6, min_steps: int = MIN_TRAIN_STEPS,
+                   seed: int = 0) -> FeatureExtractor:
     """The digit classifier for this training data: loaded from the cache or trained and cached.
 
     Args:
@@ -216,6 +228,7 @@ def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Pat
         train_labels: ``(n,)`` integer class labels.
         cache_dir: where ``.keras`` files are kept; default :func:`default_cache_dir`.
         epochs: training epochs (part of the cache key).
+        min_steps: small data sets get extra epochs up to this many steps (part of the key).
         seed: initialisation and shuffling seed (part of the cache key).
 
     Returns:
@@ -226,7 +239,7 @@ def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Pat
     if epochs < 1:
         raise ConfigError(f"get_classifier: epochs must be >= 1, got {epochs}")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    key = cache_key(images, labels, epochs=epochs, seed=seed)
+    key = cache_key(images, labels, epochs=epochs, seed=seed, min_steps=min_steps)
     path = folder / f"digit_classifier-{key[:24]}.keras"
     if path.exists():
         try:
@@ -237,7 +250,7 @@ def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Pat
         except Exception as err:  # a truncated or foreign file: it is only a cache, retrain
             warnings.warn(f"get_classifier: ignoring unreadable cache file {path} ({err})",
                           stacklevel=2)
-    model = train_classifier(images, labels, epochs=epochs, seed=seed)
+    model = train_classifier(images, labels, epochs=epochs, min_steps=min_steps, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     # Write then rename, so a concurrent reader never sees a half-written file.
     fd, tmp = tempfile.mkstemp(suffix=".keras", dir=folder)

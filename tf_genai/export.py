@@ -298,7 +298,7 @@ def _check_output_dir(path: Path, overwrite: bool) -> None:
     if path.is_dir() and not any(path.iterdir()):
         return
     if not overwrite:
-        kind = "directory is not empty" if path.is_dir() else "is a file"
+        kind = "is not empty" if path.is_dir() else "is a file"
         raise OutputExistsError(
             f"export directory {str(path)!r} {kind}; pass overwrite=True (--overwrite) to "
             "replace it"

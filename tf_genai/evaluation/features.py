@@ -257,6 +257,7 @@ def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Pat
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a cache is for every user
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

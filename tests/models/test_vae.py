@@ -206,6 +206,10 @@ def test_mixed_precision_training_step(digits):
     try:
         model = VAE(**TINY)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))  # wrapped in a LossScaleOptimizer
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        # the networks compute in float16 but hand out float32 logits and latent statistics
+        assert model.decoder.layers[2].compute_dtype == "float16"
+        assert all(t.dtype == "float32" for t in model.decoder.outputs + model.encoder.outputs)
         history = model.fit(_dataset(images[:128]), epochs=1, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -188,7 +188,7 @@ class VAE(keras.Model):
     def _reparameterize(self, mean, log_var, num: int = 1, seed=None):
         """``num`` draws z ~ q(z | x): ``(num, batch, latent)``."""
         shape = (num,) + tuple(ops.shape(mean))  # dynamic batch size inside tf.function
-        eps = keras.random.normal(shape, seed=seed or self.seed_generator)
+        eps = keras.random.normal(shape, seed=self.seed_generator if seed is None else seed)
         return mean[None] + ops.exp(0.5 * log_var)[None] * eps
 
     def reconstruct(self, x, labels=None):

@@ -151,7 +151,8 @@ def build_decoder(
             x = layers.Conv2D(4 * out, 3, padding="same", dtype="float32" if last else None,
                               name=f"up_conv_{n - 1 - i}")(x)
             # (batch, h0 * 2^(n-i), w0 * 2^(n-i), filters[i-1] or C)
-            x = PixelShuffle(name="out" if last else f"up_{n - 1 - i}")(x)
+            x = PixelShuffle(dtype="float32" if last else None,
+                             name="out" if last else f"up_{n - 1 - i}")(x)
             if not last:
                 x = layers.Activation(activation, name=f"up_act_{n - 1 - i}")(x)
         if n == 0:
@@ -159,9 +160,9 @@ def build_decoder(
         dh, dw = h0 * 2**n - h, w0 * 2**n - w
         if dh or dw:  # the ceil-divided grid overshoots: crop back to exactly H x W
             x = layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)),
-                                  name="crop")(x)  # (batch, H, W, C)
+                                  dtype="float32", name="crop")(x)  # (batch, H, W, C)
     else:
         x = layers.Dense(h * w * c, dtype="float32", name="out")(x)
-        x = layers.Reshape((h, w, c), name="image")(x)  # (batch, H, W, C)
+        x = layers.Reshape((h, w, c), dtype="float32", name="image")(x)  # (batch, H, W, C)
     inputs = z if labels is None else [z, labels]
     return keras.Model(inputs, x, name=name)

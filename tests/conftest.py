@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests never write into the user's home cache: classifiers trained by tests live in a
+# per-session temporary folder (shared by the tests of one session, so each trains once).
+os.environ["TF_GENAI_CACHE"] = tempfile.mkdtemp(prefix="tf_genai_test_cache_")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = (REPO_ROOT / ".." / "shared" / "data" / "mnist").resolve()

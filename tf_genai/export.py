@@ -42,7 +42,11 @@ EXPORT_FORMAT_VERSION = 1
 _KERAS_PACKAGE_PREFIX = "tf_genai>"
 # How `sample` draws its latent codes; written into metadata.json so a reader of the export
 # knows the stream without reading this file.
-SAMPLE_STREAM = "z = tf.random.stateless_normal((num_samples, latent_dim), seed=[seed, 0])"
+SAMPLE_STREAM = (
+    "z = tf.random.stateless_normal((num_samples, latent_dim), seed=[seed mod (2**31 - 2), 0]), "
+    "the draw of keras.random.normal((num_samples, latent_dim), seed=seed) and of "
+    "model.sample(num_samples, seed=seed)"
+)
 
 
 # --------------------------------------------------------------------------------------------

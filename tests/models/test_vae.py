@@ -189,6 +189,18 @@ def test_config_round_trip_and_keras_save_load(name, tmp_path):
     np.testing.assert_allclose(loaded.decode(z, labels), model.decode(z, labels), atol=1e-6)
 
 
+def test_trained_model_reloads_compiled_and_keeps_training(digits, tmp_path):
+    images, labels = digits
+    model = registry.create("cvae", **TINY)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(_dataset(images[:64], labels[:64]), epochs=1, verbose=0)
+    model.save(tmp_path / "cvae.keras")
+    loaded = keras.saving.load_model(tmp_path / "cvae.keras")
+    assert int(loaded.optimizer.iterations.numpy()) == 1  # optimizer state restored
+    history = loaded.fit(_dataset(images[:64], labels[:64]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 def test_zoo_defaults_and_bad_config():
     assert {"vae", "mlp_vae", "cvae", "iwae"} <= set(registry.available())
     assert registry.create("iwae", **TINY).num_importance_samples > 1

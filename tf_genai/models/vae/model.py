@@ -292,6 +292,10 @@ class VAE(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
+    def compile_from_config(self, config: dict) -> None:
+        """Re-compile from a saved ``compile_config`` (``.keras`` loading calls this)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]

@@ -7,13 +7,14 @@ display, and never touches pyplot's global figure list.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import matplotlib.figure
 
 from tf_genai.errors import ConfigError, DataError
 
@@ -144,6 +145,21 @@ def show_image(ax: Any, image: np.ndarray, **kwargs: Any) -> Any:
     return im
 
 
+class Figure(matplotlib.figure.Figure):
+    """A ``matplotlib.figure.Figure`` that shows itself as a PNG in Jupyter.
+
+    IPython only renders a figure inline through a formatter that pyplot's inline backend
+    registers; figures built without pyplot would print as ``<Figure size ...>``. With
+    ``_repr_png_`` a figure returned as a cell's last expression is drawn in any kernel (when
+    the inline formatter is registered, it takes precedence and the figure is drawn once).
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def new_figure(figsize: Sequence[float], **kwargs: Any) -> Figure:
     """A pyplot-free Figure with an Agg canvas attached (so ``savefig`` works anywhere)."""
     fig = Figure(figsize=tuple(figsize), **kwargs)
@@ -151,7 +167,9 @@ def new_figure(figsize: Sequence[float], **kwargs: Any) -> Figure:
     return fig
 
 
-def finish(fig: Figure, path: str | os.PathLike | None, dpi: int = 100) -> Figure:
+def finish(
+    fig: matplotlib.figure.Figure, path: str | os.PathLike | None, dpi: int = 100
+) -> matplotlib.figure.Figure:
     """Save ``fig`` as a PNG at ``path`` (creating its folder) when given; return ``fig``."""
     if path is not None:
         path = os.fspath(path)

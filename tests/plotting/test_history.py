@@ -55,3 +55,11 @@ def test_bad_history(tmp_path):
         plotting.plot_history(tmp_path / "bad.json")
     with pytest.raises(DataError, match="no numeric"):
         plotting.plot_history({"loss": []})
+
+
+def test_epoch_ticks_are_whole_numbers():
+    one = plotting.plot_history({"loss": [3.0], "val_loss": [4.0]})
+    assert list(one.axes[0].get_xticks()) == [1.0]
+    many = plotting.plot_history({"loss": list(np.linspace(5, 1, 40))})
+    ticks = [t for t in many.axes[0].get_xticks() if 1 <= t <= 40]
+    assert ticks and all(float(t).is_integer() for t in ticks)

@@ -27,6 +27,8 @@ def test_image_grid_grayscale_unit(tmp_path, png):
     assert grid.shape == (3 * 9 - 1, 4 * 9 - 1)  # 4 columns, 3 rows, 1-pixel gutters
     assert np.all(np.isfinite(grid))
     np.testing.assert_allclose(grid[9:17, 18:26], images[6, ..., 0])  # row 1, column 2
+    assert np.all(grid[8, :] == 1.0) and np.all(grid[:, 8] == 1.0)  # white gutters
+    assert np.all(grid[18:, 18:] == 1.0)  # the two empty cells of the last row
     pixels = png(tmp_path / "sub" / "grid.png")
     assert pixels.ndim == 3 and min(pixels.shape[:2]) > 50
 

@@ -116,7 +116,7 @@ def compose_grid(
     ncols: int | None = None,
     *,
     pad: int = 1,
-    pad_value: float = 0.5,
+    pad_value: float = 1.0,
 ) -> np.ndarray:
     """Tile unit-range images (N, H, W, C) into one image.
 

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tf_genai.errors import DataError
 from tf_genai.plotting._common import finish, new_figure
@@ -109,8 +110,13 @@ def plot_history(
         ax.grid(alpha=0.3)
         if len(keys) > 1:
             ax.legend(fontsize="small")
-        # integer epochs on the x axis even for a 2-epoch run
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        # whole epochs on the x axis: a 1-epoch run would otherwise get ticks 0.96 ... 1.04
+        num_epochs = max(len(history[key]) for key in keys)
+        if num_epochs <= 12:
+            ax.set_xticks(np.arange(1, num_epochs + 1))
+            ax.set_xlim(0.5, num_epochs + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     return finish(fig, path)

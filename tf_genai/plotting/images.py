@@ -1,6 +1,6 @@
 """Image grids: arrays, model samples and reconstructions.
 
-Each grid is drawn as ONE composed image on ONE axes (tiles separated by a 1-pixel grey
+Each grid is drawn as ONE composed image on ONE axes (tiles separated by a 1-pixel white
 gutter), not one axes per image: a 64-image grid then costs one ``imshow`` instead of 64, and
 the figure's single ``AxesImage`` holds exactly the pixels that were drawn.
 """
@@ -49,7 +49,7 @@ def image_grid(
         images: uint8 [0, 255] or float images in ``data_range``; grayscale or RGB(A).
         nrows, ncols: grid shape; as square as possible when neither is given.
         data_range: ``"unit"`` ([0, 1]) or ``"symmetric"`` ([-1, 1], mapped to [0, 1]).
-        pad: pixels of grey gutter between tiles (0 for a seamless grid).
+        pad: pixels of white gutter between tiles (0 for a seamless grid).
         path: where to save the figure as a PNG.
 
     Returns:

@@ -243,7 +243,8 @@ def plot_latent_manifold(
     ax.set_xlabel(f"z[{i}]")
     ax.set_ylabel(f"z[{j}]")
     if title is None:
-        title = f"{_model_name(vae)}: latent manifold ({grid}, {n}x{n})"
+        of_class = "" if labels is None else f", class {labels}"
+        title = f"{_model_name(vae)}: latent manifold ({grid}, {n}x{n}{of_class})"
     ax.set_title(title)
     return finish(fig, path)
 
@@ -327,7 +328,8 @@ def plot_interpolation(
     ax.set_xticks(np.arange(steps) * (w + 1) + (w - 1) / 2.0, [f"{v:.2f}" for v in t])
     ax.tick_params(axis="x", labelsize="small")
     ax.set_xlabel("t")
-    ax.set_title(title or f"{_model_name(model)}: {method} interpolation")
+    of_class = "" if labels is None else f" (class {labels})"
+    ax.set_title(title or f"{_model_name(model)}{of_class}: {method} interpolation")
     return finish(fig, path)
 
 

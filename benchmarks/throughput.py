@@ -1,0 +1,772 @@
+"""Training throughput of tf_genai against the keras-io pattern and a plain PyTorch loop.
+
+Every configuration runs in its own worker subprocess (so each has its own peak resident
+memory), kept alive for the whole run; the parent interleaves the timed rounds A, B, C, A, B,
+C, ... so machine load drifts hit every implementation alike, and prints medians, ratios,
+achieved GFLOP/s against a measured matmul peak, and peak RSS as markdown tables.
+
+Groups (one network each; every implementation trains the same data, batch 128, float32 Adam):
+
+* ``vae_kerasio`` — the keras-io conv VAE (encoder 3x3 conv 32-64 stride 2 ReLU, dense 16,
+  latent 2; decoder dense 7*7*64, 3x3 conv-transpose 64-32 stride 2, 1-channel sigmoid).
+  ``keras-io``: the keras-io example's ``VAE`` class and ``train_step``, NumPy arrays into
+  ``fit``, ``compile(optimizer=Adam())`` defaults. ``torch``: the same network, plain loop.
+  ``tf_genai``: the zoo VAE at the keras-io sizes (``filters=(32, 64), hidden_units=(16,),
+  latent_dim=2``; its own layers: 4x4 swish convs, sub-pixel decoder, logits, dynamic
+  binarization) trained the tf_genai way (``devices.training_options()`` + ``make_dataset``).
+  ``kerasio+opts``: the exact keras-io network and ``train_step`` under the tf_genai options
+  (policy, steps_per_execution, ``make_dataset``), which isolates the training levers.
+* ``vae`` / ``dcgan`` — the zoo defaults. ``tf_genai``: ``create(name)`` + training options.
+  ``keras-io``: the keras-io ``train_step`` (VAE; DCGAN's ``dcgan_overriding_train_step``)
+  over the same zoo networks built in float32, NumPy arrays into ``fit``. ``torch``: the same
+  networks converted layer by layer (:func:`torch_from_keras`).
+* ``gan_kerasio`` — the keras-io MNIST GAN networks (``conditional_gan.py`` without labels:
+  D conv 64-128 stride 2 + global max pool; G dense 7*7*128, conv-transpose 128-128, 7x7 conv
+  sigmoid), the DCGAN example's ``train_step``; ``kerasio+opts`` as above. The DCGAN example's
+  own 64x64 CelebA networks are ~20 GFLOP per image step, too slow for 2 CPU cores.
+
+FLOPs are counted analytically from the Keras layers (2 x multiply-adds of Dense, Conv2D and
+Conv2DTranspose; elementwise ops ignored) and a training step is taken as 3x the forward pass
+(forward + two backward products). A GAN step per real image: D sees 2 images (3x), G's fakes
+are made twice (1x for the D step, 3x in the G step) and D is differentiated once more (3x):
+``4 G + 9 D``.
+
+Usage (from the repository root; PyTorch rows need the ``bench`` extra: ``pip install torch``)::
+
+    python benchmarks/throughput.py                       # all groups, 5 rounds
+    python benchmarks/throughput.py --groups vae_kerasio --rounds 3 --ablation
+    python benchmarks/throughput.py --quick               # 1 round, small epochs: a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "mnist"
+BATCH = 128
+MARK = "@@bench "  # prefix of protocol lines on a worker's stdout
+
+# group -> (images per timed round, implementations in interleaving order)
+GROUPS: dict[str, tuple[int, list[str]]] = {
+    "vae_kerasio": (8000, ["tf_genai", "kerasio+opts", "keras-io", "torch"]),
+    "vae": (8000, ["tf_genai", "keras-io", "torch"]),
+    "dcgan": (2048, ["tf_genai", "keras-io", "torch"]),
+    "gan_kerasio": (1024, ["kerasio+opts", "keras-io", "torch"]),
+}
+# --ablation: tf_genai with one lever switched off, to show each lever earns its place.
+ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1}}
+
+
+# =============================================================================================
+# Networks: keras-io architectures
+# =============================================================================================
+
+
+def kerasio_vae_networks(latent_dim: int = 2, sampling: bool = True):
+    """The keras-io ``vae.py`` encoder and decoder (the decoder's sigmoid output in float32)."""
+    import keras
+    from keras import layers, ops
+
+    class Sampling(layers.Layer):
+        """z = mean + exp(log_var / 2) * eps, as in keras-io."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator(1337)
+
+        def call(self, inputs):
+            z_mean, z_log_var = inputs
+            eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype,
+                                      seed=self.seed_generator)
+            return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(inputs)
+    x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(16, activation="relu")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    outputs = [z_mean, z_log_var]
+    if sampling:
+        outputs.append(Sampling()([z_mean, z_log_var]))
+    encoder = keras.Model(inputs, outputs, name="encoder")
+
+    latent = keras.Input(shape=(latent_dim,))
+    x = layers.Dense(7 * 7 * 64, activation="relu")(latent)
+    x = layers.Reshape((7, 7, 64))(x)
+    x = layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(x)
+    out = layers.Conv2DTranspose(1, 3, activation="sigmoid", padding="same", dtype="float32")(x)
+    decoder = keras.Model(latent, out, name="decoder")
+    return encoder, decoder
+
+
+def kerasio_gan_networks(latent_dim: int = 128):
+    """keras-io ``conditional_gan.py``'s MNIST networks without the label channels."""
+    import keras
+    from keras import layers
+
+    discriminator = keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Conv2D(64, 3, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Conv2D(128, 3, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.GlobalMaxPooling2D(),
+        layers.Dense(1, dtype="float32"),
+    ], name="discriminator")
+    generator = keras.Sequential([
+        keras.Input(shape=(latent_dim,)),
+        layers.Dense(7 * 7 * 128),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Reshape((7, 7, 128)),
+        layers.Conv2DTranspose(128, 4, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Conv2DTranspose(128, 4, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Conv2D(1, 7, padding="same", activation="sigmoid", dtype="float32"),
+    ], name="generator")
+    return generator, discriminator
+
+
+# =============================================================================================
+# keras-io training steps (the examples' train_step, losses cast to float32 for mixed precision)
+# =============================================================================================
+
+
+def kerasio_vae_class():
+    """The keras-io ``VAE`` model: ``train_step`` under ``GradientTape``, three Mean trackers."""
+    import keras
+    import tensorflow as tf
+    from keras import ops
+
+    class KerasIOVAE(keras.Model):
+        def __init__(self, encoder, decoder, latent_dim, from_logits=False, **kwargs):
+            super().__init__(**kwargs)
+            self.encoder, self.decoder = encoder, decoder
+            self.latent_dim, self.from_logits = latent_dim, from_logits
+            self.seed_generator = keras.random.SeedGenerator(1337)
+            self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
+            self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+            self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+
+        @property
+        def metrics(self):
+            return [self.total_loss_tracker, self.reconstruction_loss_tracker,
+                    self.kl_loss_tracker]
+
+        def train_step(self, data):
+            with tf.GradientTape() as tape:
+                outs = self.encoder(data)
+                z_mean, z_log_var = ops.cast(outs[0], "float32"), ops.cast(outs[1], "float32")
+                if len(outs) == 3:  # the keras-io encoder samples z itself
+                    z = outs[2]
+                else:  # a zoo encoder returns (mean, log_var): sample as keras-io's Sampling
+                    eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+                    z = z_mean + ops.exp(0.5 * z_log_var) * eps
+                reconstruction = ops.cast(self.decoder(z), "float32")
+                reconstruction_loss = ops.mean(ops.sum(keras.losses.binary_crossentropy(
+                    data, reconstruction, from_logits=self.from_logits), axis=(1, 2)))
+                kl_loss = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+                kl_loss = ops.mean(ops.sum(kl_loss, axis=1))
+                total_loss = reconstruction_loss + kl_loss
+            grads = tape.gradient(total_loss, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            self.total_loss_tracker.update_state(total_loss)
+            self.reconstruction_loss_tracker.update_state(reconstruction_loss)
+            self.kl_loss_tracker.update_state(kl_loss)
+            return {m.name: m.result() for m in self.metrics}
+
+    return KerasIOVAE
+
+
+def kerasio_gan_class():
+    """keras-io ``dcgan_overriding_train_step``'s ``GAN``: D on fakes+reals, then G."""
+    import keras
+    import tensorflow as tf
+    from keras import ops
+
+    class KerasIOGAN(keras.Model):
+        def __init__(self, discriminator, generator, latent_dim):
+            super().__init__()
+            self.discriminator, self.generator = discriminator, generator
+            self.latent_dim = latent_dim
+            self.seed_generator = keras.random.SeedGenerator(1337)
+
+        def compile(self, d_optimizer, g_optimizer, loss_fn, **kwargs):
+            super().compile(**kwargs)
+            self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
+            self.d_loss_metric = keras.metrics.Mean(name="d_loss")
+            self.g_loss_metric = keras.metrics.Mean(name="g_loss")
+
+        @property
+        def metrics(self):
+            return [self.d_loss_metric, self.g_loss_metric]
+
+        def train_step(self, real_images):
+            batch_size = ops.shape(real_images)[0]
+            z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+            generated = ops.cast(self.generator(z), real_images.dtype)
+            combined = ops.concatenate([generated, real_images], axis=0)
+            labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], 0)
+            labels += 0.05 * tf.random.uniform(tf.shape(labels))  # keras-io's label noise
+            with tf.GradientTape() as tape:
+                predictions = ops.cast(self.discriminator(combined), "float32")
+                d_loss = self.loss_fn(labels, predictions)
+            grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+            z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+            misleading_labels = ops.zeros((batch_size, 1))
+            with tf.GradientTape() as tape:
+                predictions = ops.cast(self.discriminator(self.generator(z)), "float32")
+                g_loss = self.loss_fn(misleading_labels, predictions)
+            grads = tape.gradient(g_loss, self.generator.trainable_weights)
+            self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+            self.d_loss_metric.update_state(d_loss)
+            self.g_loss_metric.update_state(g_loss)
+            return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
+
+    return KerasIOGAN
+
+
+# =============================================================================================
+# FLOP counting
+# =============================================================================================
+
+
+def forward_flops(model) -> int:
+    """FLOPs of one image through a Keras functional/Sequential model (2 x multiply-adds)."""
+    from keras import layers
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
+            kh, kw = layer.kernel_size
+            in_shape, out_shape = layer.input.shape, layer.output.shape
+            if isinstance(layer, layers.Conv2DTranspose):  # each input pixel scatters a kernel
+                total += 2 * in_shape[1] * in_shape[2] * in_shape[3] * kh * kw * out_shape[3]
+            else:
+                total += 2 * out_shape[1] * out_shape[2] * out_shape[3] * kh * kw * in_shape[3]
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)
+
+
+def vae_step_flops(encoder, decoder) -> int:
+    """Forward + backward FLOPs per image of a VAE step: 3 x (encoder + decoder)."""
+    return 3 * (forward_flops(encoder) + forward_flops(decoder))
+
+
+def gan_step_flops(generator, discriminator) -> int:
+    """FLOPs per real image of one D step + one G step: ``4 G + 9 D`` (module docstring)."""
+    return 4 * forward_flops(generator) + 9 * forward_flops(discriminator)
+
+
+# =============================================================================================
+# PyTorch: the same networks, converted layer by layer from Keras
+# =============================================================================================
+
+
+def torch_from_keras(model):
+    """A ``torch.nn.Module`` with the layers and shapes of a Keras network (NCHW layout).
+
+    Supports the layers our and keras-io's networks use; the graph is walked by tensor, so
+    multi-output networks (an encoder's mean and log-variance heads) work.
+    """
+    import torch
+    from keras import layers
+    from torch import nn
+
+    def act(name):
+        name = name if isinstance(name, str) else getattr(name, "__name__", "linear")
+        return {"relu": nn.ReLU(), "swish": nn.SiLU(), "silu": nn.SiLU(), "sigmoid": nn.Sigmoid(),
+                "tanh": nn.Tanh(), "linear": nn.Identity(),
+                "leaky_relu": nn.LeakyReLU(0.2)}[name]
+
+    class Lambda(nn.Module):
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, x):
+            return self.fn(x)
+
+    def convert(layer):
+        in_shape = layer.input.shape
+        if isinstance(layer, layers.Conv2DTranspose):
+            k, s = layer.kernel_size[0], layer.strides[0]
+            p = (k - 1) // 2
+            return nn.Sequential(nn.ConvTranspose2d(in_shape[-1], layer.filters, k, s, p,
+                                                    output_padding=s - k + 2 * p,
+                                                    bias=layer.use_bias),
+                                 act(layer.activation))
+        if isinstance(layer, layers.Conv2D):
+            k, s = layer.kernel_size[0], layer.strides[0]
+            return nn.Sequential(nn.Conv2d(in_shape[-1], layer.filters, k, s, (k - 1) // 2,
+                                           bias=layer.use_bias), act(layer.activation))
+        if isinstance(layer, layers.Dense):
+            return nn.Sequential(nn.Linear(in_shape[-1], layer.units, bias=layer.use_bias),
+                                 act(layer.activation))
+        if isinstance(layer, layers.BatchNormalization):
+            bn = nn.BatchNorm2d if len(in_shape) == 4 else nn.BatchNorm1d
+            return bn(in_shape[-1], eps=layer.epsilon, momentum=1 - layer.momentum)
+        if isinstance(layer, layers.LeakyReLU):
+            return nn.LeakyReLU(float(layer.negative_slope))
+        if isinstance(layer, layers.ReLU):
+            return nn.ReLU()
+        if isinstance(layer, layers.Activation):
+            return act(layer.activation)
+        if isinstance(layer, layers.Dropout):
+            return nn.Dropout(layer.rate)
+        if isinstance(layer, layers.Flatten):
+            return nn.Flatten()
+        if isinstance(layer, layers.GlobalMaxPooling2D):
+            return nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        if isinstance(layer, layers.Reshape):
+            h, w, c = layer.target_shape
+            return Lambda(lambda x: x.reshape(-1, c, h, w))
+        if isinstance(layer, layers.Cropping2D):
+            (t, b), (le, r) = layer.cropping
+            return Lambda(lambda x: x[:, :, t:x.shape[2] - b, le:x.shape[3] - r])
+        if type(layer).__name__ == "PixelShuffle":
+            return nn.PixelShuffle(2)
+        raise NotImplementedError(f"no PyTorch equivalent for {type(layer).__name__}")
+
+    class Converted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.steps = []  # (input tensor id, output tensor id, module name)
+            for i, layer in enumerate(l for l in model.layers
+                                      if type(l).__name__ != "InputLayer"):
+                self.add_module(f"l{i}", convert(layer))
+                self.steps.append((id(layer.input), id(layer.output), f"l{i}"))
+            self.input_id = id(model.inputs[0])
+            self.output_ids = [id(t) for t in model.outputs]
+
+        def forward(self, x):
+            values = {self.input_id: x}
+            for src, dst, name in self.steps:
+                values[dst] = getattr(self, name)(values[src])
+            outs = [values[i] for i in self.output_ids]
+            return outs[0] if len(outs) == 1 else outs
+
+    net = Converted()
+    torch.manual_seed(0)
+    return net
+
+
+# =============================================================================================
+# Workers
+# =============================================================================================
+
+
+def _load_images(data: str, n: int):
+    """The first ``n`` MNIST train-split images, uint8 (n, 28, 28, 1)."""
+    from tf_genai.data import load
+
+    images, _ = load(data, split="train")
+    if len(images) < n:
+        raise SystemExit(f"{data}: the train split has {len(images)} images, need {n}")
+    return images[:n]
+
+
+def _unit_float(images):
+    import numpy as np
+
+    return images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+
+
+class _Trainer:
+    """A worker's training job: ``round()`` trains one epoch and returns images/s."""
+
+    flops_per_image: int = 0
+
+    def round(self) -> float:
+        raise NotImplementedError
+
+
+class _KerasTrainer(_Trainer):
+    def __init__(self, model, fit_kwargs, n_images):
+        import keras
+
+        self.model, self.fit_kwargs, self.n = model, fit_kwargs, n_images
+
+        class EpochTimer(keras.callbacks.Callback):
+            """Times the epoch itself (not fit's set-up), the same for every Keras row."""
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds = time.perf_counter() - self.start
+
+        self.timer = EpochTimer()
+        self.round()  # warm-up: traces the step, fills tf.data caches, creates oneDNN kernels
+
+    def round(self) -> float:
+        self.model.fit(epochs=1, verbose=0, callbacks=[self.timer], **self.fit_kwargs)
+        return self.n / self.timer.seconds
+
+
+def _options(overrides: dict[str, Any]) -> dict[str, Any]:
+    from tf_genai import devices
+
+    opts = devices.training_options()
+    if "policy" in overrides:
+        opts["mixed_precision_policy"] = overrides["policy"]
+    if "spe" in overrides:
+        opts["steps_per_execution"] = overrides["spe"]
+    return opts
+
+
+def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict) -> _Trainer:
+    """The Keras-side trainer for one (group, implementation)."""
+    import keras
+
+    import tf_genai
+    from tf_genai import devices
+    from tf_genai.data import make_dataset
+
+    images = _load_images(data, n)
+    kerasio = impl == "keras-io"
+    opts = {"steps_per_execution": 1, "jit_compile": "auto", "mixed_precision_policy":
+            "float32"} if kerasio else _options(overrides)
+    compile_kwargs = {k: opts[k] for k in ("steps_per_execution", "jit_compile")}
+    if kerasio:
+        compile_kwargs = {}  # keras-io: default compile options
+    is_gan = group in ("dcgan", "gan_kerasio")
+    symmetric = group == "dcgan"  # the zoo GAN's tanh range; keras-io's MNIST GAN is sigmoid
+    if kerasio:
+        x = _unit_float(images) * 2 - 1 if symmetric else _unit_float(images)
+        fit_kwargs = {"x": x, "batch_size": BATCH}
+    else:
+        ds = make_dataset(images, batch_size=BATCH, scale="symmetric" if symmetric else "unit")
+        fit_kwargs = {"x": ds}
+
+    with devices.mixed_precision(opts["mixed_precision_policy"]):
+        if group == "vae_kerasio" and impl == "tf_genai":
+            model = tf_genai.create("vae", filters=(32, 64), hidden_units=(16,), latent_dim=2)
+            flops = vae_step_flops(model.encoder, model.decoder)
+        elif group == "vae" and impl == "tf_genai":
+            model = tf_genai.create("vae")
+            flops = vae_step_flops(model.encoder, model.decoder)
+        elif group == "dcgan" and impl == "tf_genai":
+            model = tf_genai.create("dcgan")
+            flops = gan_step_flops(model.generator, model.discriminator)
+        elif group == "vae_kerasio":
+            encoder, decoder = kerasio_vae_networks()
+            model = kerasio_vae_class()(encoder, decoder, latent_dim=2)
+            flops = vae_step_flops(encoder, decoder)
+        elif group == "vae":  # keras-io train_step over the zoo's default networks
+            zoo = tf_genai.create("vae")
+            model = kerasio_vae_class()(zoo.encoder, zoo.decoder, zoo.latent_dim,
+                                        from_logits=True)
+            flops = vae_step_flops(zoo.encoder, zoo.decoder)
+        elif group == "dcgan":  # keras-io DCGAN train_step over the zoo's default networks
+            zoo = tf_genai.create("dcgan")
+            model = kerasio_gan_class()(zoo.discriminator, zoo.generator, zoo.latent_dim)
+            flops = gan_step_flops(zoo.generator, zoo.discriminator)
+        elif group == "gan_kerasio":
+            generator, discriminator = kerasio_gan_networks()
+            model = kerasio_gan_class()(discriminator, generator, 128)
+            flops = gan_step_flops(generator, discriminator)
+        else:
+            raise SystemExit(f"unknown configuration {group}/{impl}")
+
+    if is_gan and impl == "tf_genai":
+        model.compile(**compile_kwargs)  # the zoo GAN's default optimizers
+    elif is_gan:
+        model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                      g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                      loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
+                      **compile_kwargs)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(), **compile_kwargs)
+    trainer = _KerasTrainer(model, fit_kwargs, n)
+    trainer.flops_per_image = flops
+    return trainer
+
+
+class _TorchTrainer(_Trainer):
+    """A plain PyTorch CPU loop: permute, slice batches, forward, backward, Adam step."""
+
+    def __init__(self, group: str, data: str, n: int):
+        import keras
+        import torch
+
+        import tf_genai
+
+        images = _unit_float(_load_images(data, n))
+        self.n, self.group = n, group
+        if group == "vae_kerasio":
+            enc_k, dec_k = kerasio_vae_networks(sampling=False)
+            self.from_logits = False
+        elif group == "vae":
+            zoo = tf_genai.create("vae")
+            enc_k, dec_k = zoo.encoder, zoo.decoder
+            self.from_logits = True
+        elif group == "dcgan":
+            zoo = tf_genai.create("dcgan")
+            gen_k, disc_k = zoo.generator, zoo.discriminator
+            images = images * 2 - 1
+        elif group == "gan_kerasio":
+            gen_k, disc_k = kerasio_gan_networks()
+        else:
+            raise SystemExit(f"unknown configuration {group}/torch")
+        self.x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+        if group.startswith("vae"):
+            self.flops_per_image = vae_step_flops(enc_k, dec_k)
+            self.enc, self.dec = torch_from_keras(enc_k), torch_from_keras(dec_k)
+            self.opt = torch.optim.Adam([*self.enc.parameters(), *self.dec.parameters()],
+                                        lr=1e-3)
+        else:
+            self.flops_per_image = gan_step_flops(gen_k, disc_k)
+            self.latent_dim = gen_k.inputs[0].shape[-1]
+            self.gen, self.disc = torch_from_keras(gen_k), torch_from_keras(disc_k)
+            self.g_opt = torch.optim.Adam(self.gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
+            self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        del keras
+        self.round()  # warm-up
+
+    def _vae_step(self, xb):
+        import torch
+        import torch.nn.functional as F
+
+        mean, log_var = self.enc(xb)
+        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)  # (batch, latent)
+        out = self.dec(z)
+        bce = (F.binary_cross_entropy_with_logits if self.from_logits
+               else F.binary_cross_entropy)(out, xb, reduction="none")
+        rec = bce.sum(dim=(1, 2, 3)).mean()
+        kl = (-0.5 * (1 + log_var - mean.square() - log_var.exp())).sum(dim=1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        (rec + kl).backward()
+        self.opt.step()
+
+    def _gan_step(self, real):
+        import torch
+        import torch.nn.functional as F
+
+        b = real.shape[0]
+        with torch.no_grad():
+            fake = self.gen(torch.randn(b, self.latent_dim))
+        labels = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)])
+        labels += 0.05 * torch.rand_like(labels)
+        d_loss = F.binary_cross_entropy_with_logits(self.disc(torch.cat([fake, real])), labels)
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        g_loss = F.binary_cross_entropy_with_logits(
+            self.disc(self.gen(torch.randn(b, self.latent_dim))), torch.zeros(b, 1))
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+
+    def round(self) -> float:
+        import torch
+
+        start = time.perf_counter()
+        order = torch.randperm(self.n)
+        step = self._vae_step if self.group.startswith("vae") else self._gan_step
+        for i in range(0, self.n, BATCH):
+            step(self.x[order[i:i + BATCH]])
+        return self.n / (time.perf_counter() - start)
+
+
+def _emit(**payload: Any) -> None:
+    print(MARK + json.dumps(payload), flush=True)
+
+
+def worker(config: str, data: str, n: int, overrides: dict) -> None:
+    """Serve timed rounds on stdin commands ``run`` / ``quit`` (see the module docstring)."""
+    sys.path.insert(0, str(REPO_ROOT))
+    group, impl = config.split("/", 1)
+    if impl == "torch":
+        trainer: _Trainer = _TorchTrainer(group, data, n)
+    else:
+        trainer = build_keras_worker(group, impl, data, n, overrides)
+    _emit(ready=True, flops_per_image=trainer.flops_per_image)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "run":
+            _emit(images_per_s=trainer.round())
+        elif command == "quit":
+            break
+    _emit(maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def matmul_peak_worker() -> None:
+    """Best GFLOP/s of a large float32 and bfloat16 ``tf.linalg.matmul`` on this machine."""
+    import tensorflow as tf
+
+    size, repeats = 2048, 6
+    result = {}
+    for dtype in ("float32", "bfloat16"):
+        a = tf.random.normal((size, size), dtype=tf.float32)
+        a = tf.cast(a, dtype)
+        b = tf.cast(tf.random.normal((size, size)), dtype)
+        mm = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b)[0, :1],
+                                                            tf.float32)))
+        mm(a, b).numpy()  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            mm(a, b).numpy()
+            best = min(best, time.perf_counter() - start)
+        result[dtype] = 2 * size**3 / best / 1e9
+    _emit(**result)
+
+
+# =============================================================================================
+# Parent: spawn workers, interleave rounds, print tables
+# =============================================================================================
+
+
+class Worker:
+    """One configuration's subprocess."""
+
+    def __init__(self, name: str, args: argparse.Namespace, n: int, overrides: dict):
+        self.name = name
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="throughput_", suffix=".log",
+                                               delete=False)
+        cmd = [sys.executable, __file__, "--worker", name.split("[")[0], "--data", args.data,
+               "--images", str(n), "--overrides", json.dumps(overrides)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, cwd=REPO_ROOT)
+        self.rates: list[float] = []
+        self.flops_per_image = 0
+        self.maxrss_kib = 0
+        self.error = ""
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(MARK):
+                return json.loads(line[len(MARK):])
+        self.log.seek(0)
+        tail = self.log.read()[-1500:]
+        raise RuntimeError(f"worker {self.name} died:\n{tail}")
+
+    def send(self, command: str) -> None:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+
+def measure_peak() -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--peak"], capture_output=True, text=True,
+                         cwd=REPO_ROOT, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith(MARK))
+    return json.loads(line[len(MARK):])
+
+
+def run_group(group: str, args: argparse.Namespace) -> list[Worker]:
+    n, impls = GROUPS[group]
+    if args.quick:
+        n = min(n, 1024)
+    impls = [i for i in impls if args.impls is None or i in args.impls]
+    names = [f"{group}/{i}" for i in impls]
+    overrides = {name: {} for name in names}
+    if args.ablation and "tf_genai" in impls:
+        for label, override in ABLATIONS.items():
+            names.append(f"{group}/{label}")
+            overrides[names[-1]] = override
+    workers = []
+    for name in names:  # start one at a time: set-up (tracing) is CPU-heavy
+        w = Worker(name, args, n, overrides[name])
+        try:
+            ready = w.read()
+            w.flops_per_image = ready["flops_per_image"]
+            workers.append(w)
+        except RuntimeError as err:
+            w.error = str(err).splitlines()[-1] if str(err) else "died"
+            print(f"  {name}: {err}", file=sys.stderr)
+            workers.append(w)
+        print(f"  {name}: ready", file=sys.stderr)
+    live = [w for w in workers if not w.error]
+    for r in range(args.rounds):
+        for w in live:  # A, B, C, A, B, C, ...
+            w.send("run")
+            w.rates.append(w.read()["images_per_s"])
+        print(f"  round {r + 1}: " + ", ".join(f"{w.name.split('/', 1)[1]} {w.rates[-1]:.0f}"
+                                                for w in live), file=sys.stderr)
+    for w in live:
+        w.send("quit")
+        w.maxrss_kib = w.read()["maxrss_kib"]
+        w.proc.wait(timeout=60)
+    return workers
+
+
+def print_tables(results: dict[str, list[Worker]], peak: dict[str, float], load: str) -> None:
+    print(f"\nload average before: {load}; matmul peak (2048^3, best of 6): "
+          f"float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s\n")
+    print("| group | implementation | images/s (median) | rounds | vs keras-io | vs torch "
+          "| MFLOP/img | GFLOP/s | % fp32 peak | % bf16 peak | peak RSS MiB |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for group, workers in results.items():
+        med = {w.name.split("/", 1)[1]: statistics.median(w.rates) for w in workers if w.rates}
+        for w in workers:
+            impl = w.name.split("/", 1)[1]
+            if w.error:
+                print(f"| {group} | {impl} | failed: {w.error} | | | | | | | | |")
+                continue
+            m = med[impl]
+            gflops = m * w.flops_per_image / 1e9
+            ratio = lambda ref: f"{m / med[ref]:.2f}x" if ref in med else "-"  # noqa: E731
+            print(f"| {group} | {impl} | {m:.0f} | {' '.join(f'{r:.0f}' for r in w.rates)} | "
+                  f"{ratio('keras-io')} | {ratio('torch')} | {w.flops_per_image / 1e6:.1f} | "
+                  f"{gflops:.1f} | {100 * gflops / peak['float32']:.0f}% | "
+                  f"{100 * gflops / peak['bfloat16']:.0f}% | {w.maxrss_kib / 1024:.0f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", nargs="+", choices=list(GROUPS), default=list(GROUPS))
+    parser.add_argument("--impls", nargs="+", default=None,
+                        help="only these implementations (e.g. tf_genai keras-io)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--ablation", action="store_true",
+                        help="also time tf_genai with each lever off")
+    parser.add_argument("--quick", action="store_true", help="1 round of <= 1024 images")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--images", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.peak:
+        matmul_peak_worker()
+        return 0
+    if args.worker:
+        worker(args.worker, args.data, args.images, json.loads(args.overrides))
+        return 0
+    if args.quick:
+        args.rounds = 1
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    peak = measure_peak()
+    results = {}
+    for group in args.groups:
+        print(f"{group}:", file=sys.stderr)
+        results[group] = run_group(group, args)
+    after = measure_peak()
+    peak = {k: max(peak[k], after[k]) for k in peak}
+    print_tables(results, peak, load)
+    print(f"\nload average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

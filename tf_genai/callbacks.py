@@ -16,6 +16,7 @@ import numpy as np
 
 from tf_genai.errors import ConfigError
 from tf_genai.plotting import compose_grid, decode_latents, to_unit
+from tf_genai.plotting.images import label_columns
 
 GIF_NAME = "samples.gif"
 
@@ -40,6 +41,7 @@ class _FixedNoise:
         if not latent_dim:
             raise ConfigError(f"{self.owner}: {type(model).__name__} has no latent_dim")
         rng = np.random.default_rng(self.seed)
+        self.ncols = None
         self.z = rng.standard_normal((self.num_samples, int(latent_dim))).astype(np.float32)
         num_classes = getattr(model, "num_classes", None)
         if self.given_labels is not None:
@@ -51,6 +53,7 @@ class _FixedNoise:
                     f"{self.owner}: {labels.shape[0]} labels for {self.num_samples} samples"
                 )
             self.labels = labels
+            self.ncols = label_columns(labels)  # classes lined up in rows or columns
         elif num_classes:
             # one class per column: 0 1 2 ... K-1 on every row
             self.labels = (np.arange(self.num_samples) % num_classes).astype(np.int32)

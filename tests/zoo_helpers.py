@@ -30,11 +30,13 @@ PROBE_SIZE = 6
 SUBPROCESS_TIMEOUT_S = 300
 # "Continues the curve": the reloaded model's next-epoch loss must land near the loss an
 # uninterrupted run gets for that epoch. Not exactly on it: Keras does not save
-# SeedGenerator states in .keras files, so the reloaded model draws other noise (z, dropout
-# masks, binarisation) than the uninterrupted one. The optimizer state itself is compared
-# exactly (every slot variable), so these bounds only need to catch a restarted curve.
-# VAE: within this fraction of the epoch-1 -> epoch-2 drop of the uninterrupted run.
-VAE_CONTINUE_FRACTION = 0.25
+# SeedGenerator states in .keras files, so the reloaded model replays the noise stream
+# (z, dropout masks, binarisation) from its start, and on 6 unshuffled batches that replay
+# alone moves the epoch loss by up to ~30% of the epoch-1 -> epoch-2 drop (measured).
+# The optimizer state itself is compared exactly (every slot variable), so these bounds only
+# need to catch a curve that restarts (weights or training state lost).
+# VAE: below epoch 1 and within this fraction of the uninterrupted epoch-1 -> epoch-2 drop.
+VAE_CONTINUE_FRACTION = 0.5
 # GAN (losses do not fall monotonically): within this relative distance.
 GAN_CONTINUE_RTOL = 0.1
 EXPECTED_ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan"}

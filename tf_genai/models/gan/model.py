@@ -20,7 +20,9 @@ leaves every generator weight untouched. The discriminators have no batch norm, 
 discriminator in the generator step changes no discriminator weight either (only its dropout
 RNG state advances).
 
-Distribution and mixed precision. Each batch-mean loss is divided by the number of replicas
+Distribution and mixed precision. Noise and alpha are drawn for the global batch and sliced per
+replica (:func:`tf_genai.distribute.random_for_batch`), and the generator's batch norm is
+synchronised over replicas, so N replicas see what one device sees. Each batch-mean loss is divided by the number of replicas
 (``scale_loss_for_distribution``: Keras 3 optimizers sum gradients over replicas) and then by
 the optimizer's loss scale (``scale_loss``; the identity for a plain optimizer, the dynamic scale
 for a ``LossScaleOptimizer``, whose ``apply`` unscales) before ``tape.gradient``. Losses are
@@ -38,6 +40,7 @@ import tensorflow as tf
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
+from tf_genai import distribute
 from tf_genai import losses as gan_loss_lib
 from tf_genai.errors import ConfigError, DataError
 from tf_genai.models.gan.networks import ARCHITECTURES, build_discriminator, build_generator
@@ -314,7 +317,10 @@ class GAN(keras.Model):
         return images, ops.cast(ops.reshape(labels, (-1,)), "int32")
 
     def _noise(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        """z ~ N(0, I) (batch, latent): drawn for the global batch, so each replica gets its own."""
+        return distribute.random_for_batch(
+            keras.random.normal, (batch_size, self.latent_dim), seed=self.seed_generator
+        )
 
     def _fakes_for_d_step(self, batch_size, labels):
         """Generator output in training mode whose state updates (BN statistics) are dropped."""
@@ -339,8 +345,8 @@ class GAN(keras.Model):
         )
         terms = {"d_loss_real": d_real, "d_loss_fake": d_fake, "d_loss": d_real + d_fake}
         if self.gp_weight > 0:
-            alpha = keras.random.uniform(  # one interpolation weight per example, U[0, 1]
-                (batch_size, 1, 1, 1), seed=self.seed_generator
+            alpha = distribute.random_for_batch(  # one interpolation weight per example, U[0, 1]
+                keras.random.uniform, (batch_size, 1, 1, 1), seed=self.seed_generator
             )
             terms["gp"] = gan_loss_lib.gradient_penalty(
                 lambda x: self.discriminator(self._disc_inputs(x, labels), training=training),

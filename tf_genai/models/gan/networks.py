@@ -8,7 +8,8 @@ Two architectures, both building for any image shape ``(H, W, C)``:
   Dropout(0.3) and outputs a **logit** (no sigmoid: the losses work on logits).
 * ``"conv"`` — DCGAN, Radford, Metz & Chintala 2016 ("Unsupervised Representation Learning
   with Deep Convolutional GANs", arXiv:1511.06434): G projects z to a small feature map and
-  doubles it with stride-2 transposed convolutions (batch norm + ReLU, tanh output), D halves it
+  doubles it with stride-2 transposed convolutions (batch norm + ReLU, tanh output; the batch
+  statistics are synchronised over replicas under a distribution strategy), D halves it
   with stride-2 convolutions and LeakyReLU(0.2), no pooling. D has no batch norm, so the
   WGAN-GP gradient penalty (which is per example) stays valid with the same critic.
 
@@ -106,7 +107,7 @@ def build_generator(
         h = layers.Dense(
             h0 * w0 * filters[0], use_bias=False, kernel_initializer=init.kernel(), name="project"
         )(h)
-        h = layers.BatchNormalization(name="project_bn")(h)
+        h = layers.BatchNormalization(synchronized=True, name="project_bn")(h)
         h = layers.ReLU(name="project_relu")(h)
         h = layers.Reshape((h0, w0, filters[0]), name="to_map")(h)  # (batch, h0, w0, F)
         for i, f in enumerate(filters[1:]):
@@ -114,7 +115,7 @@ def build_generator(
                 f, 4, strides=2, padding="same", use_bias=False,
                 kernel_initializer=init.kernel(), name=f"up_{i}",
             )(h)  # spatial size doubles
-            h = layers.BatchNormalization(name=f"up_{i}_bn")(h)
+            h = layers.BatchNormalization(synchronized=True, name=f"up_{i}_bn")(h)
             h = layers.ReLU(name=f"up_{i}_relu")(h)
         h = layers.Conv2DTranspose(
             channels, 4, strides=2, padding="same", kernel_initializer=init.kernel(),

@@ -329,7 +329,7 @@ class _NoTFGenAI(importlib.abc.MetaPathFinder):
     # Fail loudly if anything (TF's loader included) tries to import tf_genai.
     def find_spec(self, name, path=None, target=None):
         if name == "tf_genai" or name.startswith("tf_genai."):
-            raise ImportError("the export must load without tf_genai, but " + name + " was imported")
+            raise ImportError("the export must load without tf_genai; it imported " + name)
         return None
 
 sys.meta_path.insert(0, _NoTFGenAI())

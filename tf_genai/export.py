@@ -166,7 +166,10 @@ def zoo_name(model: Any) -> str | None:
 
 
 def _same(a: Any, b: Any) -> bool:
-    norm = (lambda v: list(v) if isinstance(v, (tuple, list)) else v)
+    # Configs hold lists where registry defaults hold tuples.
+    def norm(v: Any) -> Any:
+        return list(v) if isinstance(v, (tuple, list)) else v
+
     return norm(a) == norm(b)
 
 
@@ -192,11 +195,13 @@ def _signature_specs(model: Any) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def _build_module(model: Any) -> Any:
-    """A ``tf.Module`` that holds the model's variables and one ``tf.function`` per signature."""
+def _build_module(model: Any, names: tuple[str, ...] | None = None) -> Any:
+    """A ``tf.Module`` with one ``tf.function`` per signature (or per one of ``names``)."""
     import tensorflow as tf
 
     specs = _signature_specs(model)
+    if names is not None:
+        specs = {name: specs[name] for name in names}
     conditional = bool(model.num_classes)
     latent_dim = int(model.latent_dim)
 
@@ -459,9 +464,9 @@ def _tflite_function(model: Any, part: str) -> tuple[Any, Any]:
         raise ConfigError(f"part must be 'decoder', 'generator' or 'auto', got {part!r}")
     if part != expected:
         raise ConfigError(f"a {model.family.upper()} has a {expected}, not a {part}")
-    module = _build_module(model)
-    fn = module.decode if model.family == "vae" else module.generate
-    return fn.get_concrete_function(), module
+    signature = "decode" if model.family == "vae" else "generate"
+    module = _build_module(model, (signature,))
+    return getattr(module, signature).get_concrete_function(), module
 
 
 def convert_to_tflite(

@@ -50,7 +50,14 @@ def get_strategy(name: str | None = None) -> tf.distribute.Strategy:
     if name is None or name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices=local_devices())
+        devices = local_devices()
+        cross_device_ops = None
+        if not tf.config.list_logical_devices("GPU"):
+            # On CPU devices the default (collective) all-reduce can launch a GAN's two
+            # optimizers' reductions in a different order on each replica and abort with
+            # "Shape mismatch in the collective instance"; reducing on one device cannot.
+            cross_device_ops = tf.distribute.ReductionToOneDevice()
+        return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
     if name == "multiworker":
         check_tf_config(os.environ.get("TF_CONFIG"))
         # RING collectives work on CPUs and GPUs alike (NCCL would need GPUs).

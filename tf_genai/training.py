@@ -167,12 +167,6 @@ def train(
     dist = distribute.get_strategy(strategy)
     with dist.scope():
         net = registry.create(model, **kwargs)
-        compile_model(
-            net,
-            learning_rate=learning_rate,
-            steps_per_execution=options.get("steps_per_execution", 1),
-            jit_compile=options.get("jit_compile", False),
-        )
 
     use_labels = labels is not None and net.num_classes is not None
     train_x, train_y, val_x, val_y = images, labels, None, None
@@ -197,6 +191,15 @@ def train(
     if val_x is not None:
         val_ds = data_lib.make_dataset(
             val_x, val_y if use_labels else None, binarize=net.binarize, shuffle=False, **ds_kwargs
+        )
+    with dist.scope():
+        compile_model(
+            net,
+            learning_rate=learning_rate,
+            # One execution must not run past an epoch's last batch into the next epoch's.
+            steps_per_execution=largest_divisor(
+                steps_per_epoch, options.get("steps_per_execution", 1)),
+            jit_compile=options.get("jit_compile", False),
         )
 
     cbs = list(callbacks)
@@ -223,6 +226,11 @@ def train(
                                           model_kwargs={k: (list(v) if isinstance(v, tuple) else v)
                                                         for k, v in kwargs.items()}))
     return TrainResult(net, history, path, files)
+
+
+def largest_divisor(n: int, at_most: int) -> int:
+    """The largest divisor of ``n`` that is at most ``at_most`` (at least 1)."""
+    return max(d for d in range(1, max(1, min(n, at_most)) + 1) if n % d == 0)
 
 
 def epoch_dataset(

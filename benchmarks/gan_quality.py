@@ -37,8 +37,11 @@ from tf_genai import registry  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
-# The training recipe each model gets (the same for both: only the architecture differs).
+# The training recipe both models get (only the architecture differs): Adam(LR, beta_1=0.5) for
+# each network, batches of 64. 5e-4 rather than DCGAN's 2e-4: with a budget of minutes, the faster
+# rate reached a given FID in about half the steps in our 4-minute trials, with no instability.
 BATCH_SIZE = 64
+LEARNING_RATE = 5e-4
 MAX_EPOCHS = 1000  # the wall-clock budget is what stops training
 
 
@@ -64,20 +67,28 @@ class TimeBudget(keras.callbacks.Callback):
         return time.perf_counter() - self.start
 
 
-def train_one(name: str, images: np.ndarray, budget: float, seed: int) -> tuple[keras.Model, dict]:
+def train_one(
+    name: str, images: np.ndarray, budget: float, seed: int, lr: float = LEARNING_RATE,
+    batch_size: int = BATCH_SIZE,
+) -> tuple[keras.Model, dict]:
     """Train zoo model ``name`` for ``budget`` seconds; returns the model and its run figures."""
     keras.utils.set_random_seed(seed)
     model = registry.create(name, image_shape=images.shape[1:], seed=seed)
-    model.compile()
-    ds = data_lib.make_dataset(images, batch_size=BATCH_SIZE, scale="symmetric", seed=seed)
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+        g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+    )
+    ds = data_lib.make_dataset(images, batch_size=batch_size, scale="symmetric", seed=seed)
     clock = TimeBudget(budget)
     history = model.fit(ds, epochs=MAX_EPOCHS, callbacks=[clock], verbose=0)
-    steps_per_epoch = int(np.ceil(len(images) / BATCH_SIZE))
+    steps_per_epoch = int(np.ceil(len(images) / batch_size))
     run = {
         "model": name,
         "steps": clock.steps,
         "epochs": clock.steps / steps_per_epoch,
         "seconds": clock.elapsed,
+        "lr": lr,
+        "batch_size": batch_size,
         "final_d_loss": float(history.history["d_loss"][-1]),
         "final_g_loss": float(history.history["g_loss"][-1]),
     }
@@ -92,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(MNIST), help="MNIST IDX folder")
     parser.add_argument("--out", default="runs/gan_quality", help="folder for samples + results")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument(
+        "--classifier-cache", default=None, help="digit classifier cache (default: the shared one)"
+    )
     args = parser.parse_args(argv)
 
     train_x, train_y = data_lib.load(args.data, split="train")  # images 0-7,999, uint8
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs, samples = [], {}
     for name in args.models:
-        model, run = train_one(name, train_x, args.budget, args.seed)
+        model, run = train_one(name, train_x, args.budget, args.seed, args.lr, args.batch_size)
         s = model.sample(args.num_samples, seed=args.seed + 1)  # (n, 28, 28, 1) in [-1, 1]
         samples[name] = np.clip((np.asarray(s) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
         np.savez_compressed(out / f"{name}_samples.npz", images=samples[name])
@@ -115,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results.json").write_text(json.dumps(runs, indent=2))
         return 1
 
-    clf = features.get_classifier(train_x, train_y, cache_dir=out / "classifier")
+    clf = features.get_classifier(train_x, train_y, cache_dir=args.classifier_cache)
     heldout_unit = heldout_x.astype(np.float32) / 255.0
     real_feats = np.asarray(clf.features(heldout_unit))
     for run in runs:

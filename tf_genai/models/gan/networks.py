@@ -72,7 +72,7 @@ def build_generator(
     latent_dim: int,
     architecture: str = "conv",
     num_classes: int | None = None,
-    base_filters: int = 64,
+    base_filters: int = 32,
     seed: int | None = None,
 ) -> keras.Model:
     """The generator ``z (batch, latent_dim) [+ labels (batch,)] -> images (batch, H, W, C)``.
@@ -140,7 +140,7 @@ def build_discriminator(
     image_shape: tuple[int, int, int],
     architecture: str = "conv",
     num_classes: int | None = None,
-    base_filters: int = 64,
+    base_filters: int = 32,
     dropout: float = 0.3,
     seed: int | None = None,
 ) -> keras.Model:

@@ -64,9 +64,8 @@ def test_reconstruction_term_matches_numpy_gaussian(digits, scale):
 
     mean, _ = model.encode(x)
     mu = np.tanh(np.asarray(model.decoder(mean), "float64"))
-    sigma = 0.2 if scale is None else scale  # the learned scale starts at 0.1 ... per channel
-    if scale is None:
-        sigma = float(np.exp(np.asarray(model.log_scale)[0]))
+    # the fixed scale, or the learned per-channel one (one channel here)
+    sigma = scale if scale is not None else float(np.exp(np.asarray(model.log_scale)[0]))
     log_px = (-0.5 * ((x - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi))
     np.testing.assert_allclose(
         result["reconstruction_loss"], -log_px.reshape(16, -1).sum(-1).mean(), rtol=1e-4

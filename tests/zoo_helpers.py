@@ -135,7 +135,7 @@ def seed_states(model) -> dict[str, list[int]]:
 
 def fit_one_epoch(model, ds) -> dict[str, float]:
     """One epoch of the model's own ``train_step``; the epoch's metrics."""
-    history = model.fit(ds, epochs=1, verbose=0).history
+    history = model.fit(ds, epochs=1, verbose=0, shuffle=False).history
     return {k: float(v[-1]) for k, v in history.items()}
 
 

@@ -47,6 +47,18 @@ def test_keras_history_and_json_file(tmp_path):
     assert len(plotting.plot_history(str(path), ncols=2).axes) == 3
 
 
+def test_gan_loss_parts_share_their_loss_axes():
+    history = {"d_loss": [1.0, 0.9], "d_loss_fake": [0.4, 0.5], "d_loss_real": [0.6, 0.4],
+               "g_loss": [2.0, 1.8], "gp": [0.1, 0.05], "val_d_loss": [1.1, 1.0]}
+    groups = plotting.history.metric_groups(history)
+    assert groups == {"d_loss": ["d_loss", "val_d_loss", "d_loss_fake", "d_loss_real"],
+                      "g_loss": ["g_loss"], "gp": ["gp"]}
+    fig = plotting.plot_history(history)
+    assert [ax.get_title() for ax in fig.axes] == ["d_loss", "g_loss", "gp"]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["d_loss", "val_d_loss", "d_loss_fake", "d_loss_real"]
+
+
 def test_bad_history(tmp_path):
     with pytest.raises(DataError, match="not found"):
         plotting.plot_history(tmp_path / "missing.json")

@@ -55,22 +55,36 @@ def load_history(history_or_path: Any) -> dict[str, list[float]]:
 _SCHEDULES = ("kl_weight", "learning_rate", "lr")
 
 
+def _metric(key: str) -> str:
+    return key[4:] if key.startswith("val_") else key
+
+
 def metric_groups(history: Mapping[str, Sequence[float]]) -> dict[str, list[str]]:
     """Keys grouped by metric: ``{"loss": ["loss", "val_loss"], ...}``.
 
-    Order: ``loss`` first, then the other metrics as they come (Keras sorts them by name),
-    then schedules such as ``kl_weight``; training before validation within a group.
+    A metric named after another one plus a suffix is one of its parts and shares its axes
+    (``d_loss_real`` and ``d_loss_fake`` go with ``d_loss``). Order: ``loss`` first, then the
+    other metrics as they come (Keras sorts them by name), then schedules such as
+    ``kl_weight``; within a group, each metric's training curve before its validation curve.
     """
+    metrics = list(dict.fromkeys(_metric(key) for key in history))
+
+    def parent(name: str) -> str:
+        owners = [m for m in metrics if m != name and name.startswith(m + "_")]
+        return max(owners, key=len) if owners else name
+
     groups: dict[str, list[str]] = {}
     for key in history:
-        base = key[4:] if key.startswith("val_") else key
-        groups.setdefault(base, []).append(key)
+        groups.setdefault(parent(_metric(key)), []).append(key)
 
     def rank(base: str) -> int:
         return 0 if base == "loss" else 2 if base in _SCHEDULES else 1
 
-    return {base: sorted(groups[base], key=lambda k: k.startswith("val_"))
-            for base in sorted(groups, key=rank)}
+    def within(key: str) -> tuple:
+        return (metrics.index(_metric(key)) if _metric(key) != parent(_metric(key)) else -1,
+                key.startswith("val_"))
+
+    return {base: sorted(groups[base], key=within) for base in sorted(groups, key=rank)}
 
 
 def plot_history(
@@ -80,7 +94,7 @@ def plot_history(
     title: str | None = None,
     path: PathLike | None = None,
 ) -> Figure:
-    """One axes per metric, training (solid) and validation (dashed) curves together.
+    """One axes per metric group, training (solid) and validation (dashed) curves together.
 
     Args:
         history_or_path: a ``keras.callbacks.History``, a dict of per-epoch lists, or the path
@@ -88,7 +102,8 @@ def plot_history(
         ncols: axes per row.
 
     Returns:
-        A Figure with exactly one axes per metric group (``loss`` with ``val_loss``, ...).
+        A Figure with exactly one axes per metric group (``loss`` with ``val_loss``; ``d_loss``
+        with ``d_loss_real`` and ``d_loss_fake``; see :func:`metric_groups`).
     """
     history = load_history(history_or_path)
     groups = metric_groups(history)
@@ -97,13 +112,18 @@ def plot_history(
     fig = new_figure((3.6 * ncols, 2.8 * nrows), layout="constrained")
     for k, (base, keys) in enumerate(groups.items()):
         ax = fig.add_subplot(nrows, ncols, k + 1)
+        names = list(dict.fromkeys(_metric(key) for key in keys))
         for key in keys:
             values = np.asarray(history[key])
             epochs = np.arange(1, len(values) + 1)
             is_val = key.startswith("val_")
+            if len(names) == 1:
+                label = "validation" if is_val else "train"
+            else:  # several metrics on one axes: name them
+                label = key
             ax.plot(
                 epochs, values, "--" if is_val else "-", marker="o" if len(values) < 15 else None,
-                ms=3, label="validation" if is_val else "train",
+                ms=3, label=label, color=f"C{names.index(_metric(key))}",
             )
         ax.set_title(base)
         ax.set_xlabel("epoch")

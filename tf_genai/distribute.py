@@ -204,3 +204,25 @@ def random_for_batch(
     size = [-1] * len(full_shape)
     size[batch_axis] = local
     return tf.slice(full, tf.stack(begin), tf.stack(size))
+
+
+def scalar_logs_for_multiworker(model: Any) -> None:
+    """Work around Keras 3's multi-worker log reduction failing on scalar metrics.
+
+    Under ``MultiWorkerMirroredStrategy`` Keras 3 reduces every ``train_step``/``test_step``
+    output with ``strategy.reduce("MEAN", value, axis=0)``, which fails on the scalar metric
+    values every model returns ("Invalid reduction dimension 0 for input with 0 dimensions";
+    tensorflow/tensorflow#72388). Returning each value with a leading axis of one makes that
+    reduction the mean over replicas, a scalar again. Call it on the model after ``compile``;
+    other strategies do not need it.
+    """
+    import keras
+
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def with_axis(data, step=step):
+            logs = step(data)
+            return {key: keras.ops.reshape(value, (1,)) for key, value in logs.items()}
+
+        setattr(model, name, with_axis)

@@ -192,15 +192,23 @@ def train(
         val_ds = data_lib.make_dataset(
             val_x, val_y if use_labels else None, binarize=net.binarize, shuffle=False, **ds_kwargs
         )
+    import tensorflow as tf
+
+    multiworker = isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy)
+    # One execution must not run past an epoch's last batch into the next epoch's. Multi-worker
+    # runs take one step per execution: Keras' multi-step loop fails to run under them
+    # ("You must feed a value for placeholder tensor 'while/cond/Placeholder'").
+    steps_per_execution = 1 if multiworker else largest_divisor(
+        steps_per_epoch, options.get("steps_per_execution", 1))
     with dist.scope():
         compile_model(
             net,
             learning_rate=learning_rate,
-            # One execution must not run past an epoch's last batch into the next epoch's.
-            steps_per_execution=largest_divisor(
-                steps_per_epoch, options.get("steps_per_execution", 1)),
+            steps_per_execution=steps_per_execution,
             jit_compile=options.get("jit_compile", False),
         )
+    if multiworker:
+        distribute.scalar_logs_for_multiworker(net)
 
     cbs = list(callbacks)
     backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir)

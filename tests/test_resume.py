@@ -1,0 +1,262 @@
+"""Resume after a crash (SIGKILL mid-epoch) and stop on NaN keeping the last good backup.
+
+The killed and resumed runs are real subprocesses running this file as a script (``worker``
+mode): the worker pauses inside a chosen batch and says so in a file; the test then sends it
+SIGKILL, starts it again with ``resume=True`` and compares the final weights with an
+uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# 18 steps per epoch: train() runs them as 2 executions of 9 (steps_per_execution divides the
+# epoch), so the kill at batch 9 of the third epoch (zero-based) lands in the middle of an epoch.
+EPOCHS, BATCH, NUM_IMAGES = 3, 16, 288
+KILL_EPOCH, KILL_BATCH = 2, 9
+RESUME_MODELS = ("iwae", "wgan_gp")  # dynamic binarization + k draws; two optimizers + GP noise
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _start(args: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "worker", json.dumps(args)], cwd=REPO,
+                            env=_env(), stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def _wait(proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, f"worker failed ({proc.returncode}):\n{log.read_text()[-5000:]}"
+
+
+# --------------------------------------------------------------------------- worker mode
+def _worker(args: dict) -> None:
+    """Train ``args["model"]`` into ``args["out_dir"]``; optionally park inside one batch."""
+    import keras
+
+    from tf_genai.data import load
+    from tf_genai.training import train
+
+    class ParkInBatch(keras.callbacks.Callback):
+        """Announce the chosen batch, then sleep there until the test kills the process."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if (self.epoch, batch) == (KILL_EPOCH, KILL_BATCH):  # half of epoch 3 done
+                Path(args["park"]).write_text(str(os.getpid()))
+                time.sleep(600)
+
+    images, labels = load("digits")
+    kwargs = {"dropout": 0.0} if args["model"] in ("gan", "dcgan", "wgan_gp", "cgan") else {}
+    result = train(
+        args["model"], data=(images[:NUM_IMAGES], labels[:NUM_IMAGES]), split="all",
+        out_dir=args["out_dir"], epochs=EPOCHS, batch_size=BATCH, seed=5, validation_fraction=0.0, deterministic=True,
+        resume=args.get("resume", False), plots=False, verbose=0, model_kwargs=kwargs,
+        callbacks=[ParkInBatch()] if args.get("park") else [],
+    )
+    np.savez(Path(args["out_dir"]) / "final_weights.npz", *result.model.get_weights())
+    Path(args["out_dir"], "history_seen.json").write_text(json.dumps(result.history))
+
+
+# --------------------------------------------------------------------------- the kill test
+def _kill_and_resume(tmp_path, ref, killed, resumed) -> None:
+    for name in RESUME_MODELS:  # start everything at once: the runs are independent
+        ref[name] = (tmp_path / f"ref_{name}", tmp_path / f"ref_{name}.log")
+        ref[name] += (_start({"model": name, "out_dir": str(ref[name][0])}, ref[name][1]),)
+        park = tmp_path / f"parked_{name}"
+        killed[name] = (tmp_path / f"run_{name}", tmp_path / f"run_{name}.log", park)
+        killed[name] += (_start({"model": name, "out_dir": str(killed[name][0]),
+                                 "park": str(park)}, killed[name][1]),)
+
+    for name, (out_dir, log, park, proc) in killed.items():
+        deadline = time.monotonic() + 400
+        while not park.exists():
+            assert proc.poll() is None, f"{name} ended before the kill:\n{log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"{name} never reached the kill point"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        meta = json.loads((out_dir / "backup" / "latest" / "training_metadata.json").read_text())
+        assert meta["epoch"] == KILL_EPOCH, "the backup should hold the last completed epoch"
+        assert not (out_dir / "model.keras").exists(), "a killed run must not have finished"
+
+    for name, (out_dir, log, _, _) in killed.items():
+        resumed[name] = (tmp_path / f"resume_{name}.log",)
+        resumed[name] += (_start({"model": name, "out_dir": str(out_dir), "resume": True},
+                                 resumed[name][0]),)
+    for name in RESUME_MODELS:
+        _wait(ref[name][2], ref[name][1], 400)
+        _wait(resumed[name][1], resumed[name][0], 400)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
+    """SIGKILL inside epoch 3, resume: final weights and history equal an uninterrupted run's."""
+    ref, killed, resumed = {}, {}, {}
+    try:
+        _kill_and_resume(tmp_path, ref, killed, resumed)
+    finally:  # never leave a worker behind, whatever failed
+        for entry in [*ref.values(), *killed.values(), *resumed.values()]:
+            proc = entry[-1]
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    for name in RESUME_MODELS:
+        a = np.load(ref[name][0] / "final_weights.npz")
+        b = np.load(killed[name][0] / "final_weights.npz")
+        assert len(a.files) == len(b.files) > 0
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} weight {key}")
+        history_a = json.loads((ref[name][0] / "history_seen.json").read_text())
+        history_b = json.loads((killed[name][0] / "history_seen.json").read_text())
+        assert history_a == history_b  # all EPOCHS epochs, the resumed ones identical
+        assert all(len(v) == EPOCHS for v in history_b.values())
+
+
+# --------------------------------------------------------------------------- NaN handling
+def _tiny_vae():
+    import tf_genai
+
+    # binarize=False: dynamic binarization would turn a NaN pixel into a 0.
+    model = tf_genai.create("mlp_vae", image_shape=(8, 8, 1), seed=0, binarize=False)
+    model.compile(optimizer="adam")
+    return model
+
+
+def _batches_with_nan_from(epoch: int, steps: int, epochs: int):
+    """``epochs * steps`` batches of digits; from epoch ``epoch`` on one batch per epoch is NaN."""
+    import tensorflow as tf
+
+    from tf_genai.data import load
+
+    images, _ = load("digits")
+    x = (images[: steps * 16].astype("float32") / (255.0 if images.dtype == np.uint8 else 1.0))
+    batches = []
+    for e in range(epochs):
+        for s in range(steps):
+            b = x[s * 16:(s + 1) * 16].copy()
+            if e >= epoch and s == 1:
+                b[0, 0, 0, 0] = np.nan  # bad input that no validation saw
+            batches.append(b)
+    return tf.data.Dataset.from_tensor_slices(np.stack(batches))
+
+
+def test_nan_stops_with_training_error_and_keeps_last_good_backup(tmp_path):
+    """A NaN in epoch 3 raises TrainingError; the backup still holds epoch 2's finite state."""
+    import keras
+
+    from tf_genai import checkpointing
+    from tf_genai.errors import TrainingError
+
+    steps = 4
+    model = _tiny_vae()
+    after_epoch = {}
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            after_epoch[epoch + 1] = [np.array(w) for w in self.model.get_weights()]
+
+    backup = tmp_path / "backup"
+    callbacks = [checkpointing.BackupAndResume(backup), Record(), checkpointing.TerminateOnNaN(backup)]
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 3, batch 2.*after epoch 2"):
+        model.fit(_batches_with_nan_from(2, steps, 5), epochs=5, steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=0)
+    assert not all(np.all(np.isfinite(w)) for w in model.get_weights()), "NaN should have spread"
+    assert checkpointing.backup_epoch(backup) == 2
+
+    # A fresh model resumes from the backup: finite and equal to the weights after epoch 2.
+    fresh = _tiny_vae()
+    fresh.fit(_batches_with_nan_from(99, steps, 1), epochs=2, steps_per_epoch=steps, verbose=0,
+              callbacks=[checkpointing.BackupAndResume(backup)])  # nothing left: restores only
+    restored = fresh.get_weights()
+    assert all(np.all(np.isfinite(w)) for w in restored)
+    for got, want in zip(restored, after_epoch[2]):
+        np.testing.assert_array_equal(got, want)
+    assert int(fresh.optimizer.iterations.numpy()) == 2 * steps  # optimizer state came back too
+
+
+def test_train_with_diverging_learning_rate_raises_training_error(tmp_path):
+    """train(): a learning rate that blows the loss up ends in TrainingError, backup kept finite."""
+    from tf_genai import checkpointing
+    from tf_genai.errors import TrainingError
+    from tf_genai.training import train
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match="diverged"):
+        train("mlp_vae", data="digits", out_dir=out, epochs=30, batch_size=256, seed=0,
+              learning_rate=1e4, validation_fraction=0.0, plots=False, verbose=0)
+    assert not (out / "model.keras").exists()
+    done = checkpointing.backup_epoch(out / "backup")
+    if done:  # every backup that was written is finite
+        import h5py
+
+        with h5py.File(out / "backup" / "latest" / "model.weights.h5") as f:
+            arrays = []
+            f.visititems(lambda k, v: arrays.append(v[()]) if hasattr(v, "shape") else None)
+        assert arrays and all(np.all(np.isfinite(a)) for a in arrays)
+
+
+def test_nan_images_are_refused_before_training(tmp_path):
+    """Bad input (NaN pixels) is a DataError from the data layer, before any backup exists."""
+    from tf_genai.errors import DataError
+    from tf_genai.training import train
+
+    images = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
+    images[3, 2, 2, 0] = np.nan
+    with pytest.raises(DataError):
+        train("mlp_vae", data=images, out_dir=tmp_path / "run", epochs=1, plots=False, verbose=0)
+    assert not (tmp_path / "run" / "backup").exists()
+
+
+def test_overwrite_discards_a_stale_backup(tmp_path):
+    """overwrite=True starts from scratch: an old run's backup is not restored into it."""
+    from tf_genai import checkpointing
+    from tf_genai.data import load
+    from tf_genai.training import train
+
+    images, labels = load("digits")
+    data = (images[:64], labels[:64])
+    kwargs = dict(data=data, batch_size=32, seed=0, validation_fraction=0.0, plots=False, verbose=0)
+    train("mlp_vae", out_dir=tmp_path, epochs=2, **kwargs)
+    assert checkpointing.backup_epoch(tmp_path / "backup") == 2
+    result = train("mlp_vae", out_dir=tmp_path, epochs=1, overwrite=True, **kwargs)
+    assert len(result.history["loss"]) == 1
+    assert checkpointing.backup_epoch(tmp_path / "backup") == 1
+    # resume=True on a finished run trains nothing more and keeps every epoch's history.
+    again = train("mlp_vae", out_dir=tmp_path, epochs=1, resume=True, **kwargs)
+    assert again.history == result.history
+    assert math.isfinite(again.history["loss"][0])
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    if sys.argv[1] == "worker":
+        _worker(json.loads(sys.argv[2]))

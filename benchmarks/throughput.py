@@ -64,7 +64,7 @@ GROUPS: dict[str, tuple[int, list[str]]] = {
     "vae_kerasio": (8000, ["tf_genai", "kerasio+opts", "keras-io", "torch"]),
     "vae": (8000, ["tf_genai", "keras-io", "torch"]),
     "dcgan": (2048, ["tf_genai", "keras-io", "torch"]),
-    "gan_kerasio": (1024, ["kerasio+opts", "keras-io", "torch"]),
+    "gan_kerasio": (512, ["kerasio+opts", "keras-io", "torch"]),
 }
 # --ablation: tf_genai with one lever switched off, to show each lever earns its place.
 ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1}}

@@ -31,6 +31,9 @@ Conv2DTranspose; elementwise ops ignored) and a training step is taken as 3x the
 are made twice (1x for the D step, 3x in the G step) and D is differentiated once more (3x):
 ``4 G + 9 D``.
 
+Last, the time to draw 256 samples from the default ``vae`` and ``dcgan``: eager
+``model.sample`` against :func:`tf_genai.devices.compiled_sampler`.
+
 Usage (from the repository root; PyTorch rows need the ``bench`` extra: ``pip install torch``)::
 
     python benchmarks/throughput.py                       # all groups, 5 rounds
@@ -631,6 +634,30 @@ def matmul_peak_worker() -> None:
     _emit(**result)
 
 
+def sampling_worker() -> None:
+    """Median seconds to draw 256 samples: eager ``model.sample`` vs ``devices.compiled_sampler``."""
+    sys.path.insert(0, str(REPO_ROOT))
+    import tf_genai
+    from tf_genai import devices
+
+    opts = devices.training_options()
+    result = {}
+    for name in ("vae", "dcgan"):
+        with devices.mixed_precision(opts["mixed_precision_policy"]):
+            model = tf_genai.create(name)
+        compiled = devices.compiled_sampler(model)
+        for label, fn in (("eager", lambda: model.sample(256, seed=1)),
+                          ("compiled", lambda: compiled(256, seed=1))):
+            fn()  # warm-up (traces the compiled sampler)
+            times = []
+            for _ in range(7):
+                start = time.perf_counter()
+                _ = fn().numpy()
+                times.append(time.perf_counter() - start)
+            result[f"{name}/{label}"] = statistics.median(times)
+    _emit(**result)
+
+
 # =============================================================================================
 # Parent: spawn workers, interleave rounds, print tables
 # =============================================================================================
@@ -665,8 +692,8 @@ class Worker:
         self.proc.stdin.flush()
 
 
-def measure_peak() -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--peak"], capture_output=True, text=True,
+def measure_peak(flag: str = "--peak") -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, flag], capture_output=True, text=True,
                          cwd=REPO_ROOT, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith(MARK))
     return json.loads(line[len(MARK):])
@@ -745,10 +772,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sampling-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-sampling", action="store_true",
+                        help="skip the eager vs compiled sampling timing")
     args = parser.parse_args(argv)
 
     if args.peak:
         matmul_peak_worker()
+        return 0
+    if args.sampling_worker:
+        sampling_worker()
         return 0
     if args.worker:
         worker(args.worker, args.data, args.images, json.loads(args.overrides))
@@ -764,6 +797,14 @@ def main(argv: list[str] | None = None) -> int:
     after = measure_peak()
     peak = {k: max(peak[k], after[k]) for k in peak}
     print_tables(results, peak, load)
+    if not args.no_sampling:
+        t = measure_peak("--sampling-worker")
+        print("\n| sampling 256 images | eager model.sample | devices.compiled_sampler | speed-up |")
+        print("| --- | ---: | ---: | ---: |")
+        for name in ("vae", "dcgan"):
+            eager, compiled = t[f"{name}/eager"], t[f"{name}/compiled"]
+            print(f"| {name} | {1e3 * eager:.1f} ms | {1e3 * compiled:.1f} ms | "
+                  f"{eager / compiled:.2f}x |")
     print(f"\nload average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     return 0
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 from tf_genai.errors import ConfigError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+_MULTIWORKER: dict[str, tf.distribute.Strategy] = {}  # TF_CONFIG -> its strategy
 
 
 def get_strategy(name: str | None = None) -> tf.distribute.Strategy:
@@ -59,11 +60,18 @@ def get_strategy(name: str | None = None) -> tf.distribute.Strategy:
             cross_device_ops = tf.distribute.ReductionToOneDevice()
         return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
     if name == "multiworker":
-        check_tf_config(os.environ.get("TF_CONFIG"))
-        # RING collectives work on CPUs and GPUs alike (NCCL would need GPUs).
-        options = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.RING)
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        text = os.environ.get("TF_CONFIG")
+        check_tf_config(text)
+        # One per process: a second MultiWorkerMirroredStrategy reuses the first one's collective
+        # instance keys, and the workers' collectives then abort ("Collective instance 100
+        # expected ... data_type").
+        if text not in _MULTIWORKER:
+            # RING collectives work on CPUs and GPUs alike (NCCL would need GPUs).
+            options = tf.distribute.experimental.CommunicationOptions(
+                implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+            _MULTIWORKER[text] = tf.distribute.MultiWorkerMirroredStrategy(
+                communication_options=options)
+        return _MULTIWORKER[text]
     raise ConfigError(
         f"unknown distribution strategy {name!r}; choose one of: {', '.join(STRATEGIES)}"
     )

@@ -37,7 +37,7 @@ Last, the time to draw 256 samples from the default ``vae`` and ``dcgan``: eager
 Usage (from the repository root; PyTorch rows need the ``bench`` extra: ``pip install torch``)::
 
     python benchmarks/throughput.py                       # all groups, 5 rounds
-    python benchmarks/throughput.py --groups vae_kerasio --rounds 3 --ablation
+    python benchmarks/throughput.py --groups vae_kerasio vae --rounds 3 --ablation vae_kerasio
     python benchmarks/throughput.py --quick               # 1 round, small epochs: a smoke test
 """
 
@@ -706,7 +706,8 @@ def run_group(group: str, args: argparse.Namespace) -> list[Worker]:
     impls = [i for i in impls if args.impls is None or i in args.impls]
     names = [f"{group}/{i}" for i in impls]
     overrides = {name: {} for name in names}
-    if args.ablation and "tf_genai" in impls:
+    ablate = args.ablation is not None and (not args.ablation or group in args.ablation)
+    if ablate and "tf_genai" in impls:
         for label, override in ABLATIONS.items():
             names.append(f"{group}/{label}")
             overrides[names[-1]] = override
@@ -765,8 +766,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these implementations (e.g. tf_genai keras-io)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--ablation", action="store_true",
-                        help="also time tf_genai with each lever off")
+    parser.add_argument("--ablation", nargs="*", default=None, metavar="GROUP",
+                        help="also time tf_genai with each lever off (in these groups; all "
+                             "groups when none is named)")
     parser.add_argument("--quick", action="store_true", help="1 round of <= 1024 images")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--images", type=int, default=0, help=argparse.SUPPRESS)

@@ -42,7 +42,7 @@ def register(name: str, *, description: str = "", **defaults: Any) -> Callable[[
         registered = keras.saving.get_registered_object(f"{PACKAGE}>{cls.__name__}")
         if registered is not cls:
             cls = keras.saving.register_keras_serializable(package=PACKAGE)(cls)
-        doc = description or (cls.__doc__ or "").strip().splitlines()[0]
+        doc = description or next(iter((cls.__doc__ or "").strip().splitlines()), cls.__name__)
         _ZOO[name] = ZooEntry(name, cls, dict(defaults), doc, getattr(cls, "family", "model"))
         return cls
 

@@ -172,7 +172,10 @@ def test_split_cpu_rejects_bad_counts():
 def test_mirrored_on_two_cpu_devices_equals_one_device(tmp_path):
     """Every zoo model: one epoch on 2 replicas gives one device's weights (same batches, seed)."""
     out = tmp_path / "mirrored.json"
-    _run_worker("mirrored", {"models": list(ZOO), "out": str(out)}, timeout=400)
+    # float32: under mixed_bfloat16 a half batch and a full batch round differently, and Adam
+    # turns that noise into ~1e-3 weight differences (measured) on weights with tiny gradients.
+    env = dict(_env(), TF_GENAI_POLICY="float32")
+    _run_worker("mirrored", {"models": list(ZOO), "out": str(out)}, timeout=900, env=env)
     report = json.loads(out.read_text())
     assert sorted(report) == sorted(ZOO)
     failures = []

@@ -78,5 +78,9 @@ def create(name: str, **kwargs: Any) -> keras.Model:
     params = {**e.defaults, **kwargs}
     try:
         return e.cls(**params)
-    except TypeError as err:  # an unknown keyword: say which model and which argument
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        # An unknown keyword (TypeError from Python, ValueError from keras.Layer) or a value the
+        # constructor rejects: name the model so the user knows which arguments to check.
         raise ConfigError(f"model {name!r}: {err}") from None

@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         run["coverage"] = metrics.class_coverage(probs)
     (out / "results.json").write_text(json.dumps(runs, indent=2, default=str))
 
-    print(f"\n{'model':8} {'epochs':>7} {'seconds':>8} {'FID':>9} {'class min':>10} {'mean conf':>10}")
+    header = ("model", "epochs", "seconds", "FID", "class min", "mean conf")
+    print("\n{:8} {:>7} {:>8} {:>9} {:>10} {:>10}".format(*header))
     for r in runs:
         print(
             f"{r['model']:8} {r['epochs']:7.1f} {r['seconds']:8.0f} {r['fid']:9.3f} "

@@ -22,12 +22,12 @@ RNG state advances).
 
 Distribution and mixed precision. Noise and alpha are drawn for the global batch and sliced per
 replica (:func:`tf_genai.distribute.random_for_batch`), and the generator's batch norm is
-synchronised over replicas, so N replicas see what one device sees. Each batch-mean loss is divided by the number of replicas
-(``scale_loss_for_distribution``: Keras 3 optimizers sum gradients over replicas) and then by
-the optimizer's loss scale (``scale_loss``; the identity for a plain optimizer, the dynamic scale
-for a ``LossScaleOptimizer``, whose ``apply`` unscales) before ``tape.gradient``. Losses are
-float32 (the networks' last layers are float32 and the loss functions cast). Metrics get the
-unscaled values.
+synchronised over replicas, so N replicas see what one device sees. Each batch-mean loss is
+divided by the number of replicas (``scale_loss_for_distribution``: Keras 3 optimizers sum
+gradients over replicas), then multiplied by the optimizer's loss scale (``scale_loss``: 1 for
+a plain optimizer, the dynamic scale for a ``LossScaleOptimizer``, whose ``apply`` unscales),
+inside the tape, before ``tape.gradient``. Losses are float32 (the networks' last layers are float32 and the loss
+functions cast). Metrics get the unscaled values.
 """
 
 from __future__ import annotations
@@ -121,21 +121,28 @@ class GAN(keras.Model):
         super().__init__(name=name)
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3 or min(image_shape) < 1:
-            raise ConfigError(f"GAN: image_shape must be (H, W, C) of positive ints, got {image_shape}")
+            raise ConfigError(
+                f"GAN: image_shape must be (H, W, C) of positive ints, got {image_shape}"
+            )
         if int(latent_dim) < 1:
             raise ConfigError(f"GAN: latent_dim must be >= 1, got {latent_dim}")
         if architecture not in ARCHITECTURES:
             raise ConfigError(
-                f"GAN: unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
+                f"GAN: unknown architecture {architecture!r}; "
+                f"choose one of {', '.join(ARCHITECTURES)}"
             )
         if num_classes is not None and int(num_classes) < 2:
             raise ConfigError(f"GAN: num_classes must be None or >= 2, got {num_classes}")
         if gp_weight < 0 or int(n_critic) < 1:
-            raise ConfigError(f"GAN: need gp_weight >= 0 and n_critic >= 1, got {gp_weight}, {n_critic}")
+            raise ConfigError(
+                f"GAN: need gp_weight >= 0 and n_critic >= 1, got {gp_weight}, {n_critic}"
+            )
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"GAN: label_smoothing must lie in [0, 1), got {label_smoothing}")
         if not 0.0 <= dropout < 1.0 or int(base_filters) < 1:
-            raise ConfigError(f"GAN: need 0 <= dropout < 1 and base_filters >= 1")
+            raise ConfigError(
+                f"GAN: need 0 <= dropout < 1 and base_filters >= 1, got {dropout}, {base_filters}"
+            )
         self._d_loss_fn, self._g_loss_fn = gan_loss_lib.gan_losses(loss)  # ConfigError if unknown
 
         self.image_shape = image_shape
@@ -314,7 +321,8 @@ class GAN(keras.Model):
             return images, None
         if labels is None:
             raise ConfigError(
-                f"{self.name}: a conditional GAN needs labels; give fit a dataset of (images, labels)"
+                f"{self.name}: a conditional GAN needs labels; "
+                "give fit a dataset of (images, labels)"
             )
         return images, ops.cast(ops.reshape(labels, (-1,)), "int32")
 

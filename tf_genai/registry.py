@@ -76,6 +76,7 @@ def create(name: str, **kwargs: Any) -> keras.Model:
     """Build the zoo model ``name``; ``kwargs`` override the entry's defaults."""
     e = entry(name)
     params = {**e.defaults, **kwargs}
+    params.setdefault("name", name)  # Keras' model name (plot titles, summaries): the zoo name
     try:
         return e.cls(**params)
     except ConfigError:

@@ -24,7 +24,12 @@ ZOO = ("vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan")
 # generator, local batch shape), so a mirrored run cannot reproduce a one-device run's masks.
 NO_DROPOUT = {"dropout": 0.0}
 NUM_IMAGES, BATCH = 64, 16  # 4 global batches, split evenly over 2 replicas
-TOLERANCE = 1e-4  # float32 sums in another order; measured differences are ~1e-7
+TOLERANCE = 1e-4  # float32 sums in another order; measured differences are 6e-8 to 1.6e-6
+# The MLP GAN's weights differ by up to 2.7e-4 (measured, float32) while its losses agree to 1e-6.
+# Measured cause: Adam (epsilon 1e-7) divides near-zero gradients by their own size, so float32
+# reduction-order noise in them becomes steps of ~lr; the same run with SGD, or with Adam's
+# epsilon at 1e-3, differs by 1.5e-8. So its weights get a bound of a few Adam steps.
+LOOSE = {"gan": 1e-3}
 
 
 def _env() -> dict[str, str]:
@@ -184,8 +189,11 @@ def test_mirrored_on_two_cpu_devices_equals_one_device(tmp_path):
         assert r["changed"] > 1e-4, f"{name}: training did not move the weights"
         print(f"{name}: max |w_mirrored - w_single| = {r['max_abs_diff']:.2e} "
               f"(max |w| {r['max_abs_weight']:.2f})")
-        if not r["max_abs_diff"] <= TOLERANCE:
+        if not r["max_abs_diff"] <= LOOSE.get(name, TOLERANCE):
             failures.append(f"{name}: {r['max_abs_diff']:.3g}")
+        for key, values in r["history_single"].items():
+            np.testing.assert_allclose(r["history_mirrored"][key], values, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{name} {key}")
     assert not failures, "mirrored != single device: " + ", ".join(failures)
 
 

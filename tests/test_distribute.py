@@ -42,7 +42,8 @@ def _run_worker(mode: str, args: dict, *, timeout: float, env: dict | None = Non
     cmd = [sys.executable, __file__, mode, json.dumps(args)]
     proc = subprocess.run(cmd, cwd=REPO, env=env or _env(), capture_output=True, text=True,
                           timeout=timeout)
-    assert proc.returncode == 0, f"{mode} worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0, (
+        f"{mode} worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 
@@ -59,7 +60,8 @@ def _train_tiny(name: str, strategy: str | None):
 
     images, labels = load("digits")
     result = train(
-        name, data=(images[:NUM_IMAGES], labels[:NUM_IMAGES]), split="all", epochs=1, batch_size=BATCH,
+        name, data=(images[:NUM_IMAGES], labels[:NUM_IMAGES]), split="all", epochs=1,
+        batch_size=BATCH,
         seed=0, validation_fraction=0.0, strategy=strategy, deterministic=True, plots=False,
         verbose=0, model_kwargs=_model_kwargs(name),
     )

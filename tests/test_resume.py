@@ -75,7 +75,8 @@ def _worker(args: dict) -> None:
     kwargs = {"dropout": 0.0} if args["model"] in ("gan", "dcgan", "wgan_gp", "cgan") else {}
     result = train(
         args["model"], data=(images[:NUM_IMAGES], labels[:NUM_IMAGES]), split="all",
-        out_dir=args["out_dir"], epochs=EPOCHS, batch_size=BATCH, seed=5, validation_fraction=0.0, deterministic=True,
+        out_dir=args["out_dir"], epochs=EPOCHS, batch_size=BATCH, seed=5, validation_fraction=0.0,
+        deterministic=True,
         resume=args.get("resume", False), plots=False, verbose=0, model_kwargs=kwargs,
         callbacks=[ParkInBatch()] if args.get("park") else [],
     )
@@ -185,7 +186,8 @@ def test_nan_stops_with_training_error_and_keeps_last_good_backup(tmp_path):
             after_epoch[epoch + 1] = [np.array(w) for w in self.model.get_weights()]
 
     backup = tmp_path / "backup"
-    callbacks = [checkpointing.BackupAndResume(backup), Record(), checkpointing.TerminateOnNaN(backup)]
+    callbacks = [checkpointing.BackupAndResume(backup), Record(),
+                 checkpointing.TerminateOnNaN(backup)]
     with pytest.raises(TrainingError, match=r"loss became nan at epoch 3, batch 2.*after epoch 2"):
         model.fit(_batches_with_nan_from(2, steps, 5), epochs=5, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=0)

@@ -1,4 +1,4 @@
-"""Resume a killed run where it stopped, and stop a diverging run without losing its last good state.
+"""Resume a killed run where it stopped; stop a diverging run but keep its last good state.
 
 :class:`BackupAndResume` extends Keras' own ``keras.callbacks.BackupAndRestore`` (which restores
 the weights, ``model.optimizer`` and the epoch) with what our models need on top:

@@ -128,7 +128,8 @@ def check_tf_config(text: str | None) -> dict[str, Any]:
         raise ConfigError(f"{source} has no 'task' object with a 'type' and an 'index'")
     role, index = task["type"], task["index"]
     if role not in cluster:
-        raise ConfigError(f"{source}: task type {role!r} is not in the cluster ({', '.join(cluster)})")
+        raise ConfigError(
+            f"{source}: task type {role!r} is not in the cluster ({', '.join(cluster)})")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[role]):
         raise ConfigError(
             f"{source}: task index {index!r} is out of range for {len(cluster[role])} {role}(s)"

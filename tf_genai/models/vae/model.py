@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
-from tf_genai import losses
+from tf_genai import distribute, losses
 from tf_genai.errors import ConfigError
 from tf_genai.models.vae.networks import ARCHITECTURES, build_decoder, build_encoder
 from tf_genai.registry import register
@@ -188,7 +188,11 @@ class VAE(keras.Model):
     def _reparameterize(self, mean, log_var, num: int = 1, seed=None):
         """``num`` draws z ~ q(z | x): ``(num, batch, latent)``."""
         shape = (num,) + tuple(ops.shape(mean))  # dynamic batch size inside tf.function
-        eps = keras.random.normal(shape, seed=self.seed_generator if seed is None else seed)
+        # Drawn for the global batch and sliced per replica, so N replicas draw what one
+        # device draws (tf_genai.distribute.random_for_batch).
+        eps = distribute.random_for_batch(
+            keras.random.normal, shape, batch_axis=1,
+            seed=self.seed_generator if seed is None else seed)  # (num, batch, latent)
         return mean[None] + ops.exp(0.5 * log_var)[None] * eps
 
     def reconstruct(self, x, labels=None):
@@ -257,7 +261,8 @@ class VAE(keras.Model):
 
     def _binarized(self, x):
         """A fresh Bernoulli draw of every pixel (dynamic binarisation); binary data unchanged."""
-        u = keras.random.uniform(ops.shape(x), seed=self.seed_generator)
+        u = distribute.random_for_batch(keras.random.uniform, ops.shape(x),
+                                        seed=self.seed_generator)  # global draw, sliced
         return ops.cast(u < ops.cast(x, "float32"), "float32")
 
     def _loss_terms(self, data, training: bool) -> dict:

@@ -220,7 +220,9 @@ class GAN(keras.Model):
         penalty = self.gp_weight > 0
         d_optimizer = keras.optimizers.get(d_optimizer) or default_optimizer(penalty)
         g_optimizer = keras.optimizers.get(g_optimizer) or default_optimizer(penalty)
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
+        # The model's own policy, not the global one: a model built under mixed_float16 and
+        # compiled (or reloaded) after the global policy changed still needs loss scaling.
+        if self.generator.dtype_policy.name == "mixed_float16":
             scaled = keras.optimizers.LossScaleOptimizer
             if not isinstance(d_optimizer, scaled):
                 d_optimizer = scaled(d_optimizer, name="d_loss_scale_optimizer")

@@ -99,7 +99,7 @@ def build_generator(
             height * width * channels, kernel_initializer=init.kernel(), name="to_pixels"
         )(h)  # (batch, H*W*C)
         h = layers.Activation("tanh", dtype="float32", name="tanh")(h)
-        images = layers.Reshape(image_shape, name="to_image")(h)  # (batch, H, W, C)
+        images = layers.Reshape(image_shape, dtype="float32", name="to_image")(h)  # (batch, H, W, C)
     elif architecture == "conv":
         n_up = num_upsamplings(image_shape)
         h0, w0 = math.ceil(height / 2**n_up), math.ceil(width / 2**n_up)
@@ -126,7 +126,7 @@ def build_generator(
         extra_h, extra_w = h0 * 2**n_up - height, w0 * 2**n_up - width
         if extra_h or extra_w:
             crop = ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))
-            h = layers.Cropping2D(crop, name="crop")(h)
+            h = layers.Cropping2D(crop, dtype="float32", name="crop")(h)
         images = h  # (batch, H, W, C)
     else:
         raise ConfigError(

@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, default=128)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--latent-dim", type=_positive_int, default=None)
-    t.add_argument("--lr", type=float, default=None, help="learning rate (Adam)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 1e-3 for VAEs, 2e-4 for GANs)")
+    t.add_argument("--weight-decay", type=float, default=0.0,
+                   help="decoupled weight decay (AdamW); 0 = plain Adam")
     t.add_argument("--image-size", type=_positive_int, default=None,
                    help="resize image-folder data to this square size")
     t.add_argument("--validation-fraction", type=float, default=0.1)
@@ -130,7 +133,7 @@ def _cmd_train(args) -> int:
     result = train(
         args.model, args.data, out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, split=args.split, latent_dim=args.latent_dim, learning_rate=args.lr,
-        image_size=args.image_size, validation_fraction=args.validation_fraction,
+        weight_decay=args.weight_decay, image_size=args.image_size, validation_fraction=args.validation_fraction,
         early_stopping=args.early_stopping, overwrite=args.overwrite, resume=args.resume,
         strategy=args.strategy, deterministic=args.deterministic,
         verbose=0 if args.quiet else "auto",

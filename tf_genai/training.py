@@ -65,20 +65,33 @@ def _json_history(history: dict[str, Sequence[Any]]) -> dict[str, list[float]]:
     return {k: [float(v) for v in vals] for k, vals in history.items()}
 
 
-def compile_model(model, *, learning_rate: float | None = None, **compile_kwargs: Any) -> None:
-    """Compile ``model`` with its family's optimizers (Adam; GANs get one per network)."""
+def _adam(learning_rate: float, weight_decay: float, **kwargs: Any):
     import keras
 
+    if weight_decay:  # decoupled weight decay (Loshchilov & Hutter 2019)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, **kwargs)
+    return keras.optimizers.Adam(learning_rate, **kwargs)
+
+
+def compile_model(model, *, learning_rate: float | None = None, weight_decay: float = 0.0,
+                  **compile_kwargs: Any) -> None:
+    """Compile ``model`` with its family's optimizers.
+
+    VAEs: Adam(1e-3) (AdamW with ``weight_decay``). GANs: one Adam(2e-4, beta_1=0.5) per network
+    (Radford et al. 2016), with beta_2=0.9 when the model has a gradient penalty (Gulrajani et al.
+    2017).
+    """
     if model.family == "gan":
         lr = 2e-4 if learning_rate is None else learning_rate
+        beta_2 = 0.9 if getattr(model, "gp_weight", 0) > 0 else 0.999
         model.compile(
-            d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
-            g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+            d_optimizer=_adam(lr, weight_decay, beta_1=0.5, beta_2=beta_2),
+            g_optimizer=_adam(lr, weight_decay, beta_1=0.5, beta_2=beta_2),
             **compile_kwargs,
         )
     else:
         lr = 1e-3 if learning_rate is None else learning_rate
-        model.compile(optimizer=keras.optimizers.Adam(lr), **compile_kwargs)
+        model.compile(optimizer=_adam(lr, weight_decay), **compile_kwargs)
 
 
 def train(
@@ -92,6 +105,7 @@ def train(
     split: str = "train",
     latent_dim: int | None = None,
     learning_rate: float | None = None,
+    weight_decay: float = 0.0,
     image_size: int | None = None,
     validation_fraction: float = 0.1,
     early_stopping: int | None = None,
@@ -132,6 +146,9 @@ def train(
     if learning_rate is not None and not (isinstance(learning_rate, (int, float)) and
                                           math.isfinite(learning_rate) and learning_rate > 0):
         raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay)
+            and weight_decay >= 0):
+        raise ConfigError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
     if not 0.0 <= validation_fraction < 1.0:
         raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     entry = registry.entry(model)  # ConfigError naming the zoo for an unknown name
@@ -160,12 +177,13 @@ def train(
     from tf_genai import devices
 
     options = devices.training_options()
-    devices.apply_mixed_precision(options.get("mixed_precision_policy"))
 
     from tf_genai import distribute
 
     dist = distribute.get_strategy(strategy)
-    with dist.scope():
+    # The policy is needed only while the layers are built (each keeps its own); the caller's
+    # global policy is back in force after this block.
+    with dist.scope(), devices.mixed_precision(options["mixed_precision_policy"]):
         net = registry.create(model, **kwargs)
 
     use_labels = labels is not None and net.num_classes is not None
@@ -183,14 +201,21 @@ def train(
     if backup_dir is not None and not resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
     initial_epoch = checkpointing.backup_epoch(backup_dir) if resume and backup_dir else 0
+    # Dynamic binarization is the model's own (a fresh draw in every train_step, from its
+    # seed generator, whose state the backup restores), so the pipeline does not draw a second
+    # time. Validation images are binarized once, with the run's seed, so val_* metrics and
+    # early stopping compare like with like from epoch to epoch (the MNIST protocol's held-out
+    # rule); the model's own draw leaves {0, 1} pixels as they are.
     train_ds, steps_per_epoch = epoch_dataset(
-        train_x, train_y if use_labels else None, binarize=net.binarize, epochs=epochs,
+        train_x, train_y if use_labels else None, binarize=False, epochs=epochs,
         initial_epoch=initial_epoch, **ds_kwargs
     )
     val_ds = None
     if val_x is not None:
+        if net.binarize:
+            val_x = data_lib.binarize_once(val_x, seed=seed)
         val_ds = data_lib.make_dataset(
-            val_x, val_y if use_labels else None, binarize=net.binarize, shuffle=False, **ds_kwargs
+            val_x, val_y if use_labels else None, shuffle=False, **ds_kwargs
         )
     import tensorflow as tf
 
@@ -204,6 +229,7 @@ def train(
         compile_model(
             net,
             learning_rate=learning_rate,
+            weight_decay=weight_decay,
             steps_per_execution=steps_per_execution,
             jit_compile=options.get("jit_compile", False),
         )
@@ -222,7 +248,7 @@ def train(
     cbs.append(checkpointing.TerminateOnNaN(backup_dir))
 
     fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=cbs, verbose=verbose)
+                  callbacks=cbs, verbose=verbose, shuffle=False)  # the data is shuffled per epoch
     # The backup's history covers the epochs before a resume too.
     history = _json_history(backup.history if backup is not None else fit.history)
 
@@ -331,6 +357,8 @@ def write_plots(model, path: Path, *, images=None, labels=None, seed: int = 0) -
         n = min(len(images), 2000)
         x = images[:n]
         x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")
+        if model.data_range == "symmetric":  # load() gives [0, 1]; the model wants [-1, 1]
+            x = x * 2.0 - 1.0
         y = None if labels is None else labels[:n]
         files["latent_scatter"] = path / "latent_scatter.png"
         plotting.plot_latent_scatter(model, x, labels=y, path=files["latent_scatter"])

@@ -124,3 +124,11 @@ def test_conditional_model_without_labels_is_refused(tmp_path, capsys):
     assert cli.main(["train", "cvae", "--data", str(tmp_path / "unlabelled.npz"),
                      "--out", str(tmp_path / "run")]) == 2
     assert "needs labels" in capsys.readouterr().err
+
+
+def test_auto_epochs_gives_small_data_enough_steps():
+    from tf_genai.training import auto_epochs
+
+    assert auto_epochs(1438, 128) == 209  # digits' training part: 12 steps an epoch
+    assert auto_epochs(7200, 128) == 44  # the MNIST split less validation: 57 steps an epoch
+    assert auto_epochs(10, 128) == 300 and auto_epochs(10**7, 128) == 10  # the bounds

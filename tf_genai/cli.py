@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits (default, embedded), mnist, fashion_mnist, cifar10, an IDX "
                         "directory/file, an .npz file or an image folder")
     t.add_argument("--split", default="train", choices=["train", "heldout", "all"])
-    t.add_argument("--epochs", type=_positive_int, default=20)
+    t.add_argument("--epochs", type=_positive_int, default=None,
+                   help="default: enough epochs for about 2,500 optimizer steps (10 to 300)")
     t.add_argument("--batch-size", type=_positive_int, default=128)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--latent-dim", type=_positive_int, default=None)

@@ -108,6 +108,7 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
     assert cli.main(["train", "vae", "--data", str(tmp_path / "missing.npz"),
                      "--out", str(tmp_path / "b")]) == 2
     assert "missing.npz" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # a bad --data leaves no empty run directory
 
     with pytest.raises(SystemExit) as exc:
         cli.main(["train", "vae", "--epochs", "0", "--out", str(tmp_path / "c")])

@@ -45,8 +45,9 @@ def _check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-def prepare_out_dir(out_dir: str | os.PathLike | None, *, overwrite: bool, resume: bool) -> Path | None:
-    """Create ``out_dir``, refusing to write into a non-empty one unless asked to."""
+def prepare_out_dir(out_dir: str | os.PathLike | None, *, overwrite: bool, resume: bool,
+                    create: bool = True) -> Path | None:
+    """Check ``out_dir`` (refusing a non-empty one unless asked to) and, if ``create``, make it."""
     if out_dir is None:
         return None
     path = Path(out_dir)
@@ -57,7 +58,8 @@ def prepare_out_dir(out_dir: str | os.PathLike | None, *, overwrite: bool, resum
             f"output directory {str(path)!r} is not empty; pass --overwrite (overwrite=True) to "
             "replace its run files, or --resume (resume=True) to continue the run in it"
         )
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -153,7 +155,9 @@ def train(
     if not 0.0 <= validation_fraction < 1.0:
         raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     entry = registry.entry(model)  # ConfigError naming the zoo for an unknown name
-    path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume)
+    # Checked now, created only after the data and the model have passed their checks, so a
+    # bad --data or model argument leaves no empty run directory behind.
+    path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume, create=False)
 
     images, labels = data_lib.load(data, split=split, image_size=image_size)
     kwargs = dict(model_kwargs or {})
@@ -198,6 +202,8 @@ def train(
     # on (seed, epoch), so the resumed epochs see exactly the uninterrupted run's batches.
     from tf_genai import checkpointing
 
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
     backup_dir = None if path is None else path / "backup"
     if backup_dir is not None and not resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
@@ -210,7 +216,7 @@ def train(
     if epochs is None:
         epochs = auto_epochs(len(train_x), batch_size)
     train_ds, steps_per_epoch = epoch_dataset(
-        train_x, train_y if use_labels else None, binarize=False, epochs=epochs,
+        train_x, train_y if use_labels else None, epochs=epochs,
         initial_epoch=initial_epoch, **ds_kwargs
     )
     val_ds = None
@@ -289,19 +295,18 @@ def epoch_dataset(
     *,
     batch_size: int,
     scale: str,
-    binarize: bool,
     seed: int,
     epochs: int,
     initial_epoch: int = 0,
 ) -> tuple[Any, int]:
     """The training batches of epochs ``initial_epoch .. epochs-1`` as one dataset.
 
-    Epoch ``e`` is a stateless shuffle seeded by ``(seed, e)``, and its dynamic binarization
-    uses stateless draws seeded by ``(seed, e, step)``. So its batches depend
+    Epoch ``e`` is a stateless shuffle seeded by ``(seed, e)``, so its batches depend
     on nothing else: not on how many iterators were created before in this process (a
     ``reshuffle_each_iteration`` shuffle advances with each one, and ``fit`` under a
     ``tf.distribute`` strategy creates an extra one), nor on whether the run was resumed.
-    Give ``fit`` the returned ``steps_per_epoch``.
+    Give ``fit`` the returned ``steps_per_epoch``. Dynamic binarization is not done here: the
+    VAE draws it in its own ``train_step``.
 
     Returns:
         ``(dataset, steps_per_epoch)``.
@@ -321,17 +326,10 @@ def epoch_dataset(
     def one_epoch(epoch):
         epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])  # (2,) stateless seed
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), epoch_seed)
-        ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-        def gather(step, indices):
-            batch = tf.nest.map_structure(lambda t: tf.gather(t, indices), everything)
-            if binarize:  # a fresh Bernoulli draw per step, seeded by (seed, epoch, step)
-                images_ = batch[0] if isinstance(batch, tuple) else batch
-                step_seed = tf.stack([epoch_seed[0] * 1_000_003 + epoch, step])
-                noise = tf.random.stateless_uniform(tf.shape(images_), seed=step_seed)
-                drawn = tf.cast(noise < images_, tf.float32)  # Bernoulli(pixel intensity)
-                batch = (drawn, batch[1]) if isinstance(batch, tuple) else drawn
-            return batch
+        def gather(indices):
+            return tf.nest.map_structure(lambda t: tf.gather(t, indices), everything)
 
         return ds.map(gather)
 

@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = ("vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan")
-# Discriminator dropout masks are drawn per replica by Keras' Dropout layer (its own seed
+# Discriminator dropout masks are drawn per replica by the FastDropout layers (each its own seed
 # generator, local batch shape), so a mirrored run cannot reproduce a one-device run's masks.
 NO_DROPOUT = {"dropout": 0.0}
 NUM_IMAGES, BATCH = 64, 16  # 4 global batches, split evenly over 2 replicas

@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 
 from tf_genai import registry
 from tf_genai.errors import ConfigError, DataError
+from tf_genai.layers import FastDropout
 from tf_genai.models.gan import GAN
 
 ZOO = ["gan", "dcgan", "wgan_gp", "cgan"]
@@ -64,7 +65,7 @@ def test_seed_mlp_architecture_is_the_corrected_one():
     x = np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32)
     m.discriminator.layers[-1].bias.assign([5.0])
     assert np.asarray(m.discriminator(x)).min() > 1.0
-    rates = [l.rate for l in m.discriminator.layers if isinstance(l, keras.layers.Dropout)]
+    rates = [l.rate for l in m.discriminator.layers if isinstance(l, FastDropout)]
     assert rates == [0.3, 0.3, 0.3]
 
 
@@ -127,7 +128,7 @@ def test_train_step_runs_training_mode_and_sample_runs_inference_mode(digits):
     images, _ = digits
     m = small("dcgan")
     bn = [l for l in m.generator.layers if isinstance(l, keras.layers.BatchNormalization)][0]
-    dropout = [l for l in m.discriminator.layers if isinstance(l, keras.layers.Dropout)][0]
+    dropout = [l for l in m.discriminator.layers if isinstance(l, FastDropout)][0]
     moving0 = np.array(bn.moving_mean)
     rng0 = np.array(dropout.seed_generator.state)
 

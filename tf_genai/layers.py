@@ -1,0 +1,78 @@
+"""Layers of our own, where a stock Keras layer measurably costs too much.
+
+:class:`FastDropout` is ``keras.layers.Dropout`` (inverted dropout, Srivastava et al. 2014,
+"Dropout: A Simple Way to Prevent Neural Networks from Overfitting", JMLR 15) with a cheaper
+mask. ``keras.layers.Dropout`` on TensorFlow draws one float32 uniform per element
+(``tf.nn.experimental.stateless_dropout``); on our 2-core CPU drawing them is most of the
+layer's cost, and the dropout layers took about 28% of a default ``dcgan`` training step
+(``benchmarks/throughput.py --ablation dcgan``). This layer draws 32 random bits per *two*
+elements and compares each 16-bit half with an integer threshold: the same Bernoulli mask, from
+half the random numbers and no float conversion, about 2x faster forward plus backward on a
+(256, 14, 14, 32) bfloat16 tensor (2.7 ms against 5.6 ms).
+
+The price: the drop probability is ``round(rate * 65536) / 65536`` (0.3 -> 0.300003), and the
+kept values are scaled by the exact inverse of the resulting keep probability, so the expected
+output still equals the input. The mask comes from the layer's own ``SeedGenerator``, so a
+model's seed fixes it, as with ``keras.layers.Dropout``; ``noise_shape`` is not supported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tf_genai.errors import ConfigError
+from tf_genai.registry import PACKAGE
+
+_LEVELS = 65536  # a 16-bit threshold: the resolution of the drop probability is 1 / 65536
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FastDropout(keras.layers.Layer):
+    """Inverted dropout from 16-bit random integers; inference mode returns the input unchanged.
+
+    Args:
+        rate: fraction of the inputs to zero in training mode, in [0, 1).
+        seed: seeds the layer's random generator (``None``: a random seed).
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ConfigError(f"FastDropout: rate must lie in [0, 1), got {rate}")
+        self.threshold = int(round(rate * _LEVELS))  # drop where the 16-bit draw < threshold
+        if self.threshold >= _LEVELS:
+            raise ConfigError(f"FastDropout: rate {rate} rounds to 1 at a resolution of 1/65536")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        self.built = True
+
+    @property
+    def keep_probability(self) -> float:
+        """The exact probability that an element is kept (``1 - rate`` to 1 / 65536)."""
+        return (_LEVELS - self.threshold) / _LEVELS
+
+    def call(self, inputs, training: bool = False):
+        if not training or self.threshold == 0:
+            return inputs
+        size = tf.size(inputs)
+        # int32 seed of shape (2,), as Keras' own TensorFlow random ops derive it.
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        bits = tf.random.stateless_uniform(
+            ((size + 1) // 2,), seed, minval=None, maxval=None, dtype=tf.uint32
+        )  # (ceil(size / 2),) full-range 32-bit integers
+        halves = tf.reshape(tf.bitcast(bits, tf.uint16), (-1,))[:size]  # (size,) uniform 16-bit
+        keep = tf.reshape(halves >= tf.constant(self.threshold, tf.uint16), tf.shape(inputs))
+        scale = tf.constant(1.0 / self.keep_probability, inputs.dtype)
+        return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

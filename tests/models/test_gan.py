@@ -106,8 +106,10 @@ def test_discriminator_step_changes_only_discriminator_weights(name, digits):
     m = small(name)
     labels = labels[:16] if m.num_classes else None
     g0, d0 = snapshot(m.generator), snapshot(m.discriminator)
+    ema0, updates0 = snapshot(m.ema_generator), float(m.ema_updates)
     m._d_step(images[:16], labels)
     assert not any(changed(g0, m.generator))  # including the generator's BN statistics
+    assert not any(changed(ema0, m.ema_generator)) and float(m.ema_updates) == updates0
     d_changed = changed(d0, m.discriminator)
     trainable_ids = {id(v) for v in m.discriminator.trainable_weights}
     trainable = [id(w) in trainable_ids for w in m.discriminator.weights]
@@ -168,6 +170,47 @@ def test_the_config_seed_fixes_weights_and_draws():
     assert not np.array_equal(np.asarray(other.sample(4)), a)
 
 
+@pytest.mark.parametrize("name", ["dcgan", "gan"])
+def test_generator_weight_average_follows_its_recurrence(name, digits):
+    """After each generator step every averaged weight is d a + (1 - d) w, d warming up."""
+    images, _ = digits
+    m = small(name, ema_decay=0.9)
+    expected = snapshot(m.generator)  # the average starts as a copy of the generator
+    for w, e in zip(m.ema_generator.weights, expected):
+        np.testing.assert_array_equal(np.asarray(w), e)
+    for t in range(4):
+        m.train_step(images[16 * t:16 * (t + 1)])
+        decay = min(0.9, (1 + t) / (10 + t))  # 0.1, 0.18, 0.25, 0.31: the warm-up rules
+        expected = [decay * e + (1 - decay) * g for e, g in zip(expected, snapshot(m.generator))]
+        assert float(m.ema_updates) == t + 1
+    for w, e in zip(m.ema_generator.weights, expected):  # BN moving statistics included
+        np.testing.assert_allclose(np.asarray(w), e, rtol=1e-5, atol=1e-6)
+    # The average lags the trained generator: they differ after training.
+    assert any(changed(snapshot(m.ema_generator), m.generator))
+    assert m.ema_generator.trainable_weights == []  # no gradient or optimizer ever moves it
+
+
+def test_sampling_uses_the_averaged_generator_and_training_the_trained_one():
+    m = small("dcgan")
+    z = np.random.default_rng(0).normal(size=(4, m.latent_dim)).astype(np.float32)
+    assert m.sampling_generator is m.ema_generator
+    for w in m.ema_generator.weights[:2]:  # the projection kernel and its batch-norm gamma
+        w.assign(np.asarray(w) + 0.5)  # make the average differ from the generator
+    averaged = np.asarray(m.ema_generator(z, training=False))
+    np.testing.assert_array_equal(np.asarray(m.generate(z)), averaged)
+    np.testing.assert_array_equal(np.asarray(m(z)), averaged)
+    assert not np.allclose(np.asarray(m.generator(z, training=False)), averaged)
+    np.testing.assert_array_equal(  # training-mode call: the trained generator, batch statistics
+        np.asarray(m(z, training=True)), np.asarray(m.generator(z, training=True)))
+    plain = small("dcgan", ema_decay=0.0)
+    assert plain.ema_generator is None and plain.sampling_generator is plain.generator
+    np.testing.assert_array_equal(
+        np.asarray(plain.generate(z)), np.asarray(plain.generator(z, training=False)))
+    assert len(plain.weights) < len(m.weights)
+    plain.compile()
+    plain._g_step(8)  # trains without an average to update
+
+
 def test_conditional_gan_labels(digits):
     images, labels = digits
     m = small("cgan")
@@ -202,6 +245,9 @@ def test_config_round_trip_and_bad_arguments():
         GAN(image_shape=(8, 8))
     with pytest.raises(ConfigError, match="label_smoothing"):
         GAN(label_smoothing=1.0)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        GAN(ema_decay=1.0)
+    assert config["ema_decay"] == 0.999
     with pytest.raises(ConfigError, match="dcgan"):
         registry.create("dcgan", not_an_argument=1)
 
@@ -241,8 +287,13 @@ def test_keras_save_and_load_restores_networks_optimizers_and_loss(digits, tmp_p
         assert len(a.variables) == len(b.variables) > 2
         for va, vb in zip(a.variables, b.variables):
             np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
+    # Every weight comes back: both networks, the generator average and its update count.
+    assert len(loaded.weights) == len(m.weights)
+    for wa, wb in zip(m.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(wa), np.asarray(wb))
+    assert float(loaded.ema_updates) == 4.0
     loaded.fit(images, labels, batch_size=16, epochs=1, verbose=0)  # the train_step came back
-    assert int(loaded.g_optimizer.iterations) == 8
+    assert int(loaded.g_optimizer.iterations) == 8 and float(loaded.ema_updates) == 8.0
 
     untrained = registry.create("dcgan", image_shape=SHAPE)
     untrained.save(tmp_path / "untrained.keras")

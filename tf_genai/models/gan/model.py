@@ -20,6 +20,16 @@ leaves every generator weight untouched. The discriminators have no batch norm, 
 discriminator in the generator step changes no discriminator weight either (only its dropout
 RNG state advances).
 
+Generator weight averaging. With ``ema_decay`` > 0 (the default, 0.999) the model keeps a second
+generator, ``ema_generator``, whose every weight (batch-norm statistics included) is an
+exponential moving average of the trained generator's, updated after each generator step
+(Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training",
+arXiv:1806.04498; Karras et al. 2018, arXiv:1710.10196). The decay warms up as in
+``tf.train.ExponentialMovingAverage``: ``min(ema_decay, (1 + t) / (10 + t))`` at update ``t``,
+so a short run is not dominated by the initial weights. ``generate``, ``sample``, ``call`` in
+inference mode and every export use the averaged generator; training and ``test_step`` use the
+trained one. ``ema_decay=0`` turns it off.
+
 Distribution and mixed precision. Noise and alpha are drawn for the global batch and sliced per
 replica (:func:`tf_genai.distribute.random_for_batch`), and the generator's batch norm is
 synchronised over replicas, so N replicas see what one device sees. Each batch-mean loss is
@@ -95,6 +105,8 @@ class GAN(keras.Model):
             DCGAN's 64-128: on two CPU cores 64 trained ~4x slower per step, and within a
             10-minute budget more steps beat more width (see benchmarks/gan_quality.py).
         dropout: discriminator dropout rate.
+        ema_decay: decay of the generator weight average that sampling uses (module docstring);
+            0 samples from the trained generator itself.
         seed: seeds the initial weights, the dropout masks and the model's own random
             generator (noise, alpha, sampling).
     """
@@ -115,6 +127,7 @@ class GAN(keras.Model):
         label_smoothing: float = 0.0,
         base_filters: int = 32,
         dropout: float = 0.3,
+        ema_decay: float = 0.999,
         seed: int = 0,
         name: str = "gan",
     ):
@@ -143,6 +156,8 @@ class GAN(keras.Model):
             raise ConfigError(
                 f"GAN: need 0 <= dropout < 1 and base_filters >= 1, got {dropout}, {base_filters}"
             )
+        if not 0.0 <= ema_decay < 1.0:
+            raise ConfigError(f"GAN: ema_decay must lie in [0, 1), got {ema_decay}")
         self._d_loss_fn, self._g_loss_fn = gan_loss_lib.gan_losses(loss)  # ConfigError if unknown
 
         self.image_shape = image_shape
@@ -155,6 +170,7 @@ class GAN(keras.Model):
         self.label_smoothing = float(label_smoothing)
         self.base_filters = int(base_filters)
         self.dropout = float(dropout)
+        self.ema_decay = float(ema_decay)
         self.seed = int(seed)
 
         self.seed_generator = keras.random.SeedGenerator(self.seed)
@@ -166,6 +182,20 @@ class GAN(keras.Model):
             image_shape, architecture, self.num_classes, self.base_filters, self.dropout,
             seed=self.seed,
         )
+        self.ema_generator = None
+        if self.ema_decay > 0:
+            self.ema_generator = build_generator(
+                image_shape, self.latent_dim, architecture, self.num_classes, self.base_filters,
+                seed=self.seed, name="ema_generator",
+            )
+            self.ema_generator.trainable = False  # moved by _update_ema only, never by a gradient
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(weight)
+            # Number of averaging updates so far (drives the decay warm-up); saved with the model.
+            self.ema_updates = self.add_weight(
+                shape=(), initializer="zeros", dtype="float32", trainable=False,
+                name="ema_updates",
+            )
         self.d_optimizer = None
         self.g_optimizer = None
 
@@ -190,6 +220,7 @@ class GAN(keras.Model):
             "label_smoothing": self.label_smoothing,
             "base_filters": self.base_filters,
             "dropout": self.dropout,
+            "ema_decay": self.ema_decay,
             "seed": self.seed,
             "name": self.name,
         }
@@ -283,15 +314,24 @@ class GAN(keras.Model):
                 )
         return ops.cast(labels, "int32")
 
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The network that draws samples: the weight average, or the generator without one."""
+        return self.generator if self.ema_generator is None else self.ema_generator
+
     def call(self, inputs, training: bool = False):
-        """Generator forward pass: ``z`` or ``[z, labels]`` -> images in [-1, 1]."""
-        return self.generator(inputs, training=training)
+        """``z`` or ``[z, labels]`` -> images in [-1, 1]: the trained generator in training
+        mode, the sampling generator (the weight average) in inference mode."""
+        if training:
+            return self.generator(inputs, training=True)
+        return self.sampling_generator(inputs, training=False)
 
     def generate(self, z, labels=None):
-        """Images in [-1, 1] for noise ``z`` (batch, latent_dim), generator in inference mode."""
+        """Images in [-1, 1] for noise ``z`` (batch, latent_dim): the sampling generator
+        (:attr:`sampling_generator`) in inference mode."""
         z = ops.convert_to_tensor(z, "float32")  # (batch, latent)
         labels = self._check_labels(labels, ops.shape(z)[0])
-        return self.generator(self._gen_inputs(z, labels), training=False)
+        return self.sampling_generator(self._gen_inputs(z, labels), training=False)
 
     def sample(self, num_samples: int, seed: int | None = None, labels=None):
         """``num_samples`` images (n, H, W, C) in [-1, 1].
@@ -403,7 +443,18 @@ class GAN(keras.Model):
             terms = self._g_losses(fake, labels, training=True)
             scaled = self._scaled(self.g_optimizer, terms["g_loss"])
         self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
+        self._update_ema()
         return terms
+
+    def _update_ema(self) -> None:
+        """Move every averaged weight towards the generator's: a <- d a + (1 - d) w."""
+        if self.ema_generator is None:
+            return
+        updates = self.ema_updates.value
+        decay = ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average.value + (1.0 - decay) * weight.value)
+        self.ema_updates.assign(updates + 1.0)
 
     def _require_compiled(self) -> None:
         if self.d_optimizer is None or self.g_optimizer is None:

@@ -78,6 +78,7 @@ def build_generator(
     num_classes: int | None = None,
     base_filters: int = 32,
     seed: int | None = None,
+    name: str = "generator",
 ) -> keras.Model:
     """The generator ``z (batch, latent_dim) [+ labels (batch,)] -> images (batch, H, W, C)``.
 
@@ -137,7 +138,7 @@ def build_generator(
             f"unknown GAN architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
         )
     inputs = z_in if labels_in is None else [z_in, labels_in]
-    return keras.Model(inputs, images, name="generator")
+    return keras.Model(inputs, images, name=name)
 
 
 def build_discriminator(

@@ -118,10 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     runs, samples = [], {}
     for name in args.models:
         model, run = train_one(name, train_x, args.budget, args.seed, args.lr, args.batch_size)
-        s = model.sample(args.num_samples, seed=args.seed + 1)  # (n, 28, 28, 1) in [-1, 1]
-        samples[name] = np.clip((np.asarray(s) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
-        np.savez_compressed(out / f"{name}_samples.npz", images=samples[name])
-        runs.append(run)
+        z = keras.random.normal((args.num_samples, model.latent_dim), seed=args.seed + 1)
+        # The model's own samples (its generator weight average), and, as a reference row
+        # "<name>/trained", the same noise through the trained generator without the average.
+        drawn = {name: model.generate(z)}  # (n, 28, 28, 1) in [-1, 1]
+        if getattr(model, "ema_generator", None) is not None:
+            drawn[f"{name}/trained"] = model.generator(z, training=False)
+        for label, images in drawn.items():
+            samples[label] = np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
+            np.savez_compressed(out / f"{label.replace('/', '_')}_samples.npz",
+                                images=samples[label])
+            runs.append({**run, "model": label})
         print(f"trained {name}: {run['steps']} steps, {run['seconds']:.0f} s", flush=True)
 
     try:
@@ -146,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.json").write_text(json.dumps(runs, indent=2, default=str))
 
     header = ("model", "epochs", "seconds", "FID", "class min", "mean conf")
-    print("\n{:8} {:>7} {:>8} {:>9} {:>10} {:>10}".format(*header))
+    print("\n{:14} {:>7} {:>8} {:>9} {:>10} {:>10}".format(*header))
     for r in runs:
         print(
-            f"{r['model']:8} {r['epochs']:7.1f} {r['seconds']:8.0f} {r['fid']:9.3f} "
+            f"{r['model']:14} {r['epochs']:7.1f} {r['seconds']:8.0f} {r['fid']:9.3f} "
             f"{r['class_fraction_min']:10.3f} {r['mean_confidence']:10.3f}"
         )
     return 0

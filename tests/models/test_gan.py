@@ -128,7 +128,7 @@ def test_generator_step_changes_only_generator_weights(name):
 
 def test_train_step_runs_training_mode_and_sample_runs_inference_mode(digits):
     images, _ = digits
-    m = small("dcgan")
+    m = small("dcgan", dropout=0.3)  # the zoo dcgan has no dropout; cgan and gan have 0.3
     bn = [l for l in m.generator.layers if isinstance(l, keras.layers.BatchNormalization)][0]
     dropout = [l for l in m.discriminator.layers if isinstance(l, FastDropout)][0]
     moving0 = np.array(bn.moving_mean)
@@ -247,6 +247,15 @@ def test_config_round_trip_and_bad_arguments():
         GAN(label_smoothing=1.0)
     with pytest.raises(ConfigError, match="ema_decay"):
         GAN(ema_decay=1.0)
+    with pytest.raises(ConfigError, match="generator_filters"):
+        GAN(generator_filters=0)
+    # The generator is twice the discriminator's width unless told otherwise.
+    assert config["generator_filters"] == 2 * config["base_filters"] == 64
+    narrow = GAN(image_shape=(28, 28, 1), base_filters=8, generator_filters=12)
+    convs = [l.filters for l in narrow.generator.layers if isinstance(l, keras.layers.Conv2DTranspose)]
+    assert convs == [12, 1]  # 7x7x24 -> 14x14x12 -> 28x28x1
+    assert [l.filters for l in narrow.discriminator.layers
+            if isinstance(l, keras.layers.Conv2D)] == [8, 16]
     assert config["ema_decay"] == 0.999
     with pytest.raises(ConfigError, match="dcgan"):
         registry.create("dcgan", not_an_argument=1)

@@ -21,8 +21,8 @@ Groups (one network each; every implementation trains the same data, batch 128, 
   over the same zoo networks built in float32, NumPy arrays into ``fit``. ``torch``: the same
   networks converted layer by layer (:func:`torch_from_keras`), in training mode.
   ``keras-io+training`` (DCGAN): the keras-io step with ``training=True`` on every network
-  call. The example omits it, so in Keras 3 its step runs the zoo discriminator's dropout off
-  and the generator's batch norm on frozen moving statistics: less work than a correct step
+  call. The example omits it, so in Keras 3 its step runs the generator's batch norm on frozen
+  moving statistics (and any dropout off): less work than a correct step
   (:func:`kerasio_gan_class`). Both rows are printed; the ratios say which they divide by.
 * ``gan_kerasio`` — the keras-io MNIST GAN networks (``conditional_gan.py`` without labels:
   D conv 64-128 stride 2 + global max pool; G dense 7*7*128, conv-transpose 128-128, 7x7 conv
@@ -306,6 +306,8 @@ def torch_from_keras(model):
     from keras import layers
     from torch import nn
 
+    from tf_genai.layers import FastDropout
+
     def act(name):
         name = name if isinstance(name, str) else getattr(name, "__name__", "linear")
         return {"relu": nn.ReLU(), "swish": nn.SiLU(), "silu": nn.SiLU(), "sigmoid": nn.Sigmoid(),
@@ -345,7 +347,7 @@ def torch_from_keras(model):
             return nn.ReLU()
         if isinstance(layer, layers.Activation):
             return act(layer.activation)
-        if isinstance(layer, layers.Dropout) or type(layer).__name__ == "FastDropout":
+        if isinstance(layer, (layers.Dropout, FastDropout)):
             return nn.Dropout(layer.rate)
         if isinstance(layer, layers.Flatten):
             return nn.Flatten()

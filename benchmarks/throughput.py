@@ -33,7 +33,11 @@ FLOPs are counted analytically from the Keras layers (2 x multiply-adds of Dense
 Conv2DTranspose; elementwise ops ignored) and a training step is taken as 3x the forward pass
 (forward + two backward products). A GAN step per real image: D sees 2 images (3x), G's fakes
 are made twice (1x for the D step, 3x in the G step) and D is differentiated once more (3x):
-``4 G + 9 D``.
+``4 G + 9 D``. tf_genai's step makes its fakes once and both updates use them (the D update
+first, then the G update against the updated D; :mod:`tf_genai.models.gan.model`): ``3 G + 9 D``.
+The PyTorch ``dcgan`` row does the same, as PyTorch's own DCGAN example does (``fake.detach()``
+for D, then ``netD(fake)`` for G), so it is the equivalent loop; the keras-io rows draw fresh
+noise for the G step as the keras-io example does.
 
 Last, the time to draw 256 samples from the default ``vae`` and ``dcgan``: eager
 ``model.sample`` against :func:`tf_genai.devices.compiled_sampler`.
@@ -286,9 +290,11 @@ def vae_step_flops(encoder, decoder) -> int:
     return 3 * (forward_flops(encoder) + forward_flops(decoder))
 
 
-def gan_step_flops(generator, discriminator) -> int:
-    """FLOPs per real image of one D step + one G step: ``4 G + 9 D`` (module docstring)."""
-    return 4 * forward_flops(generator) + 9 * forward_flops(discriminator)
+def gan_step_flops(generator, discriminator, shared_pass: bool = False) -> int:
+    """FLOPs per real image of one D step + one G step: ``4 G + 9 D``, or ``3 G + 9 D`` when
+    both updates share one generator pass (module docstring)."""
+    g_passes = 3 if shared_pass else 4
+    return g_passes * forward_flops(generator) + 9 * forward_flops(discriminator)
 
 
 # =============================================================================================
@@ -483,7 +489,7 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
             flops = vae_step_flops(model.encoder, model.decoder)
         elif group == "dcgan" and impl == "tf_genai":
             model = tf_genai.create("dcgan")
-            flops = gan_step_flops(model.generator, model.discriminator)
+            flops = gan_step_flops(model.generator, model.discriminator, shared_pass=True)
         elif group == "vae_kerasio":
             encoder, decoder = kerasio_vae_networks()
             model = kerasio_vae_class()(encoder, decoder, latent_dim=2)
@@ -552,7 +558,10 @@ class _TorchTrainer(_Trainer):
             self.opt = torch.optim.Adam([*self.enc.parameters(), *self.dec.parameters()],
                                         lr=1e-3)
         else:
-            self.flops_per_image = gan_step_flops(gen_k, disc_k)
+            # dcgan: the loop of PyTorch's DCGAN example, one generator pass for both updates
+            # (tf_genai's algorithm); gan_kerasio: the keras-io step, fresh noise for G.
+            self.shared_pass = group == "dcgan"
+            self.flops_per_image = gan_step_flops(gen_k, disc_k, self.shared_pass)
             self.latent_dim = gen_k.inputs[0].shape[-1]
             self.gen, self.disc = torch_from_keras(gen_k), torch_from_keras(disc_k)
             self.g_opt = torch.optim.Adam(self.gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -580,16 +589,21 @@ class _TorchTrainer(_Trainer):
         import torch.nn.functional as F
 
         b = real.shape[0]
-        with torch.no_grad():
+        if self.shared_pass:  # PyTorch's DCGAN example: one G pass, detached for the D update
             fake = self.gen(torch.randn(b, self.latent_dim))
+        else:
+            with torch.no_grad():
+                fake = self.gen(torch.randn(b, self.latent_dim))
         labels = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)])
         labels += 0.05 * torch.rand_like(labels)
-        d_loss = F.binary_cross_entropy_with_logits(self.disc(torch.cat([fake, real])), labels)
+        d_loss = F.binary_cross_entropy_with_logits(
+            self.disc(torch.cat([fake.detach(), real])), labels)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
-        g_loss = F.binary_cross_entropy_with_logits(
-            self.disc(self.gen(torch.randn(b, self.latent_dim))), torch.zeros(b, 1))
+        if not self.shared_pass:
+            fake = self.gen(torch.randn(b, self.latent_dim))
+        g_loss = F.binary_cross_entropy_with_logits(self.disc(fake), torch.zeros(b, 1))
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()

@@ -126,6 +126,44 @@ def test_generator_step_changes_only_generator_weights(name):
     assert all(g_changed)  # every kernel, bias, BN gamma/beta and BN moving statistic moved
 
 
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_train_step_shares_one_generator_pass_with_exact_gradients(name, digits):
+    """train_step = a D update on G(z), then a G update on the same z against the updated D.
+
+    The reference recomputes the generator pass for the generator update; the shared pass must
+    give the same weights. It fails if the generator update saw the discriminator before its
+    update, drew other noise, or lost the gradient through the recorded generator pass.
+    """
+    import tensorflow as tf
+
+    images, labels = digits
+    a, b = small(name, ema_decay=0.0), small(name, ema_decay=0.0)  # same seed: same everything
+    real = images[:16]
+    lab = labels[:16] if a.num_classes else None
+    a.train_step(real if lab is None else (real, lab))
+
+    lab = None if lab is None else tf.constant(lab)
+    z = b._noise(16)
+    inputs = b._gen_inputs(z, lab)
+    fake = b.generator(inputs, training=True)
+    d_before = snapshot(b.discriminator)
+    b._d_step(real, lab, fake=fake)
+    assert any(changed(d_before, b.discriminator))
+    with tf.GradientTape() as tape:
+        again = b.generator(inputs, training=True)  # a fresh pass: the same fakes
+        loss = b._g_losses(again, lab, training=True)["g_loss"]
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(fake))
+    variables = b.generator.trainable_variables
+    b.g_optimizer.apply(tape.gradient(loss, variables), variables)
+
+    for network in ("generator", "discriminator"):
+        for wa, wb in zip(getattr(a, network).trainable_weights,
+                          getattr(b, network).trainable_weights):
+            np.testing.assert_allclose(np.asarray(wa), np.asarray(wb), rtol=1e-5, atol=1e-7,
+                                       err_msg=f"{name} {network} {wa.path}")
+    assert int(a.g_optimizer.iterations) == int(a.d_optimizer.iterations) == 1
+
+
 def test_train_step_runs_training_mode_and_sample_runs_inference_mode(digits):
     images, _ = digits
     m = small("dcgan", dropout=0.3)  # the zoo dcgan has no dropout; cgan and gan have 0.3

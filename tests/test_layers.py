@@ -1,4 +1,9 @@
-"""FastDropout: the same inverted dropout as keras.layers.Dropout, from 16-bit random integers."""
+"""Our layers against the Keras ones they replace.
+
+FastDropout: the same inverted dropout as keras.layers.Dropout, from 16-bit random integers.
+FusedBatchNormalization: the same outputs, gradients and moving statistics as
+keras.layers.BatchNormalization, from TensorFlow's fused kernel.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from tf_genai.errors import ConfigError
-from tf_genai.layers import FastDropout
+from tf_genai import devices
+from tf_genai.layers import FastDropout, FusedBatchNormalization
 
 
 def test_mask_has_the_drop_rate_and_keeps_the_expectation():
@@ -82,3 +88,72 @@ def test_config_round_trip_inside_a_saved_model(tmp_path):
 def test_bad_rates_are_refused(rate):
     with pytest.raises(ConfigError, match="rate"):
         FastDropout(rate)
+
+
+def _twin_batch_norms(shape, policy, **kwargs):
+    """A Keras batch norm and ours, built alike, with non-trivial gamma and beta."""
+    with devices.mixed_precision(policy):
+        pair = keras.layers.BatchNormalization(**kwargs), FusedBatchNormalization(**kwargs)
+    channels = shape[-1]
+    for layer in pair:
+        layer.build(shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, channels, dtype=np.float32))
+        layer.beta.assign(np.linspace(-1.0, 1.0, channels, dtype=np.float32))
+    return pair
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("shape", [(16, 5, 5, 3), (16, 7), (8, 6, 4)])
+def test_fused_batch_norm_matches_keras_in_training_mode(policy, shape):
+    x = tf.constant(np.random.default_rng(1).normal(1.0, 3.0, shape).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(2).normal(size=shape).astype(np.float32))
+    results = []
+    for layer in _twin_batch_norms(shape, policy, momentum=0.8):
+        for _ in range(2):  # two steps: the moving averages compound
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+            grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append((y, grads, layer.moving_mean, layer.moving_variance))
+    (y_k, g_k, mean_k, var_k), (y_f, g_f, mean_f, var_f) = results
+    assert y_f.dtype == y_k.dtype == (tf.bfloat16 if policy == "mixed_bfloat16" else tf.float32)
+    tol = 2e-2 if policy == "mixed_bfloat16" else 1e-5  # bf16 outputs carry 8 bits
+    np.testing.assert_allclose(np.asarray(tf.cast(y_f, tf.float32)),
+                               np.asarray(tf.cast(y_k, tf.float32)), rtol=tol, atol=tol)
+    for a, b in zip(g_f, g_k):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol * 10)
+    # The moving variance follows the biased batch variance, as Keras 3's does.
+    np.testing.assert_allclose(np.asarray(mean_f), np.asarray(mean_k), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(var_f), np.asarray(var_k), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(var_f), 1.0)  # the statistics did move
+
+
+def test_fused_batch_norm_falls_back_to_keras_where_it_does_not_apply():
+    x = np.random.default_rng(3).normal(2.0, 2.0, (12, 4, 4, 3)).astype(np.float32)
+    keras_bn, fused = _twin_batch_norms(x.shape, "float32")
+    for layer in (keras_bn, fused):
+        layer(x, training=True)
+        layer.moving_mean.assign(np.array([0.5, 1.0, 1.5], np.float32))
+    # Inference mode uses the moving statistics, exactly as the Keras layer does.
+    np.testing.assert_array_equal(np.asarray(fused(x, training=False)),
+                                  np.asarray(keras_bn(x, training=False)))
+    assert fused._fused_applies(tf.constant(x), True, None)
+    assert not fused._fused_applies(tf.constant(x), False, None)
+    assert not fused._fused_applies(tf.constant(x), True, tf.ones((12, 4, 4)))
+    channels_first = FusedBatchNormalization(axis=1)
+    channels_first.build(x.shape)
+    assert not channels_first._fused_applies(tf.constant(x), True, None)
+
+
+def test_fused_batch_norm_round_trips_in_a_saved_model(tmp_path):
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4),
+                              FusedBatchNormalization(momentum=0.9, synchronized=True)])
+    x = np.random.default_rng(4).normal(size=(32, 6)).astype(np.float32)
+    model(x, training=True)  # move the statistics off their initial values
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    layer = loaded.layers[-1]
+    assert isinstance(layer, FusedBatchNormalization)
+    assert layer.momentum == 0.9 and layer.synchronized
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6)

@@ -32,7 +32,7 @@ import numpy as np
 from keras import layers
 
 from tf_genai.errors import ConfigError
-from tf_genai.layers import FastDropout
+from tf_genai.layers import FastDropout, FusedBatchNormalization
 
 ARCHITECTURES = ("conv", "mlp")
 LABEL_EMBEDDING_DIM = 50  # size of the learned label code concatenated to z (and to D's features)
@@ -113,7 +113,7 @@ def build_generator(
         h = layers.Dense(
             h0 * w0 * filters[0], use_bias=False, kernel_initializer=init.kernel(), name="project"
         )(h)
-        h = layers.BatchNormalization(synchronized=True, name="project_bn")(h)
+        h = FusedBatchNormalization(synchronized=True, name="project_bn")(h)
         h = layers.ReLU(name="project_relu")(h)
         h = layers.Reshape((h0, w0, filters[0]), name="to_map")(h)  # (batch, h0, w0, F)
         for i, f in enumerate(filters[1:]):
@@ -121,7 +121,7 @@ def build_generator(
                 f, 4, strides=2, padding="same", use_bias=False,
                 kernel_initializer=init.kernel(), name=f"up_{i}",
             )(h)  # spatial size doubles
-            h = layers.BatchNormalization(synchronized=True, name=f"up_{i}_bn")(h)
+            h = FusedBatchNormalization(synchronized=True, name=f"up_{i}_bn")(h)
             h = layers.ReLU(name=f"up_{i}_relu")(h)
         h = layers.Conv2DTranspose(
             channels, 4, strides=2, padding="same", kernel_initializer=init.kernel(),

@@ -2,7 +2,10 @@
 
 Every configuration runs in its own worker subprocess (so each has its own peak resident
 memory), kept alive for the whole run; the parent interleaves the timed rounds A, B, C, A, B,
-C, ... so machine load drifts hit every implementation alike, and prints medians, ratios,
+C, ... so machine load drifts hit every implementation alike, and prints medians, ratios
+(of the medians, and "paired": the median of the per-round ratios, which a slow spell of the
+machine spanning a round cancels out of; on this VM single-process speed jumps between two
+levels from round to round, so both are printed and 10+ rounds are worth the minutes),
 achieved GFLOP/s against a measured matmul peak, and peak RSS as markdown tables.
 
 Groups (one network each; every implementation trains the same data, batch 128, float32 Adam):
@@ -44,7 +47,7 @@ Last, the time to draw 256 samples from the default ``vae`` and ``dcgan``: eager
 
 Usage (from the repository root; PyTorch rows need the ``bench`` extra: ``pip install torch``)::
 
-    python benchmarks/throughput.py                       # all groups, 5 rounds
+    python benchmarks/throughput.py                       # all groups, 15 rounds
     python benchmarks/throughput.py --groups vae_kerasio vae --rounds 3 --ablation vae_kerasio
     python benchmarks/throughput.py --quick               # 1 round, small epochs: a smoke test
 """
@@ -770,21 +773,33 @@ def print_tables(results: dict[str, list[Worker]], peak: dict[str, float], load:
     print(f"\nload average before: {load}; matmul peak (2048^3, best of 6): "
           f"float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s\n")
     print("| group | implementation | images/s (median) | rounds | vs keras-io "
-          "| vs keras-io+training | vs torch "
+          "| vs keras-io+training | vs torch | paired vs keras-io | paired vs torch "
           "| MFLOP/img | GFLOP/s | % fp32 peak | % bf16 peak | peak RSS MiB |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| ---: | ---: |")
     for group, workers in results.items():
         med = {w.name.split("/", 1)[1]: statistics.median(w.rates) for w in workers if w.rates}
+        rates = {w.name.split("/", 1)[1]: w.rates for w in workers if w.rates}
         for w in workers:
             impl = w.name.split("/", 1)[1]
             if w.error:
-                print(f"| {group} | {impl} | failed: {w.error} | | | | | | | | | |")
+                print(f"| {group} | {impl} | failed: {w.error} | | | | | | | | | | | |")
                 continue
             m = med[impl]
             gflops = m * w.flops_per_image / 1e9
             ratio = lambda ref: f"{m / med[ref]:.2f}x" if ref in med else "-"  # noqa: E731
+
+            def paired(ref):
+                """Median over rounds of this round's rate / the reference's in the same round:
+                each round runs every implementation back to back, so a slow spell of the
+                machine that spans a round cancels out of its ratio."""
+                if ref not in rates:
+                    return "-"
+                return f"{statistics.median(a / b for a, b in zip(w.rates, rates[ref])):.2f}x"
+
             print(f"| {group} | {impl} | {m:.0f} | {' '.join(f'{r:.0f}' for r in w.rates)} | "
                   f"{ratio('keras-io')} | {ratio('keras-io+training')} | {ratio('torch')} | "
+                  f"{paired('keras-io')} | {paired('torch')} | "
                   f"{w.flops_per_image / 1e6:.1f} | "
                   f"{gflops:.1f} | {100 * gflops / peak['float32']:.0f}% | "
                   f"{100 * gflops / peak['bfloat16']:.0f}% | {w.maxrss_kib / 1024:.0f} |")
@@ -795,7 +810,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", nargs="+", choices=list(GROUPS), default=list(GROUPS))
     parser.add_argument("--impls", nargs="+", default=None,
                         help="only these implementations (e.g. tf_genai keras-io)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="timed rounds per implementation (vae_kerasio + dcgan with "
+                             "--ablation dcgan: about 12 minutes for 15)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--ablation", nargs="*", default=None, metavar="GROUP",
                         help="also time tf_genai with each lever off (in these groups; all "

@@ -778,8 +778,8 @@ def print_tables(results: dict[str, list[Worker]], peak: dict[str, float], load:
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
           "| ---: | ---: |")
     for group, workers in results.items():
-        med = {w.name.split("/", 1)[1]: statistics.median(w.rates) for w in workers if w.rates}
         rates = {w.name.split("/", 1)[1]: w.rates for w in workers if w.rates}
+        med = {impl: statistics.median(r) for impl, r in rates.items()}
         for w in workers:
             impl = w.name.split("/", 1)[1]
             if w.error:

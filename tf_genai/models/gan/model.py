@@ -398,7 +398,10 @@ class GAN(keras.Model):
         )
 
     def _fakes_for_d_step(self, batch_size, labels):
-        """Generator output in training mode whose state updates (BN statistics) are dropped."""
+        """Generator output in training mode whose state updates (BN statistics) are dropped.
+
+        :meth:`_d_step` stops the gradient into any fakes it trains on, these included.
+        """
         z = self._noise(batch_size)  # (batch, latent)
         fake, _ = self.generator.stateless_call(
             [v.value for v in self.generator.trainable_variables],
@@ -406,7 +409,7 @@ class GAN(keras.Model):
             self._gen_inputs(z, labels),
             training=True,
         )
-        return ops.stop_gradient(fake)  # (batch, H, W, C)
+        return fake  # (batch, H, W, C)
 
     def _d_losses(self, real, fake, labels, training: bool) -> dict[str, Any]:
         """Discriminator loss terms (float32 scalars) on a real and a fake batch."""

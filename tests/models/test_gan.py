@@ -79,6 +79,32 @@ def test_conv_networks_build_for_any_image_shape(shape):
     assert m.discriminator.output_shape == (None, 1)
 
 
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_conv_networks_take_fully_connected_hidden_layers(name):
+    """generator_hidden / discriminator_hidden put a dense layer before G's projection and
+    after D's convolutions (InfoGAN's MNIST networks); 0 leaves them out."""
+    shape = (10, 12, 2)
+    m = registry.create(name, image_shape=shape, latent_dim=4, base_filters=4,
+                        generator_hidden=24, discriminator_hidden=20)
+
+    def dense_units(net):
+        return [l.units for l in net.layers if isinstance(l, keras.layers.Dense)]
+
+    n_up = 2  # 10x12 -> a 3x3 map doubled twice, cropped
+    assert dense_units(m.generator) == [24, 3 * 3 * 16]
+    assert dense_units(m.ema_generator) == dense_units(m.generator)
+    assert dense_units(m.discriminator) == [20, 1]
+    assert m.discriminator.get_layer("hidden").input.shape[-1] == 3 * 3 * 4 * 2 ** (n_up - 1)
+    plain = registry.create(name, image_shape=shape, latent_dim=4, base_filters=4)
+    assert dense_units(plain.generator) == [3 * 3 * 16] and dense_units(plain.discriminator) == [1]
+    labels = {"labels": np.arange(3) % 10} if name == "cgan" else {}
+    images = np.asarray(m.generate(np.zeros((3, 4), np.float32), **labels))
+    assert images.shape == (3, *shape)
+    config = m.get_config()
+    assert (config["generator_hidden"], config["discriminator_hidden"]) == (24, 20)
+    assert dense_units(GAN.from_config(config).generator) == [24, 3 * 3 * 16]
+
+
 @pytest.mark.parametrize("name", ZOO)
 def test_tiny_fit_on_digits_gives_finite_metrics(name, digits):
     images, labels = digits
@@ -166,7 +192,7 @@ def test_train_step_shares_one_generator_pass_with_exact_gradients(name, digits)
 
 def test_train_step_runs_training_mode_and_sample_runs_inference_mode(digits):
     images, _ = digits
-    m = small("dcgan", dropout=0.3)  # the zoo dcgan has no dropout; cgan and gan have 0.3
+    m = small("dcgan")  # its discriminator has dropout 0.3, as cgan and gan do
     bn = [l for l in m.generator.layers if isinstance(l, keras.layers.BatchNormalization)][0]
     dropout = [l for l in m.discriminator.layers if isinstance(l, FastDropout)][0]
     moving0 = np.array(bn.moving_mean)
@@ -287,6 +313,10 @@ def test_config_round_trip_and_bad_arguments():
         GAN(ema_decay=1.0)
     with pytest.raises(ConfigError, match="generator_filters"):
         GAN(generator_filters=0)
+    with pytest.raises(ConfigError, match="discriminator_hidden"):
+        GAN(discriminator_hidden=-1)
+    with pytest.raises(ConfigError, match="mlp"):
+        GAN(architecture="mlp", generator_hidden=64)
     # The generator is twice the discriminator's width unless told otherwise.
     assert config["generator_filters"] == 2 * config["base_filters"] == 64
     narrow = GAN(image_shape=(28, 28, 1), base_filters=8, generator_filters=12)

@@ -98,9 +98,14 @@ def default_optimizer(gradient_penalty: bool = False) -> keras.optimizers.Optimi
 )
 @register(
     "dcgan",
-    description="DCGAN (Radford et al. 2016): strided conv generator and discriminator",
+    description="DCGAN (Radford et al. 2016) with InfoGAN's dense layers: strided conv G and D",
     architecture="conv",
-    dropout=0.0,  # as in the DCGAN paper; measured better than 0.3 at a 5-minute budget
+    # Chen et al. 2016 (InfoGAN, arXiv:1606.03657) give their MNIST DCGAN a dense layer before
+    # G's projection and after D's convolutions; with D's dropout 0.3 these lifted the mean
+    # classifier confidence of 10-minute runs from 0.88 to 0.92 (README, Quality).
+    generator_hidden=256,
+    discriminator_hidden=1024,
+    dropout=0.3,
 )
 class GAN(keras.Model):
     """A generative adversarial network with its own two-optimizer ``train_step``.
@@ -120,7 +125,11 @@ class GAN(keras.Model):
         generator_filters: width of the conv generator (its last hidden layer's filter count);
             ``None`` = twice ``base_filters``. A 64-wide generator cost ~3% of a step more
             than a 32-wide one here and lowered the FID at equal time.
-        dropout: discriminator dropout rate.
+        generator_hidden: ``conv`` only: units of a dense layer (batch norm + ReLU) between z
+            and the generator's projection; 0 = none (the DCGAN paper's generator).
+        discriminator_hidden: ``conv`` only: units of a dense layer (LeakyReLU, dropout) between
+            the discriminator's convolutions and its logit; 0 = none.
+        dropout: discriminator dropout rate (after every hidden layer).
         ema_decay: decay of the generator weight average that sampling uses (module docstring);
             0 samples from the trained generator itself.
         seed: seeds the initial weights, the dropout masks and the model's own random
@@ -143,6 +152,8 @@ class GAN(keras.Model):
         label_smoothing: float = 0.0,
         base_filters: int = 32,
         generator_filters: int | None = None,
+        generator_hidden: int = 0,
+        discriminator_hidden: int = 0,
         dropout: float = 0.3,
         ema_decay: float = 0.999,
         seed: int = 0,
@@ -191,6 +202,18 @@ class GAN(keras.Model):
         )
         if self.generator_filters < 1:
             raise ConfigError(f"GAN: generator_filters must be >= 1, got {generator_filters}")
+        self.generator_hidden = int(generator_hidden)
+        self.discriminator_hidden = int(discriminator_hidden)
+        if min(self.generator_hidden, self.discriminator_hidden) < 0:
+            raise ConfigError(
+                "GAN: generator_hidden and discriminator_hidden must be >= 0 (0 = no dense "
+                f"layer), got {generator_hidden}, {discriminator_hidden}"
+            )
+        if architecture == "mlp" and (self.generator_hidden or self.discriminator_hidden):
+            raise ConfigError(
+                "GAN: generator_hidden / discriminator_hidden add a dense layer to the conv "
+                "networks; the mlp networks are all dense already (leave them 0)"
+            )
         self.dropout = float(dropout)
         self.ema_decay = float(ema_decay)
         self.seed = int(seed)
@@ -198,17 +221,18 @@ class GAN(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.generator = build_generator(
             image_shape, self.latent_dim, architecture, self.num_classes, self.generator_filters,
-            seed=self.seed,
+            seed=self.seed, hidden_units=self.generator_hidden,
         )
         self.discriminator = build_discriminator(
             image_shape, architecture, self.num_classes, self.base_filters, self.dropout,
-            seed=self.seed,
+            seed=self.seed, hidden_units=self.discriminator_hidden,
         )
         self.ema_generator = None
         if self.ema_decay > 0:
             self.ema_generator = build_generator(
                 image_shape, self.latent_dim, architecture, self.num_classes,
                 self.generator_filters, seed=self.seed, name="ema_generator",
+                hidden_units=self.generator_hidden,
             )
             self.ema_generator.trainable = False  # moved by _update_ema only, never by a gradient
             for average, weight in zip(self.ema_generator.weights, self.generator.weights):
@@ -242,6 +266,8 @@ class GAN(keras.Model):
             "label_smoothing": self.label_smoothing,
             "base_filters": self.base_filters,
             "generator_filters": self.generator_filters,
+            "generator_hidden": self.generator_hidden,
+            "discriminator_hidden": self.discriminator_hidden,
             "dropout": self.dropout,
             "ema_decay": self.ema_decay,
             "seed": self.seed,

@@ -12,6 +12,9 @@ Two architectures, both building for any image shape ``(H, W, C)``:
   statistics are synchronised over replicas under a distribution strategy), D halves it
   with stride-2 convolutions and LeakyReLU(0.2), no pooling. D has no batch norm, so the
   WGAN-GP gradient penalty (which is per example) stays valid with the same critic.
+  ``hidden_units`` adds a dense layer before G's projection (batch norm + ReLU) and after D's
+  convolutions (LeakyReLU(0.2), dropout), as InfoGAN's MNIST networks have (Chen et al. 2016,
+  "InfoGAN", arXiv:1606.03657, appendix C.1); the zoo's ``dcgan`` uses 256 in G and 1,024 in D.
 
 The discriminators' dropout is :class:`tf_genai.layers.FastDropout`: the same inverted dropout
 as ``keras.layers.Dropout`` from half the random numbers (a ``dcgan`` step with dropout 0.3 ran
@@ -80,10 +83,12 @@ def build_generator(
     base_filters: int = 32,
     seed: int | None = None,
     name: str = "generator",
+    hidden_units: int = 0,
 ) -> keras.Model:
     """The generator ``z (batch, latent_dim) [+ labels (batch,)] -> images (batch, H, W, C)``.
 
-    Output images lie in [-1, 1] (tanh). ``seed`` fixes the initial weights.
+    Output images lie in [-1, 1] (tanh). ``seed`` fixes the initial weights. ``hidden_units``
+    (conv only; 0 = none) is the width of a dense layer between z and the projection.
     """
     init = _Initializers(seed, stream=0)
     height, width, channels = image_shape
@@ -110,6 +115,12 @@ def build_generator(
         n_up = num_upsamplings(image_shape)
         h0, w0 = math.ceil(height / 2**n_up), math.ceil(width / 2**n_up)
         filters = [base_filters * 2 ** (n_up - 1 - i) for i in range(n_up)]  # e.g. [128, 64]
+        if hidden_units:
+            h = layers.Dense(
+                hidden_units, use_bias=False, kernel_initializer=init.kernel(), name="hidden"
+            )(h)
+            h = FusedBatchNormalization(synchronized=True, name="hidden_bn")(h)
+            h = layers.ReLU(name="hidden_relu")(h)
         h = layers.Dense(
             h0 * w0 * filters[0], use_bias=False, kernel_initializer=init.kernel(), name="project"
         )(h)
@@ -149,10 +160,12 @@ def build_discriminator(
     base_filters: int = 32,
     dropout: float = 0.3,
     seed: int | None = None,
+    hidden_units: int = 0,
 ) -> keras.Model:
     """The discriminator ``images (batch, H, W, C) [+ labels] -> logits (batch, 1)``.
 
-    ``seed`` fixes the initial weights and the dropout masks' seed.
+    ``seed`` fixes the initial weights and the dropout masks' seed. ``hidden_units`` (conv only;
+    0 = none) is the width of a dense layer between the convolutions and the logit.
     """
     init = _Initializers(seed, stream=1)
     height, width, _ = image_shape
@@ -191,6 +204,11 @@ def build_discriminator(
             if dropout:
                 h = FastDropout(dropout, seed=init.seed(), name=f"down_{i}_dropout")(h)
         h = layers.Flatten(name="flatten")(h)
+        if hidden_units:
+            h = layers.Dense(hidden_units, kernel_initializer=init.kernel(), name="hidden")(h)
+            h = layers.LeakyReLU(0.2, name="hidden_lrelu")(h)
+            if dropout:
+                h = FastDropout(dropout, seed=init.seed(), name="hidden_dropout")(h)
     else:
         raise ConfigError(
             f"unknown GAN architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"

@@ -95,8 +95,12 @@ def test_conv_networks_take_fully_connected_hidden_layers(name):
     assert dense_units(m.ema_generator) == dense_units(m.generator)
     assert dense_units(m.discriminator) == [20, 1]
     assert m.discriminator.get_layer("hidden").input.shape[-1] == 3 * 3 * 4 * 2 ** (n_up - 1)
-    plain = registry.create(name, image_shape=shape, latent_dim=4, base_filters=4)
+    plain = registry.create(name, image_shape=shape, latent_dim=4, base_filters=4,
+                            generator_hidden=0, discriminator_hidden=0)
     assert dense_units(plain.generator) == [3 * 3 * 16] and dense_units(plain.discriminator) == [1]
+    defaults = registry.create(name, image_shape=shape, latent_dim=4, base_filters=4)
+    expected = {"dcgan": ([256, 144], [1024, 1]), "cgan": ([144], [1])}[name]
+    assert (dense_units(defaults.generator), dense_units(defaults.discriminator)) == expected
     labels = {"labels": np.arange(3) % 10} if name == "cgan" else {}
     images = np.asarray(m.generate(np.zeros((3, 4), np.float32), **labels))
     assert images.shape == (3, *shape)

@@ -45,7 +45,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tf_genai import registry  # noqa: E402
+from tf_genai import ranges, registry  # noqa: E402
+from tf_genai.callbacks import TimeBudget  # noqa: E402
+from tf_genai.data import load  # noqa: E402
 from tf_genai.evaluation.likelihood import importance_sampled_nll  # noqa: E402
 
 MNIST = REPO / ".." / "shared" / "data" / "mnist"
@@ -56,38 +58,14 @@ DEFAULT_MODELS = ("vae", "iwae", "mlp_vae", "baseline")
 
 def load_split() -> tuple[np.ndarray, np.ndarray]:
     """(train, heldout) MNIST images, float32 in [0, 1], (N, 28, 28, 1)."""
-    try:
-        from tf_genai.data import load
-
-        train, _ = load(str(MNIST), split="train")
-        heldout, _ = load(str(MNIST), split="heldout")
-    except ImportError:  # before tf_genai.data existed: read the gzip IDX directly
-        import gzip
-
-        with gzip.open(MNIST / "t10k-images-idx3-ubyte.gz") as f:
-            pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
-        train, heldout = pixels[:8000], pixels[8000:]
-    return train.astype("float32") / 255.0, heldout.astype("float32") / 255.0
+    train, _ = load(str(MNIST), split="train")
+    heldout, _ = load(str(MNIST), split="heldout")
+    return ranges.uint8_to_unit(train), ranges.uint8_to_unit(heldout)
 
 
 def binarize(images: np.ndarray, seed: int) -> np.ndarray:
     """One fixed Bernoulli draw of every pixel."""
     return (np.random.default_rng(seed).random(images.shape) < images).astype("float32")
-
-
-class WallClockBudget(keras.callbacks.Callback):
-    """Stop training at the end of the epoch in which ``seconds`` have elapsed."""
-
-    def __init__(self, seconds: float):
-        super().__init__()
-        self.seconds = seconds
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if time.perf_counter() - self.start > self.seconds:
-            self.model.stop_training = True
 
 
 def build(name: str, overrides: dict) -> keras.Model:
@@ -118,7 +96,7 @@ def run(name: str, args, train, val, heldout) -> dict:
     history = model.fit(
         train, batch_size=args.batch_size, epochs=args.max_epochs, shuffle=True,
         validation_data=(val,), validation_batch_size=1000,
-        callbacks=[stop, WallClockBudget(args.budget)], verbose=0,
+        callbacks=[stop, TimeBudget(args.budget, at="epoch")], verbose=0,
     )
     seconds = time.perf_counter() - start
     epochs = len(history.history["loss"])

@@ -114,5 +114,5 @@ def test_compiled_sampler_is_seeded_and_in_range(name, kwargs, low):
 
 
 def test_compiled_sampler_refuses_other_models():
-    with pytest.raises(ConfigError, match="VAE or GAN"):
+    with pytest.raises(ConfigError, match="needs a tf_genai model"):
         devices.compiled_sampler(keras.Sequential([keras.layers.Dense(1)]))

@@ -360,7 +360,6 @@ def export_calls(model, probe: dict[str, np.ndarray]) -> tuple[dict, dict[str, n
     n = len(probe["z"])
     arrays = {"z": probe["z"], "images": probe["images"][:3],
               "n4": np.int32(4), "n2": np.int32(2), "seed7": np.int32(7), "seed8": np.int32(8)}
-    cond = {}
     if model.num_classes:
         arrays["labels"] = probe["labels"]
         arrays["labels3"] = probe["labels"][:3]
@@ -372,12 +371,12 @@ def export_calls(model, probe: dict[str, np.ndarray]) -> tuple[dict, dict[str, n
         "sample_b": ("sample", {"num_samples": "n4", "seed": "seed7", **lab("labels4")}),
         "sample_c": ("sample", {"num_samples": "n2", "seed": "seed8", **lab("labels2")}),
     }
+    # The main latent -> image signature, under its own name and as serving_default.
+    calls["render"] = (model.render_signature, {"z": "z", **lab("labels")})
+    calls["serving_default"] = ("serving_default", {"z": "z", **lab("labels")})
     if model.family == "vae":
         calls["encode"] = ("encode", {"images": "images", **lab("labels3")})
-        calls["decode"] = ("decode", {"z": "z", **lab("labels")})
         calls["reconstruct"] = ("reconstruct", {"images": "images", **lab("labels3")})
-    else:
-        calls["generate"] = ("generate", {"z": "z", **lab("labels")})
     assert n == PROBE_SIZE
     return calls, arrays
 
@@ -390,21 +389,21 @@ def expected_export_outputs(model, arrays: dict[str, np.ndarray]) -> dict[str, n
         "sample_a/images": model.sample(4, seed=7, labels=arrays.get("labels4")),
         "sample_c/images": model.sample(2, seed=8, labels=arrays.get("labels2")),
     }
+    render = model.decode if model.family == "vae" else model.generate
+    out["render/images"] = out["serving_default/images"] = render(arrays["z"], labels=labels)
     if model.family == "vae":
         mean, log_var = model.encode(arrays["images"], labels=labels3)
         out["encode/mean"], out["encode/log_var"] = mean, log_var
-        out["decode/images"] = model.decode(arrays["z"], labels=labels)
-        # The reconstruct signature decodes the posterior mean (deterministic).
-        out["reconstruct/images"] = model.decode(mean, labels=labels3)
-    else:
-        out["generate/images"] = model.generate(arrays["z"], labels=labels)
+        # The reconstruct signature decodes the posterior mean (deterministic); its output is
+        # not called "images" (tf2onnx refuses a graph whose input and output share a name).
+        out["reconstruct/reconstruction"] = model.decode(mean, labels=labels3)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
 def expected_signatures(model) -> list[str]:
-    if model.family == "vae":
-        return ["decode", "encode", "reconstruct", "sample"]
-    return ["generate", "sample"]
+    names = ["decode", "encode", "reconstruct", "sample"] if model.family == "vae" else [
+        "generate", "sample"]
+    return sorted(names + ["serving_default"])
 
 
 def check_export_in_plain_tf(name: str, tmp_path: Path) -> None:
@@ -442,7 +441,8 @@ def check_export_in_plain_tf(name: str, tmp_path: Path) -> None:
     assert meta["family"] == model.family and meta["zoo_name"] == name
     assert meta["image_shape"] == list(IMAGE_SHAPE) and meta["latent_dim"] == model.latent_dim
     assert meta["num_classes"] == model.num_classes and meta["data_range"] == model.data_range
-    assert sorted(meta["signatures"]) == expected_signatures(model)
+    assert sorted([*meta["signatures"], "serving_default"]) == expected_signatures(model)
+    assert meta["serving_default"] == model.render_signature
     assert meta["signatures"]["sample"]["inputs"]["seed"] == {"dtype": "int32", "shape": []}
 
 

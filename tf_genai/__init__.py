@@ -1,20 +1,26 @@
-"""tf_genai: correct, fast, plotted and exportable VAEs and GANs for Keras 3 on TensorFlow.
+"""tf_genai: correct, fast, plotted and exportable generative models for Keras 3 on TensorFlow.
 
-``import tf_genai`` is cheap; the zoo fills (and registers with Keras serialization) the first
-time a model is asked for — ``tf_genai.create``, ``tf_genai.available``, ``tf_genai.models`` or
-``tf_genai.export.load_model`` — so that ``keras.saving.load_model`` can rebuild any saved
-tf_genai model and its ``train_step`` once ``tf_genai.models`` is imported.
+``import tf_genai`` is cheap (it does not import TensorFlow) and is all that
+``keras.saving.load_model`` needs to rebuild a saved tf_genai model with its ``train_step``:
+the zoo classes are registered with Keras serialization as soon as Keras is imported — at once
+if it already is, otherwise right after ``import keras`` finishes (a one-shot import hook).
+``tf_genai.create``, ``tf_genai.available`` and the submodules load on first use.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 
 __version__ = "0.1.0"
 
 _SUBMODULES = {
     "callbacks", "checkpointing", "cli", "data", "devices", "distribute", "errors", "evaluation",
-    "export", "losses", "models", "plotting", "registry", "training",
+    "export", "keras_adapter", "losses", "models", "outputs", "plotting", "ranges", "registry",
+    "training",
 }
 
 
@@ -28,3 +34,38 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _SUBMODULES | {"create", "available"})
+
+
+def _register_zoo() -> None:
+    """Import the model modules: their decorators register every class with Keras."""
+    try:
+        importlib.import_module("tf_genai.models")
+    except Exception as err:  # noqa: BLE001  never break the user's `import keras`
+        warnings.warn(f"tf_genai could not register its models with Keras: {err!r}",
+                      stacklevel=2)
+
+
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loader of ``keras`` so the zoo registers once it ran."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]  # one shot
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run_keras = spec.loader.exec_module
+
+        def exec_module(module):
+            run_keras(module)
+            _register_zoo()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_zoo()
+elif not any(isinstance(f, _RegisterAfterKeras) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterKeras())

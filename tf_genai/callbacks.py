@@ -1,14 +1,16 @@
-"""Keras callbacks for generative models: fixed-noise sample grids, TensorBoard images, KL warm-up.
+"""Keras callbacks for generative models: fixed-noise sample grids, TensorBoard images, KL
+warm-up, and a wall-clock training budget.
 
-They work with any model of the interface in docs/ARCHITECTURE.md: a VAE is decoded with
-``model.decode``, a GAN with ``model.generate`` (duck-typed on the method present), always the
-whole batch of latent points in one call.
+They work with any model of the family contract (docs/ARCHITECTURE.md): latent points are drawn
+through ``model.render`` (a VAE's decoder, a GAN's generator), always the whole batch of latent
+points in one call.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 import keras
@@ -36,13 +38,13 @@ class _FixedNoise:
         self.ncols = None
 
     def draw(self, model: Any) -> None:
-        """Draw z (num_samples, latent_dim) ~ N(0, I) with the seed, and the labels to use."""
-        latent_dim = getattr(model, "latent_dim", None)
-        if not latent_dim:
-            raise ConfigError(f"{self.owner}: {type(model).__name__} has no latent_dim")
+        """Draw z (num_samples, *latent_shape) ~ N(0, I) with the seed, and the labels to use."""
+        latent_shape = getattr(model, "latent_shape", None)
+        if not latent_shape:
+            raise ConfigError(f"{self.owner}: {type(model).__name__} has no latent_shape")
         rng = np.random.default_rng(self.seed)
         self.ncols = None
-        self.z = rng.standard_normal((self.num_samples, int(latent_dim))).astype(np.float32)
+        self.z = rng.standard_normal((self.num_samples, *latent_shape)).astype(np.float32)
         num_classes = getattr(model, "num_classes", None)
         if self.given_labels is not None:
             labels = np.asarray(self.given_labels, dtype=np.int32).reshape(-1)
@@ -205,8 +207,6 @@ class TensorBoardImages(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
         grid = self.noise.grid(self.model)  # (H', W', C) in [0, 1]
         with self._writer.as_default():
             write_image_summary("samples", grid, step=epoch)
@@ -275,3 +275,60 @@ class KLWarmup(keras.callbacks.Callback):
 
 
 __all__ = ["SampleGrid", "TensorBoardImages", "KLWarmup"]
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop ``fit`` once ``seconds`` of training have passed.
+
+    Args:
+        seconds: the budget (> 0).
+        at: ``"epoch"`` (default) stops at the end of the epoch that crosses the budget, so the
+            model's state is that of an uninterrupted run after that many epochs and
+            ``train(resume=True)`` continues it exactly; ``"step"`` stops at the end of the
+            step (with ``steps_per_execution`` > 1, of the execution) that crosses it, for
+            comparisons at equal time (``benchmarks/``).
+        after_first_step: start the clock when the first step has finished, so the tracing
+            and compilation of the train step (seconds to ~40 s on two CPU cores) is not
+            charged to the model; ``elapsed`` is always the whole ``fit``.
+
+    Attributes:
+        spent: whether the budget stopped the run.
+        elapsed: seconds since ``fit`` started.
+    """
+
+    def __init__(self, seconds: float, *, at: str = "epoch", after_first_step: bool = False):
+        super().__init__()
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(f"time budget must be a positive number of seconds, got {seconds!r}")
+        if at not in ("epoch", "step"):
+            raise ConfigError(f"TimeBudget: at must be 'epoch' or 'step', got {at!r}")
+        self.seconds = float(seconds)
+        self.at = at
+        self.after_first_step = bool(after_first_step)
+        self.spent = False
+        self._start = self._clock = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def _over(self) -> bool:
+        return time.perf_counter() - self._clock > self.seconds
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._start = self._clock = time.perf_counter()
+        self._first = True
+        self.spent = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._first and self.after_first_step:
+            self._clock = time.perf_counter()
+        self._first = False
+        if self.at == "step" and self._over():
+            self.spent = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.at == "epoch" and self._over():
+            self.spent = True
+            self.model.stop_training = True

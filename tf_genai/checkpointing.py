@@ -3,9 +3,10 @@
 :class:`BackupAndResume` extends Keras' own ``keras.callbacks.BackupAndRestore`` (which restores
 the weights, ``model.optimizer`` and the epoch) with what our models need on top:
 
-* GANs keep two optimizers as attributes (``d_optimizer``, ``g_optimizer``). Keras' weights file
-  holds their slots, but an optimizer that is not built yet silently skips loading them (a
-  warning, not an error), so both are built before the backup is loaded.
+* Every optimizer the model trains with, whatever the family: the family contract lists them
+  (``model.training_optimizers()``: a GAN's ``d_optimizer`` and ``g_optimizer``). Keras' weights
+  file holds their slots, but an optimizer that is not built yet silently skips loading them (a
+  warning, not an error), so each is built before the backup is loaded.
 * The model-owned ``keras.random.SeedGenerator`` states (and those of layers such as Dropout) are
   *not* in a Keras weights file; they are saved next to it (``rng_state.npz``), so the resumed
   run draws the same noise the uninterrupted one would have.
@@ -35,6 +36,7 @@ import keras
 import numpy as np
 
 from tf_genai.errors import ModelFileError, TrainingError
+from tf_genai.keras_adapter import seed_generator_states, start_fit_at_epoch
 
 LATEST, PREVIOUS, TMP = "latest", "previous", ".incoming"
 WEIGHTS_FILE = "model.weights.h5"
@@ -57,48 +59,23 @@ def _finite_logs(logs: dict[str, Any] | None) -> tuple[bool, str | None, float |
     return True, None, None
 
 
-def seed_generators(model: keras.Model) -> list[Any]:
-    """Every ``keras.random.SeedGenerator`` of ``model`` and its layers, in a fixed order."""
-    found, seen = [], set()
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for generator in getattr(layer, "_seed_generators", []):
-            if id(generator) not in seen:
-                seen.add(id(generator))
-                found.append(generator)
-    return found
-
-
 def model_optimizers(model: keras.Model) -> list[tuple[Any, list[Any]]]:
     """``(optimizer, variables it updates)`` for every optimizer the model trains with.
 
-    ``model.optimizer`` updates ``model.trainable_variables``; a GAN's ``d_optimizer`` and
-    ``g_optimizer`` update its discriminator's and generator's trainable variables.
+    Asked of the model (the family contract's ``training_optimizers``); a plain Keras model's
+    ``model.optimizer`` updates its trainable variables.
     """
-    pairs = []
-    owners = {"d_optimizer": "discriminator", "g_optimizer": "generator"}
-    for attribute, owner in owners.items():
-        optimizer = getattr(model, attribute, None)
-        network = getattr(model, owner, None)
-        if isinstance(optimizer, keras.optimizers.Optimizer) and network is not None:
-            pairs.append((optimizer, network.trainable_variables))
-    if not pairs and isinstance(getattr(model, "optimizer", None), keras.optimizers.Optimizer):
-        pairs.append((model.optimizer, model.trainable_variables))
-    return pairs
+    if hasattr(model, "training_optimizers"):
+        return [(optimizer, variables) for _, optimizer, variables in model.training_optimizers()]
+    if isinstance(getattr(model, "optimizer", None), keras.optimizers.Optimizer):
+        return [(model.optimizer, model.trainable_variables)]
+    return []
 
 
 def backup_epoch(directory: str | os.PathLike) -> int:
     """The number of epochs the backup in ``directory`` has completed (0 when there is none)."""
     meta = _read_meta(Path(directory))
     return 0 if meta is None else int(meta["epoch"])
-
-
-def backup_history(directory: str | os.PathLike) -> dict[str, list[float]]:
-    """The per-epoch history saved with the backup in ``directory`` (empty when there is none)."""
-    for name in (LATEST, PREVIOUS):
-        path = Path(directory) / name / HISTORY_FILE
-        if path.is_file():
-            return json.loads(path.read_text())
-    return {}
 
 
 def _read_meta(directory: Path) -> dict[str, Any] | None:
@@ -133,7 +110,6 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
         super().__init__(os.fspath(directory), save_freq="epoch", delete_checkpoint=False)
         self.directory = Path(directory)
         self.history: dict[str, list[float]] = {}
-        self.skipped_epochs: list[int] = []
 
     # --- restore -------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -160,18 +136,18 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
                 if not optimizer.built:
                     optimizer.build(variables)
             model.load_weights(folder / WEIGHTS_FILE)
-            generators = seed_generators(model)
+            states = seed_generator_states(model)
             with np.load(folder / RNG_FILE) as saved:
-                if len(saved.files) != len(generators):
+                if len(saved.files) != len(states):
                     raise ValueError(
                         f"{folder / RNG_FILE} holds {len(saved.files)} random generator states, "
-                        f"the model has {len(generators)}: not a backup of this model"
+                        f"the model has {len(states)}: not a backup of this model"
                     )
-                for i, generator in enumerate(generators):
-                    generator.state.assign(saved[f"state_{i}"])
+                for i, state in enumerate(states):
+                    state.assign(saved[f"state_{i}"])
         meta = json.loads((folder / META_FILE).read_text())
         self.history = json.loads((folder / HISTORY_FILE).read_text())
-        model._initial_epoch = int(meta["epoch"])
+        start_fit_at_epoch(model, int(meta["epoch"]))
 
     # --- save ----------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -184,9 +160,7 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
                 for v in self.model.trainable_variables
             )
         if not finite:
-            # Keep the last good backup: never overwrite it with a diverged state.
-            self.skipped_epochs.append(epoch)
-            return
+            return  # keep the last good backup: never overwrite it with a diverged state
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         if _is_chief(self.model):
@@ -199,8 +173,8 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
             shutil.rmtree(incoming)
         incoming.mkdir()
         self.model.save_weights(incoming / WEIGHTS_FILE, overwrite=True)
-        states = {f"state_{i}": keras.ops.convert_to_numpy(g.state)
-                  for i, g in enumerate(seed_generators(self.model))}
+        states = {f"state_{i}": keras.ops.convert_to_numpy(state)
+                  for i, state in enumerate(seed_generator_states(self.model))}
         np.savez(incoming / RNG_FILE, **states)
         (incoming / HISTORY_FILE).write_text(json.dumps(self.history))
         # Written last: a folder with metadata is complete.

@@ -205,41 +205,34 @@ def compiled_sampler(
 ) -> Callable[..., tf.Tensor]:
     """A traced sampler ``f(num_samples, seed=0, labels=None) -> (n, H, W, C)`` for ``model``.
 
-    Eager ``model.sample`` dispatches every layer from Python; this draws ``z`` with a stateless
-    seeded normal and runs the decoder (VAE) or generator (GAN) as one traced graph, XLA
-    compiled where :func:`training_options` enables XLA. One trace per distinct
-    ``num_samples``. The draw depends only on ``seed`` (the model's own generator is untouched).
+    Eager ``model.sample`` dispatches every layer from Python; this runs the model's own
+    seeded ``sample`` path (``model.latents(n, seed)`` then ``model.render``, the code an
+    export's ``sample`` signature traces too) as one graph, XLA compiled where
+    :func:`training_options` enables XLA. One trace per distinct ``num_samples``. The draw
+    depends only on ``seed`` (the model's own generator is untouched), and equals
+    ``model.sample(n, seed=seed)``.
 
     Args:
-        model: a zoo model (``family`` ``"vae"`` or ``"gan"``).
+        model: a tf_genai model (the family contract's ``latents``/``render``).
         jit_compile: force XLA on or off; None follows :func:`training_options`.
 
     Raises:
-        ConfigError: a model that is neither a VAE nor a GAN.
+        ConfigError: a model without the family contract.
     """
-    family = getattr(model, "family", None)
-    if family not in ("vae", "gan"):
-        raise ConfigError(f"compiled_sampler needs a tf_genai VAE or GAN, got {type(model).__name__}")
+    if not (hasattr(model, "render") and hasattr(model, "latents")):
+        raise ConfigError(f"compiled_sampler needs a tf_genai model, got {type(model).__name__}")
     if jit_compile is None:
         jit_compile = training_options()["jit_compile"]
-    num_classes = getattr(model, "num_classes", None)
-    render = model.decode if family == "vae" else model.generate
 
     @tf.function(jit_compile=bool(jit_compile), reduce_retracing=True)
-    def _run(z, labels):
-        return render(z, labels)
+    def _run(n, seed, labels):
+        return model.render(model.latents(n, seed), labels)
 
     def sample(num_samples: int, seed: int = 0, labels=None) -> tf.Tensor:
         n = int(num_samples)
         if n < 1:
             raise ConfigError(f"num_samples must be >= 1, got {num_samples!r}")
-        z = tf.random.stateless_normal((n, model.latent_dim), seed=(int(seed), 0))  # (n, latent)
-        if num_classes is None:
-            labels = None
-        elif labels is None:
-            labels = tf.range(n, dtype=tf.int32) % num_classes  # cycle 0, 1, ..., K-1
-        else:
-            labels = tf.cast(tf.reshape(labels, (-1,)), tf.int32)
-        return _run(z, labels)
+        labels = model.sample_labels(n, labels)  # checked, or cycled 0, 1, ..., K-1
+        return _run(n, tf.constant(int(seed), tf.int64), labels)
 
     return sample

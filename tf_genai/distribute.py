@@ -5,8 +5,10 @@
 ``train_step`` once per replica. Three things make a multi-replica run equal a single-device run
 on the same global batches:
 
-1. Losses are divided by the number of replicas (``scale_loss_for_distribution``): Keras 3
-   optimizers *sum* gradients over replicas.
+1. Each replica's batch-mean loss is weighted by its share of the global batch
+   (:func:`replica_weight`, local / global batch size): Keras 3 optimizers *sum* gradients over
+   replicas, and the weighted sum is then the global batch's mean even when a batch splits
+   unevenly (dividing by the replica count is not: 8 + 7 images weighted 1/2 each).
 2. Random draws inside ``train_step`` (reparameterisation noise, latent codes, WGAN-GP's
    interpolation weights) are drawn for the *global* batch and each replica takes its own
    slice (:func:`random_for_batch`). A plain ``keras.random.normal((local_batch, d), seed=gen)``
@@ -213,6 +215,20 @@ def random_for_batch(
     size = [-1] * len(full_shape)
     size[batch_axis] = local
     return tf.slice(full, tf.stack(begin), tf.stack(size))
+
+
+def replica_weight(local_batch: Any) -> Any:
+    """This replica's share of the global batch, ``local / global`` (1.0 outside a strategy).
+
+    Multiply a replica's batch-mean loss by it before ``tape.gradient``: the optimizer sums the
+    replicas' gradients, so the sum is the gradient of the global batch's mean loss, for even
+    and uneven splits alike (the last batch of an epoch, or a data set smaller than a batch).
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or tf.distribute.get_strategy().num_replicas_in_sync == 1:
+        return 1.0
+    local = tf.cast(local_batch, tf.float32)
+    return local / context.all_reduce(tf.distribute.ReduceOp.SUM, local)
 
 
 def scalar_logs_for_multiworker(model: Any) -> None:

@@ -15,6 +15,11 @@ elements and compares each 16-bit half with an integer threshold: the same Berno
 half the random numbers and no float conversion, about 2x faster forward plus backward on a
 (256, 14, 14, 32) bfloat16 tensor (2.7 ms against 5.6 ms).
 
+The mask is drawn for the global batch and sliced per replica
+(:func:`tf_genai.distribute.random_for_batch`), so a ``MirroredStrategy`` run drops exactly what
+a one-device run drops (each replica holds the same generator state; a per-replica draw would
+give every replica the same mask).
+
 The price: the drop probability is ``round(rate * 65536) / 65536`` (0.3 -> 0.300003), and the
 kept values are scaled by the exact inverse of the resulting keep probability, so the expected
 output still equals the input. The mask comes from the layer's own ``SeedGenerator``, so a
@@ -23,15 +28,69 @@ model's seed fixes it, as with ``keras.layers.Dropout``; ``noise_shape`` is not 
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import inspect
+import threading
+from typing import Any, Callable, Iterator
 
 import keras
 import tensorflow as tf
 
+from tf_genai import distribute
 from tf_genai.errors import ConfigError
 from tf_genai.registry import PACKAGE
 
 _LEVELS = 65536  # a 16-bit threshold: the resolution of the drop probability is 1 / 65536
+
+
+def scoped_network(build: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+    """Decorate a network builder with a ``name`` argument: its layers are created under
+    ``keras.name_scope(name)``, so every weight path starts with the network's name
+    (``generator/hidden/kernel``, ``ema_generator/hidden/kernel``). Paths are then unique within
+    a model, which TensorBoard's weight histograms key on (otherwise two thirds of a GAN's
+    histograms overwrite each other)."""
+    signature = inspect.signature(build)
+
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> keras.Model:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        with keras.name_scope(bound.arguments["name"]):
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
+_SEGMENTS = threading.local()  # per thread: MirroredStrategy traces each replica in its own
+
+
+@contextlib.contextmanager
+def batch_segments(count: int) -> Iterator[None]:
+    """Inside this block, every :class:`FastDropout` input is ``count`` equal parts stacked
+    along the batch axis, each part its own global batch (a GAN discriminator's
+    ``concatenate([real, fake])``).
+
+    Each part's mask is then drawn for that part's global batch and sliced per replica; a draw
+    for the stacked batch as a whole would pair replica r's fakes with another replica's rows.
+    """
+    previous = getattr(_SEGMENTS, "count", 1)
+    _SEGMENTS.count = int(count)
+    try:
+        yield
+    finally:
+        _SEGMENTS.count = previous
+
+
+def batch_segments_in_force() -> int:
+    """The ``count`` of the innermost :func:`batch_segments` block (1 outside any)."""
+    return getattr(_SEGMENTS, "count", 1)
+
+
+def _uniform_bits(shape, seed):
+    """Full-range uint32 random integers of ``shape`` (a tuple of ints or scalar tensors)."""
+    dims = tf.stack([tf.cast(d, tf.int32) for d in shape])
+    return tf.random.stateless_uniform(dims, seed, minval=None, maxval=None, dtype=tf.uint32)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -65,14 +124,19 @@ class FastDropout(keras.layers.Layer):
     def call(self, inputs, training: bool = False):
         if not training or self.threshold == 0:
             return inputs
-        size = tf.size(inputs)
+        shape = tf.shape(inputs)
+        per_example = tf.reduce_prod(shape[1:])
+        segments = batch_segments_in_force()
         # int32 seed of shape (2,), as Keras' own TensorFlow random ops derive it.
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
-        bits = tf.random.stateless_uniform(
-            ((size + 1) // 2,), seed, minval=None, maxval=None, dtype=tf.uint32
-        )  # (ceil(size / 2),) full-range 32-bit integers
-        halves = tf.reshape(tf.bitcast(bits, tf.uint16), (-1,))[:size]  # (size,) uniform 16-bit
-        keep = tf.reshape(halves >= tf.constant(self.threshold, tf.uint16), tf.shape(inputs))
+        # 32 random bits per two elements of each example, drawn for the global batch of each
+        # segment and sliced per replica, so N replicas drop what one device drops.
+        bits = distribute.random_for_batch(
+            _uniform_bits, (segments, shape[0] // segments, (per_example + 1) // 2),
+            batch_axis=1, seed=seed,
+        )  # (segments, local batch, ceil(per_example / 2)) full-range 32-bit integers
+        halves = tf.reshape(tf.bitcast(bits, tf.uint16), (shape[0], -1))[:, :per_example]
+        keep = tf.reshape(halves >= tf.constant(self.threshold, tf.uint16), shape)
         scale = tf.constant(1.0 / self.keep_probability, inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
 

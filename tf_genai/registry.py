@@ -49,6 +49,11 @@ def register(name: str, *, description: str = "", **defaults: Any) -> Callable[[
     return decorator
 
 
+def unregister(name: str) -> None:
+    """Remove zoo name ``name`` (a no-op if absent); the class stays known to Keras."""
+    _ZOO.pop(name, None)
+
+
 def _ensure_models_imported() -> None:
     # The zoo fills when tf_genai.models is imported; importing it here keeps
     # `registry` free of model imports at module level (no import loop).

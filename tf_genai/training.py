@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tf_genai.errors import ConfigError, OutputExistsError
+from tf_genai import checkpointing, outputs, ranges
+from tf_genai.errors import ConfigError, DataError
 
 RUN_FILES = ("model.keras", "history.json", "samples.png", "run.json")
 
@@ -45,19 +46,19 @@ def _check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _check_number(name: str, value: Any, *, positive: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        bound = "a positive number" if positive else "a number >= 0"
+        raise ConfigError(f"{name} must be {bound}, got {value!r}")
+
+
 def prepare_out_dir(out_dir: str | os.PathLike | None, *, overwrite: bool, resume: bool,
                     create: bool = True) -> Path | None:
     """Check ``out_dir`` (refusing a non-empty one unless asked to) and, if ``create``, make it."""
     if out_dir is None:
         return None
-    path = Path(out_dir)
-    if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"output path {str(path)!r} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
-        raise OutputExistsError(
-            f"output directory {str(path)!r} is not empty; pass --overwrite (overwrite=True) to "
-            "replace its run files, or --resume (resume=True) to continue the run in it"
-        )
+    path = outputs.check_dir(out_dir, overwrite, resume=resume, what="run")
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
@@ -67,33 +68,14 @@ def _json_history(history: dict[str, Sequence[Any]]) -> dict[str, list[float]]:
     return {k: [float(v) for v in vals] for k, vals in history.items()}
 
 
-def _adam(learning_rate: float, weight_decay: float, **kwargs: Any):
-    import keras
-
-    if weight_decay:  # decoupled weight decay (Loshchilov & Hutter 2019)
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, **kwargs)
-    return keras.optimizers.Adam(learning_rate, **kwargs)
-
-
 def compile_model(model, *, learning_rate: float | None = None, weight_decay: float = 0.0,
                   **compile_kwargs: Any) -> None:
-    """Compile ``model`` with its family's optimizers.
+    """Compile ``model`` with its family's recipe (``model.default_optimizers``).
 
-    VAEs: Adam(1e-3) (AdamW with ``weight_decay``). GANs: one Adam(2e-4, beta_1=0.5) per network
-    (Radford et al. 2016), with beta_2=0.9 when the model has a gradient penalty (Gulrajani et al.
-    2017).
+    ``learning_rate`` replaces the recipe's rate; ``weight_decay`` > 0 makes each Adam an AdamW.
     """
-    if model.family == "gan":
-        lr = 2e-4 if learning_rate is None else learning_rate
-        beta_2 = 0.9 if getattr(model, "gp_weight", 0) > 0 else 0.999
-        model.compile(
-            d_optimizer=_adam(lr, weight_decay, beta_1=0.5, beta_2=beta_2),
-            g_optimizer=_adam(lr, weight_decay, beta_1=0.5, beta_2=beta_2),
-            **compile_kwargs,
-        )
-    else:
-        lr = 1e-3 if learning_rate is None else learning_rate
-        model.compile(optimizer=_adam(lr, weight_decay), **compile_kwargs)
+    model.compile(**model.default_optimizers(learning_rate=learning_rate,
+                                             weight_decay=weight_decay), **compile_kwargs)
 
 
 def train(
@@ -111,6 +93,7 @@ def train(
     image_size: int | None = None,
     validation_fraction: float = 0.1,
     early_stopping: int | None = None,
+    time_budget: float | None = None,
     model_kwargs: dict[str, Any] | None = None,
     callbacks: Sequence[Any] = (),
     overwrite: bool = False,
@@ -122,6 +105,10 @@ def train(
 ) -> TrainResult:
     """Train the zoo model ``model`` on ``data`` with ``model.fit`` and write the run's files.
 
+    The steps, each a function below: check every argument, load the data, build the model
+    (under the device's precision policy and the strategy), make the epoch datasets, compile,
+    make the callbacks, ``fit``, write the run directory.
+
     Args:
         model: a zoo name (``tf-genai models`` lists them).
         data: any source ``tf_genai.data.load`` accepts (``"digits"``, a path, arrays, ...).
@@ -129,7 +116,11 @@ def train(
         validation_fraction: the share of the training split held back for ``val_*`` metrics and
             early stopping (never the held-out split). 0 disables validation.
         epochs: ``None`` picks :func:`auto_epochs` (about 2,500 optimizer steps).
-        early_stopping: patience in epochs on ``val_loss`` (VAEs) — ``None`` trains all epochs.
+        early_stopping: patience in epochs on the model's ``early_stopping_monitor`` (a VAE's
+            ``val_loss``, the true -ELBO); refused for models without one (GANs).
+        time_budget: seconds; training stops at the end of the epoch that crosses it
+            (:class:`tf_genai.callbacks.TimeBudget`), the run directory is written as usual,
+            and ``resume=True`` continues it.
         resume: continue an interrupted run in ``out_dir`` from its last backup.
         strategy: ``None``/``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
         deterministic: turn on TensorFlow's deterministic ops (bit-identical reruns).
@@ -137,70 +128,31 @@ def train(
     Returns:
         A :class:`TrainResult`.
     """
-    import keras
-
-    from tf_genai import data as data_lib
     from tf_genai import registry
 
     # --- everything that can be wrong is checked before any training starts -----------------
     _check_positive("epochs", epochs, allow_none=True)
     _check_positive("batch_size", batch_size)
     _check_positive("latent_dim", latent_dim, allow_none=True)
-    if learning_rate is not None and not (isinstance(learning_rate, (int, float)) and
-                                          math.isfinite(learning_rate) and learning_rate > 0):
-        raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay)
-            and weight_decay >= 0):
-        raise ConfigError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    if learning_rate is not None:
+        _check_number("learning_rate", learning_rate, positive=True)
+    _check_number("weight_decay", weight_decay, positive=False)
+    if time_budget is not None:
+        _check_number("time_budget", time_budget, positive=True)
     if not 0.0 <= validation_fraction < 1.0:
         raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     entry = registry.entry(model)  # ConfigError naming the zoo for an unknown name
+    if early_stopping and entry.cls.early_stopping_monitor is None:
+        raise ConfigError(f"model {model!r} cannot stop early: {entry.cls.early_stopping_refusal}")
     # Checked now, created only after the data and the model have passed their checks, so a
     # bad --data or model argument leaves no empty run directory behind.
     path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume, create=False)
 
-    images, labels = data_lib.load(data, split=split, image_size=image_size)
-    kwargs = dict(model_kwargs or {})
-    kwargs.setdefault("image_shape", tuple(int(d) for d in images.shape[1:]))
-    kwargs.setdefault("seed", seed)
-    if latent_dim is not None:
-        kwargs["latent_dim"] = latent_dim
-    conditional = entry.defaults.get("num_classes") is not None or kwargs.get("num_classes")
-    if conditional:
-        if labels is None:
-            raise ConfigError(
-                f"model {model!r} is conditional and needs labels, but data source {data!r} has none"
-            )
-        kwargs["num_classes"] = int(max(int(np.max(labels)) + 1, kwargs.get("num_classes") or 0))
-
+    images, labels = _load(data, split, image_size)
+    kwargs = _model_kwargs(model, entry, images, labels, data, seed, latent_dim, model_kwargs)
     if deterministic:
-        keras.utils.set_random_seed(seed)
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-
-    from tf_genai import devices
-
-    options = devices.training_options()
-
-    from tf_genai import distribute
-
-    dist = distribute.get_strategy(strategy)
-    # The policy is needed only while the layers are built (each keeps its own); the caller's
-    # global policy is back in force after this block.
-    with dist.scope(), devices.mixed_precision(options["mixed_precision_policy"]):
-        net = registry.create(model, **kwargs)
-
-    use_labels = labels is not None and net.num_classes is not None
-    train_x, train_y, val_x, val_y = images, labels, None, None
-    if validation_fraction > 0 and len(images) >= 20:
-        (train_x, train_y), (val_x, val_y) = data_lib.train_validation_split(
-            images, labels, fraction=validation_fraction, seed=seed
-        )
-    ds_kwargs = dict(scale=net.data_range, batch_size=batch_size, seed=seed)
-    # A resumed run continues after the last backed-up epoch; each epoch's batches depend only
-    # on (seed, epoch), so the resumed epochs see exactly the uninterrupted run's batches.
-    from tf_genai import checkpointing
+        _make_deterministic(seed)
+    net, dist, options = _build(model, kwargs, strategy)
 
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
@@ -208,53 +160,12 @@ def train(
     if backup_dir is not None and not resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
     initial_epoch = checkpointing.backup_epoch(backup_dir) if resume and backup_dir else 0
-    # Dynamic binarization is the model's own (a fresh draw in every train_step, from its
-    # seed generator, whose state the backup restores), so the pipeline does not draw a second
-    # time. Validation images are binarized once, with the run's seed, so val_* metrics and
-    # early stopping compare like with like from epoch to epoch (the MNIST protocol's held-out
-    # rule); the model's own draw leaves {0, 1} pixels as they are.
-    if epochs is None:
-        epochs = auto_epochs(len(train_x), batch_size)
-    train_ds, steps_per_epoch = epoch_dataset(
-        train_x, train_y if use_labels else None, epochs=epochs,
-        initial_epoch=initial_epoch, **ds_kwargs
-    )
-    val_ds = None
-    if val_x is not None:
-        if net.binarize:
-            val_x = data_lib.binarize_once(val_x, seed=seed)
-        val_ds = data_lib.make_dataset(
-            val_x, val_y if use_labels else None, shuffle=False, **ds_kwargs
-        )
-    import tensorflow as tf
-
-    multiworker = isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy)
-    # One execution must not run past an epoch's last batch into the next epoch's. Multi-worker
-    # runs take one step per execution: Keras' multi-step loop fails to run under them
-    # ("You must feed a value for placeholder tensor 'while/cond/Placeholder'").
-    steps_per_execution = 1 if multiworker else largest_divisor(
-        steps_per_epoch, options.get("steps_per_execution", 1))
-    with dist.scope():
-        compile_model(
-            net,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            steps_per_execution=steps_per_execution,
-            jit_compile=options.get("jit_compile", False),
-        )
-    if multiworker:
-        distribute.scalar_logs_for_multiworker(net)
-
-    cbs = list(callbacks)
-    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir)
-    if backup is not None:
-        cbs.append(backup)
-    if early_stopping and val_ds is not None:
-        cbs.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss" if net.family == "vae" else "val_g_loss",
-            patience=early_stopping, restore_best_weights=True))
-    # Last: it raises TrainingError from on_train_end, after the others have finished.
-    cbs.append(checkpointing.TerminateOnNaN(backup_dir))
+    train_ds, steps_per_epoch, val_ds, epochs = _datasets(
+        net, images, labels, batch_size=batch_size, seed=seed, epochs=epochs,
+        initial_epoch=initial_epoch, validation_fraction=validation_fraction)
+    _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay)
+    cbs, backup, budget = _callbacks(net, callbacks, backup_dir, early_stopping, val_ds,
+                                     time_budget)
 
     fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
                   callbacks=cbs, verbose=verbose, shuffle=False)  # the data is shuffled per epoch
@@ -263,12 +174,147 @@ def train(
 
     files: dict[str, Path] = {}
     if path is not None:
-        files = write_run(net, history, path, images=images, labels=labels, seed=seed, plots=plots,
-                          run_config=dict(model=model, data=str(data) if not isinstance(data, (str, os.PathLike)) else os.fspath(data),
-                                          epochs=epochs, batch_size=batch_size, seed=seed, split=split,
-                                          model_kwargs={k: (list(v) if isinstance(v, tuple) else v)
-                                                        for k, v in kwargs.items()}))
+        run_config = dict(
+            model=model, data=_describe_data(data), epochs=epochs, batch_size=batch_size,
+            seed=seed, split=split, time_budget=time_budget,
+            stopped_by_time_budget=bool(budget is not None and budget.spent),
+            epochs_done=len(next(iter(history.values()), [])),
+            training_options={**options, "strategy": strategy or "default",
+                              "deterministic": deterministic},
+            model_kwargs={k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()})
+        files = write_run(net, history, path, images=images, labels=labels, seed=seed,
+                          plots=plots, run_config=run_config)
     return TrainResult(net, history, path, files)
+
+
+# ------------------------------------------------------------------ the steps of train()
+
+
+def _load(data: Any, split: str, image_size: int | None):
+    from tf_genai import data as data_lib
+
+    return data_lib.load(data, split=split, image_size=image_size)
+
+
+def _describe_data(data: Any) -> str:
+    return os.fspath(data) if isinstance(data, (str, os.PathLike)) else str(data)
+
+
+def _model_kwargs(name, entry, images, labels, data, seed, latent_dim, model_kwargs) -> dict:
+    """The constructor arguments: the caller's, the data's image shape, the seed, the classes."""
+    kwargs = dict(model_kwargs or {})
+    kwargs.setdefault("image_shape", tuple(int(d) for d in images.shape[1:]))
+    kwargs.setdefault("seed", seed)
+    if latent_dim is not None:
+        kwargs["latent_dim"] = latent_dim
+    if entry.defaults.get("num_classes") is not None or kwargs.get("num_classes"):
+        if labels is None:
+            raise ConfigError(
+                f"model {name!r} is conditional and needs labels, but data source {data!r} "
+                "has none")
+        needed = int(np.max(labels)) + 1
+        given = kwargs.get("num_classes")
+        if given and int(given) < needed:
+            raise DataError(
+                f"the data's labels go up to {needed - 1}, but model {name!r} was given "
+                f"num_classes={given}; labels must lie in [0, num_classes)")
+        kwargs["num_classes"] = int(given or needed)
+    return kwargs
+
+
+def _make_deterministic(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _build(name: str, kwargs: dict, strategy: str | None):
+    """The model, built under the strategy's scope and the device's precision policy."""
+    from tf_genai import devices, distribute, registry
+
+    options = devices.training_options()
+    dist = distribute.get_strategy(strategy)
+    # The policy is needed only while the layers are built (each keeps its own); the caller's
+    # global policy is back in force after this block.
+    with dist.scope(), devices.mixed_precision(options["mixed_precision_policy"]):
+        net = registry.create(name, **kwargs)
+    return net, dist, options
+
+
+def _datasets(net, images, labels, *, batch_size, seed, epochs, initial_epoch,
+              validation_fraction):
+    """The training epochs (from ``initial_epoch``) and the validation batches.
+
+    Dynamic binarization is the model's own (a fresh draw in every train_step, from its seed
+    generator, whose state a backup restores), so the pipeline does not draw a second time.
+    Validation images are binarized once, with the run's seed, so ``val_*`` metrics and early
+    stopping compare like with like from epoch to epoch (the MNIST protocol's held-out rule).
+    """
+    from tf_genai import data as data_lib
+
+    use_labels = labels is not None and net.num_classes is not None
+    train_x, train_y, val_x, val_y = images, labels, None, None
+    if validation_fraction > 0 and len(images) >= 20:
+        (train_x, train_y), (val_x, val_y) = data_lib.train_validation_split(
+            images, labels, fraction=validation_fraction, seed=seed)
+    ds_kwargs = dict(scale=net.data_range, batch_size=batch_size, seed=seed)
+    if epochs is None:
+        epochs = auto_epochs(len(train_x), batch_size)
+    # A resumed run continues after the last backed-up epoch; each epoch's batches depend only
+    # on (seed, epoch), so the resumed epochs see exactly the uninterrupted run's batches.
+    train_ds, steps_per_epoch = epoch_dataset(
+        train_x, train_y if use_labels else None, epochs=epochs, initial_epoch=initial_epoch,
+        **ds_kwargs)
+    val_ds = None
+    if val_x is not None:
+        if net.binarize:
+            val_x = data_lib.binarize_once(val_x, seed=seed)
+        val_ds = data_lib.make_dataset(val_x, val_y if use_labels else None, shuffle=False,
+                                       **ds_kwargs)
+    return train_ds, steps_per_epoch, val_ds, epochs
+
+
+def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay) -> None:
+    import tensorflow as tf
+
+    from tf_genai import distribute
+
+    multiworker = isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy)
+    # One execution must not run past an epoch's last batch into the next epoch's. Multi-worker
+    # runs take one step per execution: Keras' multi-step loop fails to run under them
+    # ("You must feed a value for placeholder tensor 'while/cond/Placeholder'").
+    steps_per_execution = 1 if multiworker else largest_divisor(
+        steps_per_epoch, options.get("steps_per_execution", 1))
+    with dist.scope():
+        compile_model(net, learning_rate=learning_rate, weight_decay=weight_decay,
+                      steps_per_execution=steps_per_execution,
+                      jit_compile=options.get("jit_compile", False))
+    if multiworker:
+        distribute.scalar_logs_for_multiworker(net)
+
+
+def _callbacks(net, user_callbacks, backup_dir, early_stopping, val_ds, time_budget):
+    """The user's callbacks, then the budget, backup, early stopping and NaN guard."""
+    import keras
+
+    from tf_genai.callbacks import TimeBudget
+
+    cbs = list(user_callbacks)
+    budget = None if time_budget is None else TimeBudget(time_budget, at="epoch")
+    if budget is not None:
+        cbs.append(budget)
+    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir)
+    if backup is not None:
+        cbs.append(backup)
+    if early_stopping and val_ds is not None:
+        cbs.append(keras.callbacks.EarlyStopping(
+            monitor=net.early_stopping_monitor, patience=early_stopping,
+            restore_best_weights=True))
+    # Last: it raises TrainingError from on_train_end, after the others have finished.
+    cbs.append(checkpointing.TerminateOnNaN(backup_dir))
+    return cbs, backup, budget
 
 
 AUTO_STEPS = 2500
@@ -354,7 +400,8 @@ def write_run(model, history, path: Path, *, images=None, labels=None, seed: int
 
 
 def write_plots(model, path: Path, *, images=None, labels=None, seed: int = 0) -> dict[str, Path]:
-    """The figures that fit ``model``: samples; latent scatter (and manifold if 2-D) for VAEs."""
+    """The figures that fit ``model``: samples; for models that encode (``model.encodes``) the
+    latent scatter, reconstructions and, for a 2-D latent space, the manifold."""
     from tf_genai import plotting
 
     path = Path(path)
@@ -367,15 +414,13 @@ def write_plots(model, path: Path, *, images=None, labels=None, seed: int = 0) -
     files["samples"] = path / "samples.png"
     plotting.plot_samples(model, n=64 if sample_labels is None else len(sample_labels), seed=seed,
                           labels=sample_labels, path=files["samples"])
-    if model.family == "vae" and images is not None:
+    if model.encodes and images is not None:  # a latent space to show (VAEs)
         n = min(len(images), 2000)
-        x = images[:n]
-        x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")
-        if model.data_range == "symmetric":  # load() gives [0, 1]; the model wants [-1, 1]
-            x = x * 2.0 - 1.0
-        y = None if labels is None else labels[:n]
+        x = ranges.for_model(images[:n], model.data_range)  # load() gives uint8 or [0, 1]
+        y = None if labels is None or model.num_classes is None else labels[:n]
         files["latent_scatter"] = path / "latent_scatter.png"
-        plotting.plot_latent_scatter(model, x, labels=y, path=files["latent_scatter"])
+        plotting.plot_latent_scatter(model, x, labels=None if labels is None else labels[:n],
+                                     path=files["latent_scatter"])
         files["reconstructions"] = path / "reconstructions.png"
         plotting.plot_reconstructions(model, x[:10], labels=None if y is None else y[:10],
                                       path=files["reconstructions"])

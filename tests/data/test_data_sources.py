@@ -115,7 +115,8 @@ def test_keras_dataset_offline_and_uncached_is_a_data_error(name, tmp_path, monk
     def offline(url, *args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))  # what Keras reads...
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # ...from this, at import time
     monkeypatch.setattr(file_utils, "urlretrieve", offline)
     with pytest.raises(DataError) as err:
         load(name)

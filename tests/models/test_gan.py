@@ -150,7 +150,7 @@ def test_discriminator_step_changes_only_discriminator_weights(name, digits):
 def test_generator_step_changes_only_generator_weights(name):
     m = small(name)
     g0, d0 = snapshot(m.generator), snapshot(m.discriminator)
-    m._g_step(16)
+    m._g_update(*m._generate_on_tape(16))  # one generator update on fresh noise
     assert not any(changed(d0, m.discriminator))
     g_changed = changed(g0, m.generator)
     assert all(g_changed)  # every kernel, bias, BN gamma/beta and BN moving statistic moved
@@ -276,7 +276,7 @@ def test_sampling_uses_the_averaged_generator_and_training_the_trained_one():
         np.asarray(plain.generate(z)), np.asarray(plain.generator(z, training=False)))
     assert len(plain.weights) < len(m.weights)
     plain.compile()
-    plain._g_step(8)  # trains without an average to update
+    plain._g_update(*plain._generate_on_tape(8))  # trains without an average to update
 
 
 def test_conditional_gan_labels(digits):
@@ -293,7 +293,7 @@ def test_conditional_gan_labels(digits):
     cycled = np.asarray(m.sample(12, seed=2))
     explicit = np.asarray(m.sample(12, seed=2, labels=np.arange(12) % 10))
     np.testing.assert_array_equal(cycled, explicit)
-    with pytest.raises(ConfigError, match="needs labels"):
+    with pytest.raises(DataError, match="needs labels"):
         m.fit(images, batch_size=16, epochs=1, verbose=0)
 
 
@@ -346,7 +346,7 @@ def test_compile_defaults_and_loss_choice():
         m.compile(loss="nope")
     uncompiled = registry.create("dcgan", image_shape=SHAPE)
     with pytest.raises(ConfigError, match="compile"):
-        uncompiled._g_step(4)
+        uncompiled._d_step(np.zeros((4, *SHAPE), np.float32))
 
 
 def test_keras_save_and_load_restores_networks_optimizers_and_loss(digits, tmp_path):
@@ -462,3 +462,17 @@ def test_two_replicas_train_like_one_device(name, tmp_path, repo_root):
     assert result["replicas"] == 2
     assert result["moved"] > 1e-3  # the step did change the weights
     assert result["diff"] < 1e-4, result
+
+
+def test_wgan_gp_uses_the_papers_optimizer():
+    """Review finding 6.7: Gulrajani et al.'s Algorithm 1 uses Adam(1e-4, beta_1=0, beta_2=0.9);
+    DCGAN's Adam(2e-4, beta_1=0.5) stays the default of the other GANs."""
+    wgan = registry.create("wgan_gp", image_shape=SHAPE)
+    wgan.compile()
+    for optimizer in (wgan.d_optimizer, wgan.g_optimizer):
+        assert math.isclose(float(optimizer.learning_rate.numpy()), 1e-4)
+        assert (optimizer.beta_1, optimizer.beta_2) == (0.0, 0.9)
+    dcgan = registry.create("dcgan", image_shape=SHAPE)
+    dcgan.compile()
+    assert math.isclose(float(dcgan.d_optimizer.learning_rate.numpy()), 2e-4)
+    assert (dcgan.d_optimizer.beta_1, dcgan.d_optimizer.beta_2) == (0.5, 0.999)

@@ -84,7 +84,7 @@ def test_one_training_step_changes_every_trainable_variable(digits):
         assert not np.allclose(np.array(v), old), f"{v.path} did not change"
 
 
-def test_kl_weight_variable_sets_the_objective(digits):
+def test_kl_weight_sets_the_training_objective_only(digits):
     images, _ = digits
     model = VAE(**TINY, beta=4.0)
     assert float(model.kl_weight.numpy()) == 4.0
@@ -92,9 +92,28 @@ def test_kl_weight_variable_sets_the_objective(digits):
     assert any(v is model.kl_weight for v in model.non_trainable_weights)
     model.compile(optimizer="adam")
     model.kl_weight.assign(0.0)  # what a warm-up callback does
+    terms = model.loss_terms(tf.constant(images[:64]), None, training=True)
+    np.testing.assert_allclose(terms["loss"], terms["reconstruction_loss"], rtol=1e-5)
+    assert terms["kl_loss"] > 0
+    # Evaluation (val_loss, early stopping, evaluate) reports the true -ELBO, KL weight 1,
+    # not the warm-up's objective of the moment (review finding 6.2).
     result = model.evaluate(images[:64], batch_size=64, verbose=0, return_dict=True)
-    np.testing.assert_allclose(result["loss"], result["reconstruction_loss"], rtol=1e-5)
-    assert result["kl_loss"] > 0
+    np.testing.assert_allclose(result["loss"], result["reconstruction_loss"] + result["kl_loss"],
+                               rtol=1e-5)
+
+
+def test_val_loss_under_kl_warmup_is_the_elbo_of_every_epoch(digits):
+    from tf_genai.callbacks import KLWarmup
+
+    images, _ = digits
+    model = VAE(**TINY)
+    model.compile(optimizer="adam")
+    history = model.fit(_dataset(images[:128]), validation_data=_dataset(images[128:192]),
+                        epochs=3, verbose=0, callbacks=[KLWarmup(4)]).history
+    assert history["kl_weight"][0] < 1.0  # the warm-up was on
+    np.testing.assert_allclose(
+        history["val_loss"],
+        np.add(history["val_reconstruction_loss"], history["val_kl_loss"]), rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +181,9 @@ def test_conditional_model_requires_labels(digits):
     images, labels = digits
     model = VAE(**TINY, num_classes=10)
     model.compile(optimizer="adam")
-    with pytest.raises(ConfigError, match="conditional"):
+    with pytest.raises(DataError, match="conditional"):
         model.fit(_dataset(images[:64]), epochs=1, verbose=0)
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataError, match="needs labels"):
         model.encode(images[:4])
     model.fit(_dataset(images[:64], labels[:64]), epochs=1, verbose=0)
     assert model.sample(10, seed=0, labels=np.arange(10)).shape == (10, 8, 8, 1)
@@ -175,7 +194,8 @@ def test_config_round_trip_and_keras_save_load(name, tmp_path):
     tiny = {k: v for k, v in TINY.items() if name != "mlp_vae" or k != "filters"}
     model = registry.create(name, **tiny)
     config = model.get_config()
-    assert set(config) == set(VAE.__init__.__code__.co_varnames[1:14])
+    assert set(config) == set(VAE.__init__.__code__.co_varnames[1:14]) | {"name"}
+    assert config["name"] == name
     assert VAE.from_config(config).get_config() == config
     model.kl_weight.assign(0.25)
     path = tmp_path / f"{name}.keras"
@@ -225,3 +245,57 @@ def test_mixed_precision_training_step(digits):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_conditional_vae_refuses_labels_outside_its_classes(digits, tmp_path):
+    """Review finding 6.4: a label >= num_classes or < 0 used to become a zero one-hot vector
+    and decode to 0.5 everywhere; it is a DataError everywhere labels enter."""
+    from tf_genai import export
+
+    images, labels = digits
+    model = VAE(**TINY, num_classes=10)
+    model.compile(optimizer="adam")
+    z = np.zeros((2, 4), "float32")
+    for bad in ([0, 10], [-1, 3]):
+        with pytest.raises(DataError, match=r"\[0, 10\)"):
+            model.decode(z, labels=np.array(bad))
+        with pytest.raises(DataError, match=r"\[0, 10\)"):
+            model.sample(2, seed=0, labels=np.array(bad))
+        with pytest.raises(DataError, match=r"\[0, 10\)"):
+            importance_sampled_nll(model, (images[:2] > 0.5).astype("float32"), np.array(bad),
+                                   num_samples=2)
+    with pytest.raises(DataError, match=r"\[0, 10\)"):  # in-graph check inside fit
+        model.fit(_dataset(images[:64], np.where(labels[:64] == 3, 12, labels[:64])),
+                  epochs=1, verbose=0)
+    # The exported signatures check in the graph too (plain TensorFlow, no tf_genai).
+    loaded = tf.saved_model.load(str(export.export_saved_model(model, tmp_path / "e")))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be class ids"):
+        loaded.signatures["decode"](z=tf.constant(z), labels=tf.constant([0, 10], tf.int32))
+    ok = loaded.signatures["decode"](z=tf.constant(z), labels=tf.constant([0, 9], tf.int32))
+    assert ok["images"].shape == (2, 8, 8, 1)
+
+
+def test_nll_refuses_data_its_likelihood_cannot_score(digits, trained_tiny):
+    """Review finding 6.8: grey levels under a Bernoulli likelihood, and [0, 1] data given to a
+    [-1, 1] model, are refused instead of scored."""
+    images, _ = digits
+    with pytest.raises(DataError, match="binar"):
+        importance_sampled_nll(trained_tiny, images[:8], num_samples=2)  # grey levels
+    binary = (images[:8] > 0.5).astype("float32")
+    assert np.isfinite(importance_sampled_nll(trained_tiny, binary, num_samples=2)["nll"])
+    symmetric = VAE(**TINY, likelihood="gaussian", data_range="symmetric", binarize=False)
+    with pytest.raises(DataError, match=r"\[0, 1\] data"):
+        importance_sampled_nll(symmetric, images[:8], num_samples=2)
+    assert np.isfinite(importance_sampled_nll(symmetric, images[:8] * 2 - 1, num_samples=2)["nll"])
+
+
+def test_conditional_nll_is_reported_as_conditional(digits):
+    """Review finding 6.5: a cVAE bounds -log p(x | y); evaluate names it so."""
+    from tf_genai.evaluation.report import evaluate_model
+
+    model = VAE(**TINY, num_classes=10)
+    result = evaluate_model(model, "digits", num_samples=2, max_images=20, num_generated=50)
+    assert "nll" not in result and np.isfinite(result["conditional_nll"])
+    assert result["conditional_nll"] <= -result["conditional_elbo"] + 1e-4
+    plain = evaluate_model(VAE(**TINY), "digits", num_samples=2, max_images=20, num_generated=50)
+    assert "conditional_nll" not in plain and np.isfinite(plain["nll"])

@@ -33,7 +33,8 @@ def cvae():
 
 
 class Counting:
-    """A real model seen through a proxy that records every decode/generate call's z shape."""
+    """A real model seen through a proxy that records every ``render`` call's z shape (the
+    family contract's latent -> image map that plots draw through)."""
 
     def __init__(self, model):
         self._model = model
@@ -42,7 +43,7 @@ class Counting:
 
     def __getattr__(self, name):
         attr = getattr(self._model, name)
-        if name in ("decode", "generate"):
+        if name == "render":
             def counted(z, *args, **kwargs):
                 self.calls.append(tuple(np.shape(z)))
                 self.latents.append(np.asarray(z))
@@ -53,7 +54,7 @@ class Counting:
 
 @pytest.fixture
 def counting():
-    """The :class:`Counting` proxy class (wrap a model to count its decode calls)."""
+    """The :class:`Counting` proxy class (wrap a model to count its render calls)."""
     return Counting
 
 

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tf_genai import ranges
 from tf_genai.data.validation import validate_images, validate_labels
 from tf_genai.errors import ConfigError
 
-SCALES = ("unit", "symmetric")
+SCALES = ranges.DATA_RANGES
 
 
 def make_dataset(
@@ -110,7 +111,7 @@ def _scaler(dtype: np.dtype, scale: str):
 
     def to_float(batch: tf.Tensor) -> tf.Tensor:
         unit = tf.cast(batch, tf.float32) / divisor  # (batch, H, W, C) in [0, 1]
-        return unit * 2.0 - 1.0 if scale == "symmetric" else unit
+        return ranges.unit_to(unit, scale)
 
     return to_float
 
@@ -128,6 +129,6 @@ def binarize_once(images: Any, seed: int = 0) -> np.ndarray:
     the same result.
     """
     x = validate_images(images, "array")
-    unit = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+    unit = ranges.uint8_to_unit(x)
     noise = np.random.default_rng(seed).random(unit.shape, dtype=np.float32)
     return (noise < unit).astype(np.float32)

@@ -29,12 +29,13 @@ import numpy as np
 
 from tf_genai.data import idx
 from tf_genai.data.validation import validate_images, validate_labels
+from tf_genai import ranges
 from tf_genai.errors import ConfigError, DataError
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 BUILTIN_DATASETS = ("digits", *KERAS_DATASETS)
 SPLITS = ("train", "heldout", "all")
-HELDOUT_FRACTION = 0.2
+HELDOUT_DIVISOR = 5  # the held-out split is the last 1/5 (20 %), in exact integer arithmetic
 SPLIT_SEED = 0
 # The shared MNIST test set convention: images 0-7,999 train, 8,000-9,999 held out.
 T10K_SIZE = 10_000
@@ -93,7 +94,7 @@ def load(
 def default_split_indices(num_images: int) -> tuple[np.ndarray, np.ndarray]:
     """The documented split of a source without its own: ``(train_indices, heldout_indices)``."""
     perm = np.random.default_rng(SPLIT_SEED).permutation(num_images)
-    num_heldout = num_images // 5  # HELDOUT_FRACTION in exact integer arithmetic
+    num_heldout = num_images // HELDOUT_DIVISOR
     cut = num_images - num_heldout
     return np.sort(perm[:cut]), np.sort(perm[cut:])
 
@@ -186,7 +187,7 @@ def _select_split(name: str, parts: dict[str, Pair], split: str) -> Pair:
         if len(index) == 0:
             raise DataError(
                 f"{name}: the {split} split is empty ({len(images)} images; the held-out split "
-                f"is the last {HELDOUT_FRACTION:.0%} of a fixed permutation)"
+                f"is the last {100 // HELDOUT_DIVISOR}% of a fixed permutation)"
             )
         return images[index], None if labels is None else labels[index]
     if split != "all":
@@ -207,9 +208,7 @@ def _select_split(name: str, parts: dict[str, Pair], split: str) -> Pair:
 
 def _as_unit_float(images: np.ndarray) -> np.ndarray:
     """Canonical images as float32 in [0, 1] (uint8 divided by 255)."""
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    return images
+    return ranges.uint8_to_unit(images)
 
 
 def _normalize_size(image_size: Any) -> tuple[int, int] | None:
@@ -240,13 +239,12 @@ def _read_digits() -> Pair:
 
 def keras_cache_dir() -> Path:
     """The folder Keras' dataset loaders cache their downloads in (``$KERAS_HOME/datasets``)."""
-    try:  # the location Keras resolved at import time, KERAS_HOME included
-        from keras.src.backend.config import keras_home
-
-        home = keras_home()
-    except ImportError:
-        home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
-    return Path(os.path.expanduser(home)) / "datasets"
+    # Keras' documented rule: $KERAS_HOME, else ~/.keras, else /tmp/.keras when the home
+    # folder cannot be written (keras.utils.get_file's cache_dir default).
+    home = Path(os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))))
+    if "KERAS_HOME" not in os.environ and not os.access(home.parent, os.W_OK):
+        home = Path("/tmp") / ".keras"
+    return home / "datasets"
 
 
 def _read_keras(name: str) -> dict[str, Pair]:

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_genai import ranges
 from tf_genai.errors import ConfigError, DataError
 
 # How many decoder evaluations one compiled call makes (images x importance samples): bounds
@@ -33,17 +34,17 @@ def _as_model_images(model, images) -> np.ndarray:
         )
     if len(images) == 0:
         raise DataError("importance_sampled_nll: no images")
-    if images.dtype == np.uint8:
-        images = images.astype("float32") / 255.0
-        if model.data_range == "symmetric":
-            images = images * 2.0 - 1.0
-    images = images.astype("float32")
-    low = -1.0 if model.data_range == "symmetric" else 0.0
-    if not np.isfinite(images).all() or images.min() < low - 1e-6 or images.max() > 1.0 + 1e-6:
+    images = ranges.for_model(images, model.data_range) if images.dtype == np.uint8 else (
+        images.astype("float32"))
+    low, high = ranges.VALUE_RANGES[model.data_range]
+    if not np.isfinite(images).all() or images.min() < low - 1e-6 or images.max() > high + 1e-6:
         raise DataError(
             f"importance_sampled_nll: images must be finite and in the model's data range "
             f"{model.data_range!r}, got [{images.min()}, {images.max()}]"
         )
+    # The likelihood's own rule: binary pixels for a Bernoulli decoder, [-1, 1] (not [0, 1])
+    # data for a symmetric model. A value in range can still be the wrong kind of data.
+    model.check_likelihood_data(images)
     return images
 
 
@@ -59,9 +60,10 @@ def importance_sampled_nll(
     """Per-image importance-sampled NLL ``-log p(x)`` and ELBO of a VAE, in nats.
 
     Args:
-        model: a VAE (``family == "vae"``) exposing ``log_weights``.
+        model: a VAE (``log_weights`` and ``check_likelihood_data``).
         images: ``(N, H, W, C)`` float in the model's data range (uint8 is rescaled). Binarise
-            held-out data once beforehand for a Bernoulli model.
+            held-out data once beforehand for a Bernoulli model: grey levels are refused, as is
+            [0, 1] data for a [-1, 1] model (DataError).
         labels: int ``(N,)`` for a conditional model.
         num_samples: k importance samples per image.
         batch_size: images per batch; the k samples are chunked so that one compiled call
@@ -69,23 +71,24 @@ def importance_sampled_nll(
         seed: seed of the importance samples.
 
     Returns:
-        ``{"nll", "elbo"}`` (means over images; ``elbo`` is the k-sample Monte Carlo ELBO, so
+        ``{"nll", "elbo"}`` (means over images; for a conditional model these are
+        ``-log p(x | y)`` and its bound, which :func:`tf_genai.evaluation.report.evaluate_model`
+        reports as ``conditional_nll`` / ``conditional_elbo``; ``elbo`` is the k-sample Monte Carlo ELBO, so
         ``nll <= -elbo`` per image), ``"nll_per_image"``, ``"elbo_per_image"`` (arrays (N,)),
         and ``"num_samples"``.
     """
-    if getattr(model, "family", None) != "vae" or not hasattr(model, "log_weights"):
-        raise ConfigError(f"importance_sampled_nll needs a VAE, got {type(model).__name__}")
+    if not (hasattr(model, "log_weights") and hasattr(model, "check_likelihood_data")):
+        raise ConfigError(
+            f"importance_sampled_nll needs a model with a likelihood bound (a VAE), got "
+            f"{type(model).__name__}")
     if int(num_samples) < 1 or int(batch_size) < 1:
         raise ConfigError("importance_sampled_nll: num_samples and batch_size must be >= 1")
     images = _as_model_images(model, images)
     if model.num_classes is not None:
         if labels is None:
             raise ConfigError("importance_sampled_nll: a conditional VAE needs labels")
-        labels = np.asarray(labels).astype("int32").reshape(-1)
-        if len(labels) != len(images):
-            raise DataError(
-                f"importance_sampled_nll: {len(labels)} labels for {len(images)} images"
-            )
+        # DataError for labels that are not len(images) class ids in [0, num_classes).
+        labels = np.asarray(model.check_labels(labels, len(images)))
     else:
         labels = None
 

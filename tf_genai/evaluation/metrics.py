@@ -268,12 +268,6 @@ def _knn_sq_radii(features: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
     return radii
 
 
-def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
-    """Distance from each row to its k-th nearest other row of the same set: ``(n,)``."""
-    f = _as_features(features, "knn_radii", min_rows=k + 1)
-    return np.sqrt(_knn_sq_radii(f, [k])[k].astype(np.float64))
-
-
 def _check_k(k: int, n_real: int, n_fake: int, name: str) -> None:
     if k < 1:
         raise ConfigError(f"{name}: k must be >= 1, got {k}")

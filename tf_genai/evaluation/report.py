@@ -7,23 +7,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _to_unit(images: np.ndarray) -> np.ndarray:
-    """uint8 or [0, 1] float images -> float32 in [0, 1]."""
-    if images.dtype == np.uint8:
-        return images.astype("float32") / 255.0
-    return images.astype("float32")
-
-
-def _model_input(model, unit_images: np.ndarray, seed: int) -> np.ndarray:
-    """Held-out images in the form the model trains on (binarized once, with a fixed seed)."""
-    if getattr(model, "binarize", False):
-        from tf_genai.data import binarize_once
-
-        return np.asarray(binarize_once(unit_images, seed=seed), dtype="float32")
-    if model.data_range == "symmetric":
-        return unit_images * 2.0 - 1.0
-    return unit_images
+from tf_genai import ranges
 
 
 def evaluate_model(
@@ -39,7 +23,9 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Likelihood (VAEs) and sample-quality metrics (every model) on one split of ``data``.
 
-    VAEs get ``nll`` (importance-sampled, ``num_samples`` = k) and ``elbo``, nats per image;
+    Models with a likelihood bound (VAEs) get ``nll`` (importance-sampled, ``num_samples`` =
+    k) and ``elbo``, nats per image — ``conditional_nll`` / ``conditional_elbo`` for a
+    conditional model, whose bound is on ``-log p(x | y)``;
     every model gets the feature-space sample metrics (``fid``, ``kid``, ``precision``,
     ``recall``, ``density``, ``coverage``, ``classifier_score``, ``class_coverage``) computed in
     the feature space of a digit classifier trained on the *train* split of ``data`` (cached on
@@ -55,7 +41,7 @@ def evaluate_model(
     if max_images is not None:
         images = images[:max_images]
         labels = None if labels is None else labels[:max_images]
-    unit = _to_unit(images)
+    unit = ranges.uint8_to_unit(images)
     result: dict[str, Any] = {
         "model": type(model).__name__,
         "family": model.family,
@@ -63,14 +49,18 @@ def evaluate_model(
         "split": split,
         "num_images": int(len(images)),
     }
-    if model.family == "vae":
+    if model.nll_key is not None:  # the model has a likelihood bound (VAEs)
         from tf_genai.evaluation.likelihood import importance_sampled_nll
 
-        x = _model_input(model, unit, seed)
-        lik = importance_sampled_nll(model, x, labels if model.num_classes else None,
+        lik = importance_sampled_nll(model, model.likelihood_inputs(images, seed),
+                                     labels if model.num_classes else None,
                                      num_samples=num_samples, seed=seed)
-        result["nll"] = float(lik["nll"])
-        result["elbo"] = float(lik["elbo"])
+        # A conditional model's is -log p(x | y): up to log K nats below an unconditional
+        # -log p(x), so it is named as such wherever it is reported.
+        prefix = "conditional_" if model.num_classes else ""
+        result[f"{prefix}nll"] = float(lik["nll"])
+        result[f"{prefix}elbo"] = float(lik["elbo"])
+        result["nll_unit"] = "nats per image"
         result["num_importance_samples"] = int(num_samples)
 
     train_images, train_labels = data_lib.load(data, split="train")
@@ -81,10 +71,8 @@ def evaluate_model(
     gen_labels = None
     if model.num_classes is not None:
         gen_labels = np.resize(np.arange(model.num_classes, dtype="int32"), num_generated)
-    fake = np.asarray(model.sample(num_generated, seed=seed, labels=gen_labels), dtype="float32")
-    if model.data_range == "symmetric":
-        fake = (fake + 1.0) / 2.0
-    fake = np.clip(fake, 0.0, 1.0)
+    fake = ranges.to_unit(model.sample(num_generated, seed=seed, labels=gen_labels),
+                          model.data_range)
     sample = metrics.sample_metrics(
         extractor.features(unit), extractor.features(fake), fake_probs=extractor.predict_proba(fake)
     )

@@ -16,9 +16,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import matplotlib.figure
 
+from tf_genai import ranges
 from tf_genai.errors import ConfigError, DataError
 
-DATA_RANGES = ("unit", "symmetric")
+DATA_RANGES = ranges.DATA_RANGES
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -43,9 +44,7 @@ def as_tensor(x: Any, dtype: str):
 
 def check_data_range(data_range: str, source: str = "data_range") -> str:
     """``data_range`` itself, or a ConfigError that names the two allowed values."""
-    if data_range not in DATA_RANGES:
-        raise ConfigError(f"{source}: {data_range!r} is not one of {', '.join(DATA_RANGES)}")
-    return data_range
+    return ranges.check(data_range, source)
 
 
 def to_unit(images: Any, data_range: str = "unit") -> np.ndarray:
@@ -58,13 +57,10 @@ def to_unit(images: Any, data_range: str = "unit") -> np.ndarray:
     check_data_range(data_range)
     arr = to_numpy(images)
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    arr = arr.astype(np.float32)
+        return ranges.uint8_to_unit(arr)
     if not np.all(np.isfinite(arr)):
         raise DataError("images to plot contain NaN or infinite values")
-    if data_range == "symmetric":
-        arr = (arr + 1.0) / 2.0
-    return np.clip(arr, 0.0, 1.0)
+    return ranges.to_unit(arr, data_range)
 
 
 def to_model_range(images: Any, data_range: str) -> np.ndarray:
@@ -72,9 +68,7 @@ def to_model_range(images: Any, data_range: str) -> np.ndarray:
     check_data_range(data_range)
     arr = to_numpy(images)
     if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-        if data_range == "symmetric":
-            arr = arr * 2.0 - 1.0
+        return ranges.for_model(arr, data_range)
     return arr.astype(np.float32)
 
 

@@ -1,8 +1,9 @@
 """Latent-space figures: scatter of encodings, the decoded manifold, interpolations.
 
-Everything that decodes several latent points does it in ONE batched ``decode`` (VAE) or
-``generate`` (GAN) call: the keras-io examples call ``decoder.predict`` once per grid cell, which
-for a 30x30 manifold is 900 calls and ~100x slower (see ``benchmarks/manifold.py``).
+Everything that decodes several latent points does it in ONE batched ``model.render`` call
+(a VAE's ``decode``, a GAN's ``generate``): the keras-io examples call ``decoder.predict`` once
+per grid cell, which for a 30x30 manifold is 900 calls and ~100x slower
+(see ``benchmarks/manifold.py``).
 """
 
 from __future__ import annotations
@@ -67,18 +68,13 @@ def encode_means(
 
 
 def decode_latents(model: Any, z: np.ndarray, labels: np.ndarray | None = None) -> tuple:
-    """Decode all of ``z`` (n, latent) in ONE call; returns (images (n, H, W, C), data_range).
-
-    Duck-typed on the method present: ``decode`` (a VAE, output in ``model.data_range``) or
-    ``generate`` (a GAN, output in [-1, 1]).
-    """
+    """Draw all of ``z`` (n, *latent_shape) in ONE ``model.render`` call (the family contract:
+    a VAE's decoder, a GAN's generator); returns (images (n, H, W, C), model.data_range)."""
+    if not hasattr(model, "render"):
+        raise ConfigError(f"{_model_name(model)} has no render(); pass a tf_genai model")
     z = as_tensor(np.asarray(z, dtype=np.float32), "float32")
-    kwargs = {} if labels is None else {"labels": as_tensor(labels, "int32")}
-    if hasattr(model, "decode"):
-        return to_numpy(model.decode(z, **kwargs)), model_data_range(model)
-    if hasattr(model, "generate"):
-        return to_numpy(model.generate(z, **kwargs)), "symmetric"
-    raise ConfigError(f"{_model_name(model)} has neither decode() nor generate()")
+    labels = None if labels is None else as_tensor(labels, "int32")
+    return to_numpy(model.render(z, labels)), model_data_range(model)
 
 
 def _project_2d(latents: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -199,10 +195,10 @@ def plot_latent_manifold(
     title: str | None = None,
     path: PathLike | None = None,
 ) -> Figure:
-    """The decoded n x n grid over two latent dimensions, decoded in ONE ``vae.decode`` call.
+    """The decoded n x n grid over two latent dimensions, decoded in ONE ``render`` call.
 
     Args:
-        vae: a model with ``decode`` (or a GAN with ``generate``) and ``latent_dim``.
+        vae: a tf_genai model (``render``, ``latent_dim``): a VAE, or a GAN's generator.
         grid: ``"quantiles"`` (normal quantiles, see :func:`manifold_coordinates`) or
             ``"range"`` (evenly spaced in [-extent, extent]).
         dims: the two latent dimensions to vary; the others stay 0 (the prior mean). Required
@@ -279,7 +275,7 @@ def plot_interpolation(
     title: str | None = None,
     path: PathLike | None = None,
 ) -> Figure:
-    """Images decoded along a path between two latent points, in ONE decode/generate call.
+    """Images decoded along a path between two latent points, in ONE ``render`` call.
 
     Args:
         start, end: two images (H, W, C) — encoded to their posterior means, VAE only — or two

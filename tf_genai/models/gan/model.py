@@ -7,7 +7,7 @@ GANs", arXiv:1704.00028); conditional GAN (Mirza & Osindero 2014, arXiv:1411.178
 One class serves every zoo name; the zoo entries only change constructor defaults.
 
 Training step. ``train_step`` runs ``n_critic`` discriminator updates (:meth:`GAN._d_step`) and
-then one generator update (:meth:`GAN._g_step`). The ``n_critic`` critic updates are an unrolled
+then one generator update (:meth:`GAN._g_update`). The ``n_critic`` critic updates are an unrolled
 Python loop inside the one traced step and all reuse the step's real batch, each with fresh noise
 and a fresh interpolation weight alpha (as the Keras WGAN-GP example does): a ``fit`` step is
 one generator update and an epoch sees every real image ``n_critic`` times. Splitting the batch
@@ -42,14 +42,17 @@ so a short run is not dominated by the initial weights. ``generate``, ``sample``
 inference mode and every export use the averaged generator; training and ``test_step`` use the
 trained one. ``ema_decay=0`` turns it off.
 
-Distribution and mixed precision. Noise and alpha are drawn for the global batch and sliced per
-replica (:func:`tf_genai.distribute.random_for_batch`), and the generator's batch norm is
-synchronised over replicas, so N replicas see what one device sees. Each batch-mean loss is
-divided by the number of replicas (``scale_loss_for_distribution``: Keras 3 optimizers sum
-gradients over replicas), then multiplied by the optimizer's loss scale (``scale_loss``: 1 for
-a plain optimizer, the dynamic scale for a ``LossScaleOptimizer``, whose ``apply`` unscales),
-inside the tape, before ``tape.gradient``. Losses are float32 (the networks' last layers are float32 and the loss
-functions cast). Metrics get the unscaled values.
+Distribution and mixed precision. Noise, alpha and the dropout masks are drawn for the global
+batch and sliced per replica (:func:`tf_genai.distribute.random_for_batch`), and the
+generator's batch norm is synchronised over replicas, so N replicas see what one device sees.
+Each batch-mean loss goes through the family contract's ``scale_loss`` inside the tape (the
+replica's share of the global batch, then the optimizer's loss scale). Losses are float32 (the
+networks' last layers are float32 and the loss functions cast). Metrics get the unscaled
+values.
+
+Early stopping is refused: no GAN loss measures sample quality (``val_g_loss`` is lowest when
+the discriminator is weakest), so it would keep an arbitrary epoch. Train for a fixed number
+of epochs or a time budget and score samples (``tf-genai evaluate``).
 """
 
 from __future__ import annotations
@@ -57,23 +60,30 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from tf_genai import distribute
 from tf_genai import losses as gan_loss_lib
-from tf_genai.errors import ConfigError, DataError
+from tf_genai.errors import ConfigError
+from tf_genai.layers import batch_segments
+from tf_genai.models.base import GenerativeModel, adam
 from tf_genai.models.gan.networks import ARCHITECTURES, build_discriminator, build_generator
 from tf_genai.registry import register
 
 
-def default_optimizer(gradient_penalty: bool = False) -> keras.optimizers.Optimizer:
-    """Adam(2e-4, beta_1=0.5) as in DCGAN; with a gradient penalty also beta_2=0.9 (WGAN-GP)."""
+def default_optimizer(gradient_penalty: bool = False, learning_rate: float | None = None,
+                      weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
+    """The papers' optimizer for one network.
+
+    DCGAN (Radford et al. 2016, section 4): Adam(2e-4, beta_1=0.5). With a gradient penalty,
+    WGAN-GP's Algorithm 1 (Gulrajani et al. 2017): Adam(1e-4, beta_1=0, beta_2=0.9).
+    ``learning_rate`` replaces the paper's rate; ``weight_decay`` > 0 makes it AdamW.
+    """
     if gradient_penalty:
-        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.9)
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+        lr = 1e-4 if learning_rate is None else learning_rate
+        return adam(lr, weight_decay, beta_1=0.0, beta_2=0.9)
+    return adam(2e-4 if learning_rate is None else learning_rate, weight_decay, beta_1=0.5)
 
 
 @register(
@@ -107,7 +117,7 @@ def default_optimizer(gradient_penalty: bool = False) -> keras.optimizers.Optimi
     discriminator_hidden=1024,
     dropout=0.3,
 )
-class GAN(keras.Model):
+class GAN(GenerativeModel):
     """A generative adversarial network with its own two-optimizer ``train_step``.
 
     Args:
@@ -139,6 +149,13 @@ class GAN(keras.Model):
     family = "gan"
     data_range = "symmetric"
     binarize = False
+    render_signature = "generate"
+    render_part = "generator"
+    early_stopping_monitor = None
+    early_stopping_refusal = (
+        "no GAN loss measures sample quality (val_g_loss is lowest at the weakest "
+        "discriminator's epoch), so early stopping would keep an arbitrary epoch; train a fixed "
+        "number of epochs or a time budget and score the samples with tf-genai evaluate")
 
     def __init__(
         self,
@@ -160,20 +177,11 @@ class GAN(keras.Model):
         name: str = "gan",
     ):
         super().__init__(name=name)
-        image_shape = tuple(int(d) for d in image_shape)
-        if len(image_shape) != 3 or min(image_shape) < 1:
-            raise ConfigError(
-                f"GAN: image_shape must be (H, W, C) of positive ints, got {image_shape}"
-            )
-        if int(latent_dim) < 1:
-            raise ConfigError(f"GAN: latent_dim must be >= 1, got {latent_dim}")
         if architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"GAN: unknown architecture {architecture!r}; "
                 f"choose one of {', '.join(ARCHITECTURES)}"
             )
-        if num_classes is not None and int(num_classes) < 2:
-            raise ConfigError(f"GAN: num_classes must be None or >= 2, got {num_classes}")
         if gp_weight < 0 or int(n_critic) < 1:
             raise ConfigError(
                 f"GAN: need gp_weight >= 0 and n_critic >= 1, got {gp_weight}, {n_critic}"
@@ -186,12 +194,12 @@ class GAN(keras.Model):
             )
         if not 0.0 <= ema_decay < 1.0:
             raise ConfigError(f"GAN: ema_decay must lie in [0, 1), got {ema_decay}")
+        self._init_contract(image_shape=image_shape, latent_dim=latent_dim,
+                            num_classes=num_classes, seed=seed)
+        image_shape = self.image_shape
         self._d_loss_fn, self._g_loss_fn = gan_loss_lib.gan_losses(loss)  # ConfigError if unknown
 
-        self.image_shape = image_shape
-        self.latent_dim = int(latent_dim)
         self.architecture = architecture
-        self.num_classes = None if num_classes is None else int(num_classes)
         self.loss_name = loss
         self.gp_weight = float(gp_weight)
         self.n_critic = int(n_critic)
@@ -216,9 +224,7 @@ class GAN(keras.Model):
             )
         self.dropout = float(dropout)
         self.ema_decay = float(ema_decay)
-        self.seed = int(seed)
 
-        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.generator = build_generator(
             image_shape, self.latent_dim, architecture, self.num_classes, self.generator_filters,
             seed=self.seed, hidden_units=self.generator_hidden,
@@ -234,21 +240,13 @@ class GAN(keras.Model):
                 self.generator_filters, seed=self.seed, name="ema_generator",
                 hidden_units=self.generator_hidden,
             )
-            self.ema_generator.trainable = False  # moved by _update_ema only, never by a gradient
-            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                average.assign(weight)
-            # Number of averaging updates so far (drives the decay warm-up); saved with the model.
-            self.ema_updates = self.add_weight(
-                shape=(), initializer="zeros", dtype="float32", trainable=False,
-                name="ema_updates",
-            )
+            # The family contract's weight average (base.GenerativeModel._init_weight_average).
+            self._init_weight_average("generator", "ema_generator", self.ema_decay)
         self.d_optimizer = None
         self.g_optimizer = None
 
-        names = ["d_loss", "g_loss", "d_loss_real", "d_loss_fake"]
-        if self.gp_weight > 0:
-            names.append("gp")
-        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self._init_trackers(["d_loss", "g_loss", "d_loss_real", "d_loss_fake"]
+                            + (["gp"] if self.gp_weight > 0 else []))
         self.built = True
 
     # ---------------------------------------------------------------- config and compile
@@ -274,10 +272,6 @@ class GAN(keras.Model):
             "name": self.name,
         }
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "GAN":
-        return cls(**config)
-
     def compile(
         self,
         d_optimizer: keras.optimizers.Optimizer | None = None,
@@ -287,7 +281,7 @@ class GAN(keras.Model):
         jit_compile: bool | str = "auto",
         **kwargs: Any,
     ) -> None:
-        """Set the two optimizers (default Adam(2e-4, beta_1=0.5) each) and optionally the loss.
+        """Set the two optimizers (default :func:`default_optimizer` each) and optionally the loss.
 
         A ``loss`` given here replaces the constructor's and is stored in the config, so a saved
         model keeps it. Under the ``mixed_float16`` policy each optimizer is wrapped in a
@@ -296,10 +290,12 @@ class GAN(keras.Model):
         if loss is not None:
             self._d_loss_fn, self._g_loss_fn = gan_loss_lib.gan_losses(loss)
             self.loss_name = loss
-        super().compile(optimizer=None, run_eagerly=run_eagerly, jit_compile=jit_compile, **kwargs)
-        penalty = self.gp_weight > 0
-        d_optimizer = keras.optimizers.get(d_optimizer) or default_optimizer(penalty)
-        g_optimizer = keras.optimizers.get(g_optimizer) or default_optimizer(penalty)
+        # Keras' own compile, with no model.optimizer: the two optimizers are attributes.
+        keras.Model.compile(self, optimizer=None, run_eagerly=run_eagerly,
+                            jit_compile=jit_compile, **kwargs)
+        defaults = self.default_optimizers()
+        d_optimizer = keras.optimizers.get(d_optimizer) or defaults["d_optimizer"]
+        g_optimizer = keras.optimizers.get(g_optimizer) or defaults["g_optimizer"]
         # The model's own policy, not the global one: a model built under mixed_float16 and
         # compiled (or reloaded) after the global policy changed still needs loss scaling.
         if self.generator.dtype_policy.name == "mixed_float16":
@@ -311,6 +307,23 @@ class GAN(keras.Model):
         # Attributes that are optimizers are saved by Keras 3's .keras format (both restored).
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
+        # Built now, not in the first traced step: a backup or a .keras file can then restore
+        # their slots, and fit needs no symbolic build (base.GenerativeModel).
+        for _, optimizer, variables in self.training_optimizers():
+            if not optimizer.built:
+                optimizer.build(variables)
+
+    def default_optimizers(self, learning_rate=None, weight_decay=0.0) -> dict[str, Any]:
+        """One :func:`default_optimizer` per network (the WGAN-GP one with a penalty)."""
+        make = lambda: default_optimizer(self.gp_weight > 0, learning_rate, weight_decay)  # noqa: E731
+        return {"d_optimizer": make(), "g_optimizer": make()}
+
+    def training_optimizers(self) -> list[tuple[str, Any, list[Any]]]:
+        """Each optimizer with the network it updates (what a backup saves and restores)."""
+        if self.d_optimizer is None:
+            return []
+        return [("d_optimizer", self.d_optimizer, self.discriminator.trainable_variables),
+                ("g_optimizer", self.g_optimizer, self.generator.trainable_variables)]
 
     def get_compile_config(self) -> dict[str, Any]:
         if not self.compiled or self.d_optimizer is None:
@@ -330,38 +343,14 @@ class GAN(keras.Model):
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
             loss=config.get("loss"),
         )
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
-
-    @property
-    def metrics(self) -> list[keras.metrics.Metric]:
-        # Listing the trackers here lets Keras reset them at the start of every epoch.
-        return list(self._trackers.values())
 
     # ---------------------------------------------------------------- sampling
 
     def _gen_inputs(self, z, labels):
+        # Labels reaching here are checked (unpack, generate); no second in-graph check.
         return z if self.num_classes is None else [z, labels]
 
-    def _disc_inputs(self, images, labels):
-        return images if self.num_classes is None else [images, labels]
-
-    def _check_labels(self, labels, n: int | None = None):
-        """Labels as int32 (batch,); DataError when they cannot be class indices."""
-        if self.num_classes is None:
-            return None
-        if labels is None:
-            raise DataError(f"{self.name}: a conditional GAN needs labels (int class indices)")
-        if tf.executing_eagerly() and not isinstance(labels, keras.KerasTensor):
-            values = np.asarray(labels)
-            if values.ndim != 1 or (isinstance(n, int) and values.shape[0] != n):
-                raise DataError(f"{self.name}: labels must have shape ({n},), got {values.shape}")
-            if values.size and (values.min() < 0 or values.max() >= self.num_classes):
-                raise DataError(
-                    f"{self.name}: labels must lie in [0, {self.num_classes}), "
-                    f"got [{values.min()}, {values.max()}]"
-                )
-        return ops.cast(labels, "int32")
+    _disc_inputs = _gen_inputs
 
     @property
     def sampling_generator(self) -> keras.Model:
@@ -379,43 +368,14 @@ class GAN(keras.Model):
         """Images in [-1, 1] for noise ``z`` (batch, latent_dim): the sampling generator
         (:attr:`sampling_generator`) in inference mode."""
         z = ops.convert_to_tensor(z, "float32")  # (batch, latent)
-        labels = self._check_labels(labels, ops.shape(z)[0])
+        labels = self.check_labels(labels, ops.shape(z)[0])
         return self.sampling_generator(self._gen_inputs(z, labels), training=False)
 
-    def sample(self, num_samples: int, seed: int | None = None, labels=None):
-        """``num_samples`` images (n, H, W, C) in [-1, 1].
-
-        Args:
-            seed: an int makes the draw reproducible; ``None`` draws from the model's generator.
-            labels: class indices for a conditional GAN; ``None`` cycles 0, 1, ..., K-1, 0, ...
-        """
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ConfigError(f"{self.name}: num_samples must be >= 1, got {num_samples}")
-        if self.num_classes is not None and labels is None:
-            labels = np.arange(num_samples) % self.num_classes
-        rng = self.seed_generator if seed is None else int(seed)
-        z = keras.random.normal((num_samples, self.latent_dim), seed=rng)  # (n, latent)
+    def render(self, z, labels=None):
+        """The family contract's latent -> image map: :meth:`generate`."""
         return self.generate(z, labels)
 
     # ---------------------------------------------------------------- training
-
-    def _unpack(self, data):
-        """``images`` or ``(images, labels[, ...])`` -> (float images, int labels or None)."""
-        if isinstance(data, (tuple, list)):
-            images = data[0]
-            labels = data[1] if len(data) > 1 else None
-        else:
-            images, labels = data, None
-        images = ops.cast(images, "float32")
-        if self.num_classes is None:
-            return images, None
-        if labels is None:
-            raise ConfigError(
-                f"{self.name}: a conditional GAN needs labels; "
-                "give fit a dataset of (images, labels)"
-            )
-        return images, ops.cast(ops.reshape(labels, (-1,)), "int32")
 
     def _noise(self, batch_size):
         """z ~ N(0, I) (batch, latent): drawn for the global batch, so each replica gets its own."""
@@ -442,7 +402,8 @@ class GAN(keras.Model):
         batch_size = ops.shape(real)[0]
         both = ops.concatenate([real, ops.cast(fake, real.dtype)], axis=0)  # (2 batch, H, W, C)
         both_labels = None if labels is None else ops.concatenate([labels, labels], axis=0)
-        logits = self.discriminator(self._disc_inputs(both, both_labels), training=training)
+        with batch_segments(2):  # dropout masks per part, so replicas drop what one device does
+            logits = self.discriminator(self._disc_inputs(both, both_labels), training=training)
         real_logits, fake_logits = logits[:batch_size], logits[batch_size:]  # (batch, 1) each
         d_real, d_fake = self._d_loss_fn(
             real_logits, fake_logits, self.label_smoothing, return_parts=True
@@ -466,14 +427,6 @@ class GAN(keras.Model):
         fake_logits = self.discriminator(self._disc_inputs(fake, labels), training=training)
         return {"g_loss": self._g_loss_fn(fake_logits)}
 
-    @staticmethod
-    def _scaled(optimizer, loss):
-        """Replica scaling (the optimizer sums over replicas), then the optimizer's loss scale.
-
-        Must run inside the tape: the scaling is part of what gets differentiated.
-        """
-        return optimizer.scale_loss(scale_loss_for_distribution(loss))
-
     def _d_step(self, real, labels=None, fake=None) -> dict[str, Any]:
         """One discriminator update on a real batch; returns the unscaled loss terms.
 
@@ -487,7 +440,7 @@ class GAN(keras.Model):
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             terms = self._d_losses(real, fake, labels, training=True)
-            scaled = self._scaled(self.d_optimizer, terms["d_loss"])
+            scaled = self.scale_loss(terms["d_loss"], self.d_optimizer, ops.shape(real)[0])
         self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
         return terms
 
@@ -510,51 +463,30 @@ class GAN(keras.Model):
         variables = self.generator.trainable_variables
         with tape:  # re-entered: the discriminator pass and the loss join the generator pass
             terms = self._g_losses(fake, labels, training=True)
-            scaled = self._scaled(self.g_optimizer, terms["g_loss"])
+            scaled = self.scale_loss(terms["g_loss"], self.g_optimizer, ops.shape(fake)[0])
         self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
-        self._update_ema()
+        self.update_weight_average()
         return terms
-
-    def _g_step(self, batch_size, labels=None) -> dict[str, Any]:
-        """One generator update on ``batch_size`` fresh fakes; returns the unscaled loss."""
-        self._require_compiled()
-        return self._g_update(*self._generate_on_tape(batch_size, labels), labels)
-
-    def _update_ema(self) -> None:
-        """Move every averaged weight towards the generator's: a <- d a + (1 - d) w."""
-        if self.ema_generator is None:
-            return
-        updates = self.ema_updates.value
-        decay = ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(decay * average.value + (1.0 - decay) * weight.value)
-        self.ema_updates.assign(updates + 1.0)
 
     def _require_compiled(self) -> None:
         if self.d_optimizer is None or self.g_optimizer is None:
             raise ConfigError(f"{self.name}: call compile() before training")
 
-    def _update(self, terms: dict[str, Any]) -> None:
-        for key, value in terms.items():
-            self._trackers[key].update_state(value)
-
     def train_step(self, data):
         """``n_critic`` discriminator updates, then one generator update (see module docstring)."""
         self._require_compiled()
-        real, labels = self._unpack(data)
+        real, labels = self.unpack(data)
         for _ in range(self.n_critic - 1):  # unrolled at trace time; n_critic is a small int
-            self._update(self._d_step(real, labels))
+            self.update_metrics(self._d_step(real, labels))
         # The last critic update and the generator update share one generator pass.
         tape, fake = self._generate_on_tape(ops.shape(real)[0], labels)
-        self._update(self._d_step(real, labels, fake=fake))
-        self._update(self._g_update(tape, fake, labels))
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        self.update_metrics(self._d_step(real, labels, fake=fake))
+        return self.update_metrics(self._g_update(tape, fake, labels))
 
     def test_step(self, data):
         """The same loss terms as ``train_step`` with both networks in inference mode."""
-        real, labels = self._unpack(data)
+        real, labels = self.unpack(data)
         z = self._noise(ops.shape(real)[0])
         fake = self.generator(self._gen_inputs(z, labels), training=False)
-        self._update(self._d_losses(real, fake, labels, training=False))
-        self._update(self._g_losses(fake, labels, training=False))
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        self.update_metrics(self._d_losses(real, fake, labels, training=False))
+        return self.update_metrics(self._g_losses(fake, labels, training=False))

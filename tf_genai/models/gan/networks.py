@@ -35,7 +35,7 @@ import numpy as np
 from keras import layers
 
 from tf_genai.errors import ConfigError
-from tf_genai.layers import FastDropout, FusedBatchNormalization
+from tf_genai.layers import FastDropout, FusedBatchNormalization, scoped_network
 
 ARCHITECTURES = ("conv", "mlp")
 LABEL_EMBEDDING_DIM = 50  # size of the learned label code concatenated to z (and to D's features)
@@ -75,6 +75,7 @@ def _label_input(num_classes: int | None):
     return keras.Input(shape=(), dtype="int32", name="labels")
 
 
+@scoped_network
 def build_generator(
     image_shape: tuple[int, int, int],
     latent_dim: int,
@@ -153,6 +154,7 @@ def build_generator(
     return keras.Model(inputs, images, name=name)
 
 
+@scoped_network
 def build_discriminator(
     image_shape: tuple[int, int, int],
     architecture: str = "conv",
@@ -161,6 +163,7 @@ def build_discriminator(
     dropout: float = 0.3,
     seed: int | None = None,
     hidden_units: int = 0,
+    name: str = "discriminator",
 ) -> keras.Model:
     """The discriminator ``images (batch, H, W, C) [+ labels] -> logits (batch, 1)``.
 
@@ -216,4 +219,4 @@ def build_discriminator(
     # (batch, 1) logits, no sigmoid; float32 under mixed precision.
     logits = layers.Dense(1, kernel_initializer=init.kernel(), dtype="float32", name="logit")(h)
     inputs = x_in if labels_in is None else [x_in, labels_in]
-    return keras.Model(inputs, logits, name="discriminator")
+    return keras.Model(inputs, logits, name=name)

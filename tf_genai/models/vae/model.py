@@ -5,9 +5,13 @@ Kingma & Welling 2014, "Auto-Encoding Variational Bayes" (arXiv:1312.6114); β-V
 Deep Conditional Generative Models"; IWAE: Burda, Grosse & Salakhutdinov 2016, "Importance
 Weighted Autoencoders" (arXiv:1509.00519).
 
-``train_step`` and ``test_step`` share :meth:`VAE._loss_terms`, which builds every term from the
-pure functions of :mod:`tf_genai.losses`. Reported metrics are nats per image: summed over
-pixels (reconstruction) or latent dimensions (KL), averaged over the batch.
+The family contract's one-optimizer ``train_step`` and ``test_step``
+(:class:`tf_genai.models.base.GenerativeModel`) share :meth:`VAE.loss_terms`, which builds every
+term from the pure functions of :mod:`tf_genai.losses`. Reported metrics are nats per image:
+summed over pixels (reconstruction) or latent dimensions (KL), averaged over the batch.
+``test_step`` (``val_*`` metrics, early stopping, ``evaluate``) always reports the true
+negative ELBO, KL weight 1, whatever β or a warm-up has set for training: otherwise ``val_loss``
+would compare a different objective from one warm-up epoch to the next.
 """
 
 from __future__ import annotations
@@ -16,17 +20,16 @@ import math
 from typing import Sequence
 
 import keras
-import tensorflow as tf
+import numpy as np
 from keras import ops
-from keras.src.losses.loss import scale_loss_for_distribution
 
-from tf_genai import distribute, losses
-from tf_genai.errors import ConfigError
+from tf_genai import distribute, losses, ranges
+from tf_genai.errors import ConfigError, DataError
+from tf_genai.models.base import GenerativeModel, adam
 from tf_genai.models.vae.networks import ARCHITECTURES, build_decoder, build_encoder
 from tf_genai.registry import register
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-DATA_RANGES = ("unit", "symmetric")
 # Floor on a learned Gaussian scale: without it the scale collapses towards 0 on pixels that
 # are constant in the data (MNIST borders) and the likelihood diverges.
 _MIN_LOG_SCALE = math.log(1e-3)
@@ -38,7 +41,7 @@ _MIN_LOG_SCALE = math.log(1e-3)
 @register("iwae", description="Convolutional IWAE, k=5 importance samples (Burda et al. 2016)",
           num_importance_samples=5)
 @register("vae", description="Convolutional VAE (Kingma & Welling 2014), Bernoulli decoder")
-class VAE(keras.Model):
+class VAE(GenerativeModel):
     """A variational autoencoder with a Bernoulli or Gaussian decoder.
 
     Args:
@@ -59,6 +62,10 @@ class VAE(keras.Model):
     """
 
     family = "vae"
+    metric_names = ("loss", "reconstruction_loss", "kl_loss")
+    render_signature = "decode"
+    render_part = "decoder"
+    encodes = True
 
     def __init__(
         self,
@@ -80,41 +87,34 @@ class VAE(keras.Model):
         super().__init__(**kwargs)
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"VAE likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if data_range not in DATA_RANGES:
-            raise ConfigError(f"VAE data_range must be one of {DATA_RANGES}, got {data_range!r}")
+        ranges.check(data_range, "VAE data_range")
         if likelihood == "bernoulli" and data_range != "unit":
             raise ConfigError("a Bernoulli VAE needs data_range='unit' (pixels in [0, 1])")
         if binarize and likelihood != "bernoulli":
             raise ConfigError("binarize=True needs likelihood='bernoulli'")
-        if int(latent_dim) < 1 or int(num_importance_samples) < 1:
-            raise ConfigError("VAE latent_dim and num_importance_samples must be >= 1")
-        if num_classes is not None and int(num_classes) < 2:
-            raise ConfigError(f"VAE num_classes must be >= 2 or None, got {num_classes!r}")
+        if int(num_importance_samples) < 1:
+            raise ConfigError("VAE num_importance_samples must be >= 1")
         if beta < 0:
             raise ConfigError(f"VAE beta must be >= 0, got {beta!r}")
         if architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"unknown VAE architecture {architecture!r}; choose one of {ARCHITECTURES}"
             )
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.latent_dim = int(latent_dim)
+        self._init_contract(image_shape=image_shape, latent_dim=latent_dim,
+                            num_classes=num_classes, seed=seed, data_range=data_range)
         self.architecture = architecture
         self.filters = tuple(int(f) for f in filters)
         self.hidden_units = tuple(int(u) for u in hidden_units)
-        self.num_classes = None if num_classes is None else int(num_classes)
         self.likelihood = likelihood
         self.gaussian_scale = None if gaussian_scale is None else float(gaussian_scale)
-        self.data_range = data_range
         self.binarize = bool(binarize)
         self.beta = float(beta)
         self.num_importance_samples = int(num_importance_samples)
-        self.seed = int(seed)
 
         net = dict(architecture=architecture, num_classes=self.num_classes,
                    filters=self.filters, hidden_units=self.hidden_units)
         self.encoder = build_encoder(self.image_shape, self.latent_dim, **net)
         self.decoder = build_decoder(self.image_shape, self.latent_dim, **net)
-        self.seed_generator = keras.random.SeedGenerator(self.seed, name="vae_seed")
         # The current KL weight: starts at beta; KL warm-up callbacks assign to it.
         self.kl_weight = keras.Variable(self.beta, trainable=False, dtype="float32",
                                         name="kl_weight")
@@ -123,9 +123,7 @@ class VAE(keras.Model):
             self.log_scale = self.add_weight(
                 shape=(self.image_shape[-1],), initializer=keras.initializers.Constant(
                     math.log(0.1)), trainable=True, name="log_scale")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self._init_trackers()
         self.built = True
 
     # ------------------------------------------------------------------ config
@@ -146,25 +144,10 @@ class VAE(keras.Model):
             "beta": self.beta,
             "num_importance_samples": self.num_importance_samples,
             "seed": self.seed,
+            "name": self.name,  # a reloaded model keeps its name (not "vae_3")
         }
 
-    @classmethod
-    def from_config(cls, config: dict) -> "VAE":
-        return cls(**config)
-
     # ------------------------------------------------------------------ networks
-
-    def _net_inputs(self, x, labels):
-        """``x`` or ``[x, labels]`` for a sub-network; ConfigError when labels are missing."""
-        if self.num_classes is None:
-            return x
-        if labels is None:
-            raise ConfigError(
-                f"this VAE is conditional (num_classes={self.num_classes}): pass labels, "
-                "i.e. data that yields (images, labels)"
-            )
-        # Keras refuses a list that mixes NumPy arrays and tensors: convert both.
-        return [ops.convert_to_tensor(x), ops.cast(ops.reshape(labels, (-1,)), "int32")]
 
     def encode(self, x, labels=None, training: bool = False):
         """q(z | x): ``(batch, H, W, C)`` -> ``(mean, log_var)``, each ``(batch, latent)``."""
@@ -185,6 +168,10 @@ class VAE(keras.Model):
         """p(x | z) means ``(batch, H, W, C)`` in the data range."""
         return self._mean_from_raw(self.decoder_logits(z, labels))
 
+    def render(self, z, labels=None):
+        """The family contract's latent -> image map: :meth:`decode`."""
+        return self.decode(z, labels)
+
     def _reparameterize(self, mean, log_var, num: int = 1, seed=None):
         """``num`` draws z ~ q(z | x): ``(num, batch, latent)``."""
         shape = (num,) + tuple(ops.shape(mean))  # dynamic batch size inside tf.function
@@ -201,6 +188,14 @@ class VAE(keras.Model):
         z = self._reparameterize(mean, log_var)[0]  # (batch, latent)
         return self.decode(z, labels)
 
+    def call_input_signature(self) -> list:
+        """``call`` takes images (``[images, labels]`` if conditional)."""
+        import tensorflow as tf
+
+        images = self._image_spec()
+        return [images if self.num_classes is None else [images, tf.TensorSpec(
+            (None,), tf.int32, name="labels")]]
+
     def call(self, inputs, training: bool = False):
         """Reconstruction means of ``images`` or ``[images, labels]``."""
         if isinstance(inputs, (list, tuple)):
@@ -208,17 +203,6 @@ class VAE(keras.Model):
         else:
             x, labels = inputs, None
         return self.reconstruct(x, labels)
-
-    def sample(self, num_samples: int, seed: int | None = None, labels=None):
-        """Decode ``num_samples`` draws z ~ N(0, I): ``(n, H, W, C)`` means in the data range.
-
-        A conditional model without ``labels`` cycles through the classes 0, 1, 2, ...
-        """
-        generator = self.seed_generator if seed is None else keras.random.SeedGenerator(seed)
-        z = keras.random.normal((int(num_samples), self.latent_dim), seed=generator)
-        if self.num_classes is not None and labels is None:
-            labels = ops.arange(int(num_samples), dtype="int32") % self.num_classes
-        return self.decode(z, labels)
 
     # ------------------------------------------------------------------ likelihood
 
@@ -241,12 +225,13 @@ class VAE(keras.Model):
         ``(num_samples, batch)``. ``w = kl_weight`` (1 gives the true importance weights).
         """
         x = ops.cast(x, "float32")
+        labels = self.check_labels(labels)  # None for an unconditional VAE
         mean, log_var = self.encode(x, labels, training=training)  # (batch, latent) each
         z = self._reparameterize(mean, log_var, num_samples, seed)  # (k, batch, latent)
         batch = ops.shape(x)[0]
         flat_z = ops.reshape(z, (-1, self.latent_dim))  # (k * batch, latent)
         flat_labels = None
-        if labels is not None and self.num_classes is not None:
+        if labels is not None:
             flat_labels = ops.tile(ops.reshape(labels, (1, -1)), (num_samples, 1))
             flat_labels = ops.reshape(flat_labels, (-1,))  # (k * batch,)
         raw = self.decoder_logits(flat_z, flat_labels, training=training)  # (k * batch, H, W, C)
@@ -265,17 +250,17 @@ class VAE(keras.Model):
                                         seed=self.seed_generator)  # global draw, sliced
         return ops.cast(u < ops.cast(x, "float32"), "float32")
 
-    def _loss_terms(self, data, training: bool) -> dict:
-        """The per-image batch-mean ``loss``, ``reconstruction_loss`` and ``kl_loss`` (nats)."""
-        x, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if self.num_classes is None:
-            labels = None
-        elif labels is None:
-            self._net_inputs(x, None)  # raises the ConfigError that names the problem
-        x = ops.cast(x, "float32")
+    def loss_terms(self, images, labels, training: bool) -> dict:
+        """The per-image batch-mean ``loss``, ``reconstruction_loss`` and ``kl_loss`` (nats).
+
+        Training minimises the β-weighted objective at the current ``kl_weight``; evaluation
+        (``training=False``) reports the true negative ELBO (KL weight 1), the quantity that
+        ``val_loss`` and early stopping must compare across epochs.
+        """
+        x = images
         if self.binarize:
             x = self._binarized(x)
-        kl_weight = ops.cast(self.kl_weight, "float32")
+        kl_weight = ops.cast(self.kl_weight, "float32") if training else 1.0
         k = self.num_importance_samples
         log_w, log_px, mean, log_var = self.log_weights(x, labels, k, kl_weight=kl_weight,
                                                         training=training)
@@ -288,39 +273,74 @@ class VAE(keras.Model):
             loss = -ops.mean(losses.log_mean_exp(log_w, axis=0))  # IWAE bound, Burda et al. eq. 8
         return {"loss": loss, "reconstruction_loss": reconstruction, "kl_loss": kl}
 
-    def compile(self, optimizer="adam", **kwargs):
-        """``keras.Model.compile``, then build the optimizer's slots at once.
+    def default_optimizers(self, learning_rate=None, weight_decay=0.0) -> dict:
+        """Adam(1e-3) (Kingma & Welling 2014 used Adagrad; Adam is today's default);
+        AdamW with ``weight_decay``."""
+        return {"optimizer": adam(1e-3 if learning_rate is None else learning_rate,
+                                  weight_decay)}
 
-        The networks exist from ``__init__``; building the optimizer here (not inside the first
-        traced ``train_step``) lets ``fit`` be called again after a failed first call.
-        """
-        super().compile(optimizer=optimizer, **kwargs)
-        self.optimizer.build(self.trainable_variables)
-
-    def compile_from_config(self, config: dict) -> None:
-        """Re-compile from a saved ``compile_config`` (``.keras`` loading calls this)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
+    # ------------------------------------------------------------------ evaluation, serving
 
     @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+    def nll_key(self) -> str:
+        """``"nll"``, or ``"conditional_nll"``: a conditional VAE bounds ``-log p(x | y)``,
+        up to log K nats below an unconditional ``-log p(x)``."""
+        return "conditional_nll" if self.num_classes is not None else "nll"
 
-    def _update_metrics(self, terms: dict) -> dict:
-        self.loss_tracker.update_state(terms["loss"])
-        self.reconstruction_tracker.update_state(terms["reconstruction_loss"])
-        self.kl_tracker.update_state(terms["kl_loss"])
-        return {m.name: m.result() for m in self.metrics}
+    def likelihood_inputs(self, images, seed: int = 0):
+        """uint8 or [0, 1] images -> what the likelihood scores: a fixed binarisation (seeded)
+        for a Bernoulli decoder, else the images in ``data_range``."""
+        from tf_genai.data import binarize_once
 
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            terms = self._loss_terms(data, training=True)
-            # Keras 3 optimizers sum gradients over replicas: divide the per-replica mean.
-            loss = scale_loss_for_distribution(terms["loss"])
-            # A LossScaleOptimizer multiplies here and unscales in apply (mixed precision).
-            loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._update_metrics(terms)
+        if self.likelihood == "bernoulli":
+            return np.asarray(binarize_once(ranges.uint8_to_unit(images), seed=seed), "float32")
+        return ranges.for_model(images, self.data_range)
 
-    def test_step(self, data):
-        return self._update_metrics(self._loss_terms(data, training=False))
+    def check_likelihood_data(self, images) -> None:
+        """DataError unless ``images`` (float, model range) are data this likelihood scores.
+
+        A Bernoulli likelihood is a probability only for binary pixels: grey levels must be
+        binarised first (``tf_genai.data.binarize_once``). A [-1, 1] model given [0, 1] data
+        (no negative value at all) would score the wrong images: map it with ``2x - 1``.
+        """
+        x = np.asarray(images)
+        if self.likelihood == "bernoulli":
+            grey = np.count_nonzero((x != 0.0) & (x != 1.0))
+            if grey:
+                raise DataError(
+                    f"{self.name}: a Bernoulli VAE scores binary images only, but {grey} "
+                    "pixels are grey levels; binarize them first "
+                    "(tf_genai.data.binarize_once(images, seed))")
+        if self.data_range == "symmetric" and x.size and x.min() >= 0.0:
+            raise DataError(
+                f"{self.name} models [-1, 1] images, but these have no negative value: they "
+                "look like [0, 1] data; map them with x * 2 - 1")
+
+    def serving_signatures(self) -> dict:
+        """``decode(z)``, ``sample(num_samples, seed)``, ``encode(images)`` -> ``{mean,
+        log_var}`` and ``reconstruct(images)`` -> ``{reconstruction}`` (the decoded posterior
+        mean: deterministic, unlike :meth:`reconstruct`, which decodes one posterior draw)."""
+        import tensorflow as tf
+
+        from tf_genai.models.base import ServingSignature
+
+        def encode(images, labels=None):
+            mean, log_var = self.encode(images, labels)
+            return {"mean": tf.cast(mean, tf.float32), "log_var": tf.cast(log_var, tf.float32)}
+
+        def reconstruct(images, labels=None):
+            mean, _ = self.encode(images, labels)  # (batch, latent)
+            return {"reconstruction": tf.cast(self.decode(mean, labels), tf.float32)}
+
+        moments = ("float32", [None, self.latent_dim])
+        images = {"images": self._image_spec()}
+        return {
+            **super().serving_signatures(),
+            **self._with_labels({
+                "encode": ServingSignature(images, encode,
+                                           {"mean": moments, "log_var": moments}),
+                "reconstruct": ServingSignature(
+                    images, reconstruct,
+                    {"reconstruction": ("float32", [None, *self.image_shape])}),
+            }),
+        }

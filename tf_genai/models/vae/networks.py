@@ -18,6 +18,7 @@ import keras
 from keras import layers, ops
 
 from tf_genai.errors import ConfigError
+from tf_genai.layers import scoped_network
 
 ARCHITECTURES = ("conv", "mlp")
 
@@ -73,6 +74,7 @@ def _check(image_shape: Sequence[int], architecture: str) -> tuple[int, int, int
     return tuple(int(s) for s in image_shape)  # type: ignore[return-value]
 
 
+@scoped_network
 def build_encoder(
     image_shape: Sequence[int],
     latent_dim: int,
@@ -110,6 +112,7 @@ def build_encoder(
     return keras.Model(inputs, [mean, log_var], name=name)
 
 
+@scoped_network
 def build_decoder(
     image_shape: Sequence[int],
     latent_dim: int,

@@ -1,0 +1,59 @@
+"""TensorFlow Lite: the model's main latent -> image network as one flatbuffer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tf_genai import outputs
+from tf_genai.errors import ConfigError
+from tf_genai.export.saved_model import build_module, check_model
+
+
+def _tflite_function(model: Any, part: str) -> tuple[Any, Any]:
+    """The concrete ``z (, labels) -> images`` function of ``model.render_part``, and its owner."""
+    if part == "auto":
+        part = model.render_part
+    if part != model.render_part:
+        raise ConfigError(
+            f"part must be 'auto' or {model.render_part!r} for {type(model).__name__}, "
+            f"got {part!r}")
+    module = build_module(model, (model.render_signature,))
+    return getattr(module, model.render_signature).get_concrete_function(), module
+
+
+def convert_to_tflite(
+    model: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    part: str = "auto",
+    overwrite: bool = False,
+) -> bytes:
+    """Convert the decoder (VAE) or generator (GAN) to a TensorFlow Lite flatbuffer.
+
+    The TFLite model maps ``z`` float32 ``(batch, *latent_shape)`` (and ``labels`` int32
+    ``(batch,)`` for conditional models) to ``images`` float32 ``(batch, H, W, C)`` in the
+    model's data range, as the SavedModel's ``decode``/``generate`` signature does. The batch
+    dimension is dynamic: ``Interpreter.get_signature_runner()`` resizes it per call (or call
+    ``resize_tensor_input`` then ``allocate_tensors``).
+
+    Args:
+        model: a tf_genai model.
+        path: where to write the ``.tflite`` file, if anywhere.
+        part: ``"auto"`` or the model's ``render_part`` (``"decoder"``, ``"generator"``).
+        overwrite: replace an existing ``path``.
+
+    Returns:
+        The flatbuffer bytes.
+    """
+    import tensorflow as tf
+
+    check_model(model)
+    if path is not None:
+        outputs.check_file(path, overwrite)
+    concrete, module = _tflite_function(model, part)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    flatbuffer = converter.convert()
+    if path is not None:
+        outputs.write_bytes(path, flatbuffer)
+    return flatbuffer

@@ -14,7 +14,40 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TF_GENAI_CACHE"] = tempfile.mkdtemp(prefix="tf_genai_test_cache_")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MNIST_DIR = (REPO_ROOT / ".." / "shared" / "data" / "mnist").resolve()
+# The real data the tests read lives outside the repository (it is not ours to commit):
+# $TF_GENAI_SHARED_DATA when set, else the shared folder beside the checkout, ../shared/data.
+SHARED_DATA_ENV = "TF_GENAI_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    override = os.environ.get(SHARED_DATA_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    return (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_shared_data(relative: str) -> Path:
+    """``shared_data_dir() / relative``, or skip the test when it is missing (fail on CI).
+
+    The one place that decides what a missing data set means: a bare clone of the repository
+    still passes (the tests that need the data are skipped, saying how to provide it), while
+    CI (``CI=true``) fails instead, so a broken data mount can never pass as a run of skips.
+    """
+    path = shared_data_dir() / relative
+    if path.exists():
+        return path
+    message = (
+        f"needs the shared data set {relative!r}, not found at {path}: set "
+        f"{SHARED_DATA_ENV}=/path/to/shared/data, or put the shared folder beside the "
+        f"repository at ../shared (so that ../shared/data/{relative} exists)"
+    )
+    if _on_ci():
+        pytest.fail(f"CI=true and the test {message}", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +57,12 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    if not MNIST_DIR.is_dir():
-        pytest.fail(f"the shared MNIST data is missing at {MNIST_DIR}")
-    return MNIST_DIR
+    """The shared MNIST test set (an IDX folder: t10k-images/labels, 10,000 images)."""
+    return require_shared_data("mnist")
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """:func:`require_shared_data` for other shared files, e.g.
+    ``shared_data("cifar10/cifar10_subset.npz")``."""
+    return require_shared_data

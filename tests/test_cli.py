@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tf_genai import cli
+from tf_genai import cli, quiet
 
 ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan"}
 
@@ -133,3 +133,72 @@ def test_auto_epochs_gives_small_data_enough_steps():
     assert auto_epochs(1438, 128) == 209  # digits' training part: 12 steps an epoch
     assert auto_epochs(7200, 128) == 44  # the MNIST split less validation: 57 steps an epoch
     assert auto_epochs(10, 128) == 300 and auto_epochs(10**7, 128) == 10  # the bounds
+
+
+# --- quiet start-up: TensorFlow's C++ log lines are hidden unless --verbose ----------------
+
+TF_LOG_PREFIXES = ("I0000", "W0000", "E0000")
+
+
+def run_combined(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``python -m tf_genai ARGS`` with stdout and stderr in one stream, as a terminal shows."""
+    return subprocess.run(
+        [sys.executable, "-m", "tf_genai", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env=env, timeout=600,
+    )
+
+
+def tf_log_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(TF_LOG_PREFIXES)]
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("model", ["mlp_vae", "gan"])  # one VAE, one GAN (GANs add grappler's)
+def test_train_hides_tensorflow_startup_lines(model, tmp_path):
+    # TF_CPP_MIN_LOG_LEVEL=0 asks TensorFlow for everything: the CLI must still be quiet.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")
+    proc = run_combined("train", model, "--data", "digits", "--epochs", "1", "--batch-size",
+                        "256", "--quiet", "--out", str(tmp_path / "run"), env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert tf_log_lines(proc.stdout) == [], proc.stdout[-3000:]
+    assert "absl::InitializeLog" not in proc.stdout
+    assert "WARNING:tensorflow" not in proc.stdout and "WARNING:absl" not in proc.stdout
+    assert proc.stdout.startswith("wrote model: "), proc.stdout[-3000:]  # our lines, nothing before
+
+
+@pytest.mark.subprocess
+def test_verbose_passes_tensorflow_lines_through(tmp_path):
+    # What plain TensorFlow prints here at its default log level, to compare with: a machine
+    # where importing it prints nothing has nothing for --verbose to pass through.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    plain = subprocess.run(
+        [sys.executable, "-c", "import tensorflow"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env=env, timeout=600,
+    )
+    if not tf_log_lines(plain.stdout):
+        pytest.skip("importing TensorFlow prints no I0000/W0000/E0000 lines on this machine")
+    proc = run_combined("models", "--verbose", env=env)  # --verbose after the command works too
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert tf_log_lines(proc.stdout), proc.stdout[-3000:]
+    assert "vae" in proc.stdout
+
+
+def test_verbose_is_accepted_before_and_after_the_command():
+    parser = cli.build_parser()
+    assert parser.parse_args(["--verbose", "models"]).verbose is True
+    assert parser.parse_args(["models", "--verbose"]).verbose is True
+    assert parser.parse_args(["train", "vae", "--out", "x"]).verbose is False
+
+
+def test_missing_gpu_is_one_line_in_our_words(monkeypatch, capsys):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU TensorFlow can use")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    quiet.warn_if_gpu_missing()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: CUDA_VISIBLE_DEVICES=0 asks for a GPU")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # GPUs hidden on purpose: nothing to say
+    quiet.warn_if_gpu_missing()
+    assert capsys.readouterr().err == ""

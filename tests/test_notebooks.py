@@ -21,9 +21,12 @@ def test_there_are_notebooks():
 @pytest.mark.slow
 @pytest.mark.subprocess
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch):
+def test_notebook_runs(path, monkeypatch, mnist_dir):
     # The kernel is a child process and inherits this environment: a small budget, quiet TF,
-    # and the repository on the path even when tf_genai is not installed.
+    # and the repository on the path even when tf_genai is not installed. The notebooks read
+    # the shared MNIST: mnist_dir skips (fails on CI) without it, and TF_GENAI_MNIST hands the
+    # kernel the very folder the fixture found (wherever TF_GENAI_SHARED_DATA put it).
+    monkeypatch.setenv("TF_GENAI_MNIST", str(mnist_dir))
     monkeypatch.setenv("TF_GENAI_NOTEBOOK_BUDGET", "ci")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     monkeypatch.setenv("MPLBACKEND", "Agg")

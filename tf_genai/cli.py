@@ -4,18 +4,24 @@ Every sub-command is a few lines over a library function a notebook can call as 
 (``tf_genai.training.train``, ``tf_genai.export``, ``tf_genai.evaluation``, ``tf_genai.plotting``).
 Errors tf_genai raises on purpose (bad data, arguments, model files, existing outputs) print one
 ``error: ...`` line and exit with status 2; nothing is trained or written before they are checked.
+
+TensorFlow's own start-up lines (``I0000``/``W0000``/``E0000 ...`` from its C++ logging, the
+oneDNN and "Could not find cuda drivers" notices) are hidden unless ``--verbose`` is given; see
+:func:`tf_genai.quiet.quiet_tensorflow`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ start-up chatter
+from tf_genai.quiet import quiet_tensorflow, warn_if_gpu_missing
+
+# Nothing here may import TensorFlow at module level: main() must set up TensorFlow's logging
+# (quiet, or as the user's environment says with --verbose) before TensorFlow is first imported.
 
 
 def _positive_int(text: str) -> int:
@@ -28,6 +34,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _labels(text: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
@@ -37,6 +53,10 @@ def _labels(text: str) -> list[int]:
         ) from None
 
 
+VERBOSE_HELP = ("show TensorFlow's own start-up and log lines (C++ I/W/E messages, library "
+                "warnings); hidden by default")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-genai`` (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
@@ -44,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, sample, evaluate, plot and export VAEs and GANs (Keras 3 / TensorFlow).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -67,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image-size", type=_positive_int, default=None,
                    help="resize image-folder data to this square size")
     t.add_argument("--validation-fraction", type=float, default=0.1)
-    t.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE")
+    t.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+                   help="stop when val_loss (a VAE's -ELBO) has not improved for PATIENCE "
+                        "epochs; refused for GANs, whose losses do not measure sample quality")
+    t.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
+                   help="stop at the end of the epoch that crosses SECONDS of training; the "
+                        "run directory is complete and --resume continues it")
     t.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default=None)
     t.add_argument("--deterministic", action="store_true", help="deterministic TF ops")
     t.add_argument("--out", required=True, help="run directory to write")
@@ -110,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="directory for the PNGs")
+    # --verbose is also accepted after the command. SUPPRESS: a sub-parser's own default would
+    # otherwise overwrite a --verbose given before the command.
+    for command_parser in sub.choices.values():
+        command_parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                                    help=VERBOSE_HELP)
     return parser
 
 
@@ -135,7 +166,8 @@ def _cmd_train(args) -> int:
         args.model, args.data, out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, split=args.split, latent_dim=args.latent_dim, learning_rate=args.lr,
         weight_decay=args.weight_decay, image_size=args.image_size, validation_fraction=args.validation_fraction,
-        early_stopping=args.early_stopping, overwrite=args.overwrite, resume=args.resume,
+        early_stopping=args.early_stopping, time_budget=args.time_budget,
+        overwrite=args.overwrite, resume=args.resume,
         strategy=args.strategy, deterministic=args.deterministic,
         verbose=0 if args.quiet else "auto",
     )
@@ -144,20 +176,12 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _check_output_file(path: Path, overwrite: bool) -> None:
-    from tf_genai.errors import OutputExistsError
-
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{str(path)!r} exists; pass --overwrite to replace it")
-
-
 def _cmd_sample(args) -> int:
     import numpy as np
 
-    from tf_genai import export, plotting
+    from tf_genai import export, outputs, plotting
 
-    out = Path(args.out)
-    _check_output_file(out, args.overwrite)
+    out = outputs.check_file(args.out, args.overwrite)
     labels = None
     if args.labels:
         labels = np.resize(np.asarray(args.labels, dtype="int32"), args.n)
@@ -236,7 +260,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tf-genai`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # argparse only: --help/--version load no TensorFlow
+    if not args.verbose:
+        quiet_tensorflow()
+    warn_if_gpu_missing()
     from tf_genai.errors import TFGenAIError
 
     try:

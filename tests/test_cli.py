@@ -13,7 +13,7 @@ import pytest
 
 from tf_genai import cli, quiet
 
-ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan"}
+ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan", "ddpm", "cddpm"}
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -177,10 +177,16 @@ def test_verbose_passes_tensorflow_lines_through(tmp_path):
     )
     if not tf_log_lines(plain.stdout):
         pytest.skip("importing TensorFlow prints no I0000/W0000/E0000 lines on this machine")
-    proc = run_combined("models", "--verbose", env=env)  # --verbose after the command works too
+    import tf_genai
+
+    tf_genai.create("vae", image_shape=(8, 8, 1)).save(tmp_path / "vae.keras")
+    # A command that loads TensorFlow (`models` reads a table and loads none); --verbose after
+    # the command works too.
+    proc = run_combined("sample", str(tmp_path / "vae.keras"), "--n", "4", "--out",
+                        str(tmp_path / "s.png"), "--verbose", env=env)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert tf_log_lines(proc.stdout), proc.stdout[-3000:]
-    assert "vae" in proc.stdout
+    assert (tmp_path / "s.png").is_file()
 
 
 def test_verbose_is_accepted_before_and_after_the_command():

@@ -39,7 +39,12 @@ SUBPROCESS_TIMEOUT_S = 300
 VAE_CONTINUE_FRACTION = 0.5
 # GAN (losses do not fall monotonically): within this relative distance.
 GAN_CONTINUE_RTOL = 0.1
-EXPECTED_ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan"}
+# Diffusion (the loss at random timesteps and noise): within this relative distance.
+DIFFUSION_CONTINUE_RTOL = 0.25
+EXPECTED_ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan", "ddpm",
+                "cddpm"}
+# Diffusion at the test shape: a one-level U-Net, 10 diffusion steps, 3 DDIM steps per sample.
+TINY_KWARGS = {name: dict(widths=(8,), timesteps=10, sample_steps=3) for name in ("ddpm", "cddpm")}
 
 
 # ------------------------------------------------------------------------------------ data
@@ -49,7 +54,7 @@ def make_model(name: str, **kwargs: Any):
     """The zoo model ``name`` at the tiny test shape (8x8x1); other arguments its defaults."""
     import tf_genai
 
-    return tf_genai.create(name, image_shape=IMAGE_SHAPE, **kwargs)
+    return tf_genai.create(name, image_shape=IMAGE_SHAPE, **{**TINY_KWARGS.get(name, {}), **kwargs})
 
 
 def digits(model, n: int = NUM_IMAGES) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +80,7 @@ def probe_inputs(model, n: int = PROBE_SIZE, seed: int = 123) -> dict[str, np.nd
     """Fixed inputs to compare outputs on: ``z``, ``images`` and (conditional) ``labels``."""
     rng = np.random.default_rng(seed)
     probe = {
-        "z": rng.standard_normal((n, model.latent_dim)).astype("float32"),  # (n, latent)
+        "z": rng.standard_normal((n, *model.latent_shape)).astype("float32"),  # (n, *latent)
         "images": digits(model, n)[0],
     }
     if model.num_classes:
@@ -84,16 +89,14 @@ def probe_inputs(model, n: int = PROBE_SIZE, seed: int = 123) -> dict[str, np.nd
 
 
 def deterministic_outputs(model, probe: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The outputs that must survive a save/load: decoder/generator on z, encoder moments."""
+    """The outputs that must survive a save/load: the latent -> image map on z (the family
+    contract's ``render``) and, for models that encode, the encoder moments."""
     labels = probe.get("labels")
-    if model.family == "vae":
+    out = {"render": np.asarray(model.render(probe["z"], labels))}
+    if model.encodes:
         mean, log_var = model.encode(probe["images"], labels=labels)
-        return {
-            "decode": np.asarray(model.decode(probe["z"], labels=labels)),
-            "encode_mean": np.asarray(mean),
-            "encode_log_var": np.asarray(log_var),
-        }
-    return {"generate": np.asarray(model.generate(probe["z"], labels=labels))}
+        out["encode_mean"], out["encode_log_var"] = np.asarray(mean), np.asarray(log_var)
+    return out
 
 
 # ------------------------------------------------------------------------------- training
@@ -141,14 +144,13 @@ def fit_one_epoch(model, ds) -> dict[str, float]:
 
 def continue_keys(model) -> tuple[str, ...]:
     """The metrics that must continue their curve after a reload."""
-    return ("loss",) if model.family == "vae" else ("d_loss", "g_loss")
+    return ("d_loss", "g_loss") if model.family == "gan" else ("loss",)
 
 
 def expected_metrics(model) -> set[str]:
-    """The metric names docs/ARCHITECTURE.md promises for the model's family."""
-    if model.family == "vae":
-        return {"loss", "reconstruction_loss", "kl_loss"}
-    return {"d_loss", "g_loss"}
+    """The metric names the model's family promises (docs/ARCHITECTURE.md)."""
+    return {"vae": {"loss", "reconstruction_loss", "kl_loss"}, "gan": {"d_loss", "g_loss"},
+            "diffusion": {"loss"}}[model.family]
 
 
 def check_finite_metrics(model, metrics: dict[str, float], when: str) -> None:
@@ -208,7 +210,7 @@ def reload_and_continue(model_path: str, probe_path: str, result_path: str) -> N
     """(Run in the new process.) Load the .keras file, record outputs, fit one more epoch."""
     import keras
 
-    import tf_genai.models  # noqa: F401  (registers the zoo with Keras serialization)
+    import tf_genai  # noqa: F401  (all keras.saving.load_model needs)
 
     model = keras.saving.load_model(model_path)
     probe = dict(np.load(probe_path))
@@ -309,6 +311,10 @@ def check_save_load_continue(name: str, tmp_path: Path) -> dict[str, Any]:
         if model.family == "vae":
             # The curve goes on down from where it was, rather than restarting at epoch 1.
             ok = r < f and abs(r - u) <= VAE_CONTINUE_FRACTION * abs(f - u)
+        elif model.family == "diffusion":
+            # The loss at random timesteps is noisy; a restarted curve would be back at epoch
+            # 1's level (an untrained denoiser's loss is ~1 per pixel, far above a trained one).
+            ok = r < f and math.isclose(r, u, rel_tol=DIFFUSION_CONTINUE_RTOL)
         else:
             ok = math.isclose(r, u, rel_tol=GAN_CONTINUE_RTOL, abs_tol=1e-3)
         assert ok, (
@@ -353,47 +359,69 @@ json.dump({"signatures": sorted(loaded.signatures), "tf_genai_modules": leaked,
 
 
 def export_calls(model, probe: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
-    """The signature calls to make on an export, as ``{call: (signature, {arg: array key})}``.
+    """The signature calls to make on an export, as ``{call: (signature, {arg: array key})}``:
+    every signature the model declares, with inputs chosen by name, plus serving_default.
 
     Batch sizes differ between calls (6, 3, 4) to show the batch dimension is dynamic.
     """
     n = len(probe["z"])
     arrays = {"z": probe["z"], "images": probe["images"][:3],
-              "n4": np.int32(4), "n2": np.int32(2), "seed7": np.int32(7), "seed8": np.int32(8)}
+              "t": np.array([0, 4, 9], np.int32) % getattr(model, "timesteps", 10),
+              "n4": np.int32(4), "n2": np.int32(2), "seed7": np.int32(7), "seed8": np.int32(8),
+              "steps": np.int32(getattr(model, "sample_steps", 1)),
+              "guidance": np.float32(getattr(model, "guidance", 0.0))}
     if model.num_classes:
         arrays["labels"] = probe["labels"]
         arrays["labels3"] = probe["labels"][:3]
         arrays["labels4"] = (np.arange(4) % model.num_classes).astype("int32")
         arrays["labels2"] = (np.arange(2) % model.num_classes).astype("int32")
-    lab = (lambda key: {"labels": key}) if model.num_classes else (lambda key: {})
-    calls = {
-        "sample_a": ("sample", {"num_samples": "n4", "seed": "seed7", **lab("labels4")}),
-        "sample_b": ("sample", {"num_samples": "n4", "seed": "seed7", **lab("labels4")}),
-        "sample_c": ("sample", {"num_samples": "n2", "seed": "seed8", **lab("labels2")}),
-    }
-    # The main latent -> image signature, under its own name and as serving_default.
-    calls["render"] = (model.render_signature, {"z": "z", **lab("labels")})
-    calls["serving_default"] = ("serving_default", {"z": "z", **lab("labels")})
-    if model.family == "vae":
-        calls["encode"] = ("encode", {"images": "images", **lab("labels3")})
-        calls["reconstruct"] = ("reconstruct", {"images": "images", **lab("labels3")})
+    by_batch = {"z": ("z", "labels"), "images": ("images", "labels3"),
+                "x_t": ("images", "labels3")}
+    calls = {}
+    for name, signature in model.serving_signatures().items():
+        keys = list(signature.inputs)
+        if name == "sample":
+            for call, (count, seed, labels) in {"sample_a": ("n4", "seed7", "labels4"),
+                                                "sample_b": ("n4", "seed7", "labels4"),
+                                                "sample_c": ("n2", "seed8", "labels2")}.items():
+                args = {"num_samples": count, "seed": seed, "labels": labels}
+                calls[call] = ("sample", {k: args.get(k, k) for k in keys})
+            continue
+        first = next(k for k in keys if k in by_batch)
+        array, labels = by_batch[first]
+        args = {first: array, "labels": labels}
+        calls[name] = (name, {k: args.get(k, k) for k in keys})
+    calls["serving_default"] = ("serving_default", calls[model.serving_default][1]
+                                if model.serving_default != "sample" else calls["sample_a"][1])
     assert n == PROBE_SIZE
     return calls, arrays
 
 
-def expected_export_outputs(model, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What the in-process model gives for each export call."""
-    labels = arrays.get("labels")
-    labels3 = arrays.get("labels3")
+def expected_export_outputs(model, arrays: dict[str, np.ndarray],
+                            calls: dict) -> dict[str, np.ndarray]:
+    """What the in-process model gives for each export call: ``model.sample`` for the seeded
+    sample calls, the model's own methods for a VAE's, the signature's function otherwise."""
     out = {
         "sample_a/images": model.sample(4, seed=7, labels=arrays.get("labels4")),
         "sample_c/images": model.sample(2, seed=8, labels=arrays.get("labels2")),
     }
-    render = model.decode if model.family == "vae" else model.generate
-    out["render/images"] = out["serving_default/images"] = render(arrays["z"], labels=labels)
+    signatures = model.serving_signatures()
+    for call, (name, args) in calls.items():
+        if name == "sample":
+            continue
+        fn = signatures[model.serving_default if name == "serving_default" else name].fn
+        if name == "serving_default" and model.serving_default == "sample":
+            out["serving_default/images"] = out["sample_a/images"]
+            continue
+        for key, value in fn(**{k: arrays[v] for k, v in args.items()}).items():
+            out[f"{call}/{key}"] = value
+    labels = arrays.get("labels")
+    out[f"{model.render_signature}/images"] = model.render(arrays["z"], labels)
     if model.family == "vae":
+        labels3 = arrays.get("labels3")
         mean, log_var = model.encode(arrays["images"], labels=labels3)
         out["encode/mean"], out["encode/log_var"] = mean, log_var
+        out["decode/images"] = model.decode(arrays["z"], labels=labels)
         # The reconstruct signature decodes the posterior mean (deterministic); its output is
         # not called "images" (tf2onnx refuses a graph whose input and output share a name).
         out["reconstruct/reconstruction"] = model.decode(mean, labels=labels3)
@@ -401,8 +429,8 @@ def expected_export_outputs(model, arrays: dict[str, np.ndarray]) -> dict[str, n
 
 
 def expected_signatures(model) -> list[str]:
-    names = ["decode", "encode", "reconstruct", "sample"] if model.family == "vae" else [
-        "generate", "sample"]
+    names = {"vae": ["decode", "encode", "reconstruct", "sample"], "gan": ["generate", "sample"],
+             "diffusion": ["denoise", "generate", "sample"]}[model.family]
     return sorted(names + ["serving_default"])
 
 
@@ -421,7 +449,7 @@ def check_export_in_plain_tf(name: str, tmp_path: Path) -> None:
     np.savez(str(calls_path) + ".npz", **arrays)
     out_path = tmp_path / "outputs.json"
     proc = _run_python(_PLAIN_TF_SCRIPT, str(export_dir), str(calls_path), str(out_path))
-    expected = expected_export_outputs(model, arrays)  # meanwhile, in this process
+    expected = expected_export_outputs(model, arrays, calls)  # meanwhile, in this process
     _finish(proc, f"{name}: plain-TF load of {export_dir}")
 
     result = json.loads(out_path.read_text())
@@ -440,9 +468,10 @@ def check_export_in_plain_tf(name: str, tmp_path: Path) -> None:
     meta = result["metadata"]
     assert meta["family"] == model.family and meta["zoo_name"] == name
     assert meta["image_shape"] == list(IMAGE_SHAPE) and meta["latent_dim"] == model.latent_dim
+    assert meta["latent_shape"] == list(model.latent_shape)
     assert meta["num_classes"] == model.num_classes and meta["data_range"] == model.data_range
     assert sorted([*meta["signatures"], "serving_default"]) == expected_signatures(model)
-    assert meta["serving_default"] == model.render_signature
+    assert meta["serving_default"] == model.serving_default
     assert meta["signatures"]["sample"]["inputs"]["seed"] == {"dtype": "int32", "shape": []}
 
 
@@ -464,21 +493,23 @@ def run_tflite(flatbuffer: bytes, inputs: dict[str, np.ndarray]) -> dict[str, np
 
 
 def check_tflite(name: str, tmp_path: Path) -> None:
-    """The decoder/generator converts to TFLite and gives the model's outputs (1e-5)."""
+    """The model's network (decoder, generator or denoiser) converts to TFLite and gives the
+    model's outputs (1e-5)."""
     from tf_genai import export
 
     model = make_model(name)
     path = tmp_path / f"{name}.tflite"
     flatbuffer = export.convert_to_tflite(model, path)
     assert path.read_bytes() == flatbuffer
-    probe = probe_inputs(model)
-    inputs = {"z": probe["z"]}
-    if model.num_classes:
-        inputs["labels"] = probe["labels"]
-    out = run_tflite(flatbuffer, inputs)["images"]
-    if model.family == "vae":
-        want = model.decode(probe["z"], labels=probe.get("labels"))
-    else:
-        want = model.generate(probe["z"], labels=probe.get("labels"))
-    np.testing.assert_allclose(out, np.asarray(want), rtol=0, atol=1e-5,
-                               err_msg=f"{name}: TFLite output differs from the model")
+    calls, arrays = export_calls(model, probe_inputs(model))
+    signature = model.tflite_signature or model.render_signature
+    inputs = {k: arrays[v] for k, v in calls[signature][1].items()}
+    outputs = run_tflite(flatbuffer, inputs)
+    want = model.serving_signatures()[signature].fn(**inputs)
+    assert sorted(outputs) == sorted(want)
+    for key, value in want.items():
+        np.testing.assert_allclose(outputs[key], np.asarray(value), rtol=0, atol=1e-5,
+                                   err_msg=f"{name}: TFLite {key} differs from the model")
+    if not model.tflite_signature:  # the latent -> image map itself
+        np.testing.assert_allclose(outputs["images"], np.asarray(
+            model.render(inputs["z"], inputs.get("labels"))), rtol=0, atol=1e-5)

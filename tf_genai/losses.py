@@ -264,3 +264,43 @@ __all__ = [
     "GAN_LOSSES",
     "gan_losses",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Diffusion — Ho, Jain & Abbeel 2020, "Denoising Diffusion Probabilistic Models"
+# (arXiv:2006.11239); v-prediction: Salimans & Ho 2022 (arXiv:2202.00512).
+# --------------------------------------------------------------------------------------------
+
+
+def diffusion_target(prediction: str, x0, noise, alpha_bar):
+    """What the denoiser regresses on: ``eps`` (Ho et al. eq. 14), ``x0``, or
+    ``v = sqrt(abar) eps - sqrt(1 - abar) x0`` (Salimans & Ho 2022 section 4).
+
+    ``alpha_bar`` broadcasts against ``x0`` (e.g. (batch, 1, 1, 1)). Reduction: none (x0's shape).
+    """
+    x0 = ops.cast(x0, "float32")
+    noise = ops.cast(noise, "float32")
+    if prediction == "eps":
+        return noise
+    if prediction == "x0":
+        return x0
+    if prediction == "v":
+        alpha_bar = ops.cast(alpha_bar, "float32")
+        return ops.sqrt(alpha_bar) * noise - ops.sqrt(1.0 - alpha_bar) * x0
+    from tf_genai.errors import ConfigError
+
+    raise ConfigError(f"unknown diffusion prediction {prediction!r}; choose eps, x0 or v")
+
+
+def diffusion_mse(target, prediction):
+    """The simple objective ``||target - prediction||^2`` (Ho et al. 2020 eq. 14, L_simple).
+
+    Reduction: the mean over pixels and channels of each example, then the mean over the batch
+    (a scalar; equal batches make it the plain mean of every squared error).
+    """
+    error = ops.square(ops.cast(target, "float32") - ops.cast(prediction, "float32"))
+    per_example = ops.mean(ops.reshape(error, (ops.shape(error)[0], -1)), axis=-1)  # (batch,)
+    return ops.mean(per_example)
+
+
+__all__ += ["diffusion_target", "diffusion_mse"]

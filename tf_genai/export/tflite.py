@@ -18,8 +18,9 @@ def _tflite_function(model: Any, part: str) -> tuple[Any, Any]:
         raise ConfigError(
             f"part must be 'auto' or {model.render_part!r} for {type(model).__name__}, "
             f"got {part!r}")
-    module = build_module(model, (model.render_signature,))
-    return getattr(module, model.render_signature).get_concrete_function(), module
+    signature = model.tflite_signature or model.render_signature
+    module = build_module(model, (signature,))
+    return getattr(module, signature).get_concrete_function(), module
 
 
 def convert_to_tflite(
@@ -29,11 +30,14 @@ def convert_to_tflite(
     part: str = "auto",
     overwrite: bool = False,
 ) -> bytes:
-    """Convert the decoder (VAE) or generator (GAN) to a TensorFlow Lite flatbuffer.
+    """Convert the model's network to a TensorFlow Lite flatbuffer: the decoder (VAE), the
+    generator (GAN) or the denoiser (diffusion: its ``denoise(x_t, t)`` signature; the
+    sampling loop stays in the SavedModel).
 
-    The TFLite model maps ``z`` float32 ``(batch, *latent_shape)`` (and ``labels`` int32
-    ``(batch,)`` for conditional models) to ``images`` float32 ``(batch, H, W, C)`` in the
-    model's data range, as the SavedModel's ``decode``/``generate`` signature does. The batch
+    For a VAE or GAN the TFLite model maps ``z`` float32 ``(batch, *latent_shape)`` (and
+    ``labels`` int32 ``(batch,)`` for conditional models) to ``images`` float32
+    ``(batch, H, W, C)`` in the model's data range, as the SavedModel's ``decode``/``generate``
+    signature does. The batch
     dimension is dynamic: ``Interpreter.get_signature_runner()`` resizes it per call (or call
     ``resize_tensor_input`` then ``allocate_tensors``).
 

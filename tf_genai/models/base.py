@@ -97,6 +97,7 @@ class GenerativeModel(keras.Model):
     render_signature: ClassVar[str] = "generate"
     render_part: ClassVar[str] = "generator"
     default_signature: ClassVar[str | None] = None  # None: render_signature
+    tflite_signature: ClassVar[str | None] = None  # what TFLite converts; None: render_signature
     early_stopping_monitor: ClassVar[str | None] = "val_loss"
     early_stopping_refusal: ClassVar[str] = ""
     encodes: ClassVar[bool] = False  # has encode(images) -> (mean, log_var): latent plots

@@ -69,7 +69,7 @@ from tf_genai.errors import ConfigError
 from tf_genai.layers import batch_segments
 from tf_genai.models.base import GenerativeModel, adam
 from tf_genai.models.gan.networks import ARCHITECTURES, build_discriminator, build_generator
-from tf_genai.registry import register
+from tf_genai.registry import serializable
 
 
 def default_optimizer(gradient_penalty: bool = False, learning_rate: float | None = None,
@@ -86,37 +86,8 @@ def default_optimizer(gradient_penalty: bool = False, learning_rate: float | Non
     return adam(2e-4 if learning_rate is None else learning_rate, weight_decay, beta_1=0.5)
 
 
-@register(
-    "cgan",
-    description="Conditional DCGAN (Mirza & Osindero 2014): samples a chosen digit class",
-    architecture="conv",
-    num_classes=10,
-)
-@register(
-    "wgan_gp",
-    description="WGAN-GP (Gulrajani et al. 2017): conv critic, gradient penalty, 5 critic steps",
-    architecture="conv",
-    loss="wasserstein",
-    gp_weight=10.0,
-    n_critic=5,
-    dropout=0.0,
-)
-@register(
-    "gan",
-    description="The original fully connected GAN (Goodfellow et al. 2014), discriminator logits",
-    architecture="mlp",
-)
-@register(
-    "dcgan",
-    description="DCGAN (Radford et al. 2016) with InfoGAN's dense layers: strided conv G and D",
-    architecture="conv",
-    # Chen et al. 2016 (InfoGAN, arXiv:1606.03657) give their MNIST DCGAN a dense layer before
-    # G's projection and after D's convolutions; with D's dropout 0.3 these lifted the mean
-    # classifier confidence of 10-minute runs from 0.88 to 0.93 (README, Quality).
-    generator_hidden=256,
-    discriminator_hidden=1024,
-    dropout=0.3,
-)
+# The zoo names and defaults of this class are rows of tf_genai/zoo.py.
+@serializable
 class GAN(GenerativeModel):
     """A generative adversarial network with its own two-optimizer ``train_step``.
 
@@ -149,6 +120,7 @@ class GAN(GenerativeModel):
     family = "gan"
     data_range = "symmetric"
     binarize = False
+    metric_names = ("d_loss", "g_loss", "d_loss_real", "d_loss_fake")  # + "gp" with a penalty
     render_signature = "generate"
     render_part = "generator"
     early_stopping_monitor = None
@@ -245,8 +217,7 @@ class GAN(GenerativeModel):
         self.d_optimizer = None
         self.g_optimizer = None
 
-        self._init_trackers(["d_loss", "g_loss", "d_loss_real", "d_loss_fake"]
-                            + (["gp"] if self.gp_weight > 0 else []))
+        self._init_trackers([*self.metric_names, *(["gp"] if self.gp_weight > 0 else [])])
         self.built = True
 
     # ---------------------------------------------------------------- config and compile

@@ -1,0 +1,414 @@
+"""The diffusion model: DDPM training, DDIM / ancestral sampling, DDIM inversion, guidance.
+
+Ho, Jain & Abbeel 2020, "Denoising Diffusion Probabilistic Models" (arXiv:2006.11239); DDIM:
+Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models" (arXiv:2010.02502); cosine
+schedule: Nichol & Dhariwal 2021 (arXiv:2102.09672); v-prediction: Salimans & Ho 2022
+(arXiv:2202.00512); classifier-free guidance: Ho & Salimans 2022 (arXiv:2207.12598).
+
+Training is the family contract's one-optimizer ``train_step`` over :meth:`Diffusion.loss_terms`
+(the simple objective, Ho et al. eq. 14); after every step the base moves ``ema_denoiser``, the
+weight average that every sampler uses. The latent of :meth:`render` is the initial noise
+``x_T`` (image-shaped); render runs DDIM in one ``tf.while_loop`` (one traced function even when
+called eagerly). Per-step noise is ``stateless_normal(shape, [seed mod (2**31 - 2), k + 1])`` at
+loop step ``k`` (``k = 0`` the first, noisiest step), for DDIM and ancestral sampling alike, so
+DDIM with S = T and eta = 1 reproduces :meth:`ddpm_sample` exactly (Song et al. section 4.1).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from tf_genai import distribute, losses
+from tf_genai.errors import ConfigError
+from tf_genai.models.base import GenerativeModel, ServingSignature, adam
+from tf_genai.models.diffusion import schedules
+from tf_genai.models.diffusion.networks import build_unet
+from tf_genai.registry import serializable
+
+# Traced samplers per model, outside Keras' attribute tracking (a tf.function attribute would
+# be picked up by SavedModel saving of the model).
+_TRACED: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _fold_seed(seed) -> tf.Tensor:
+    """An int (tensor) seed as the int32 first half of a stateless seed (as base.seeded_normal)."""
+    return tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max - 1), tf.int32)
+
+
+def step_noise(shape, seed, k) -> tf.Tensor:
+    """The noise of sampling loop step ``k``: ``stateless_normal(shape, [fold(seed), k + 1])``.
+
+    ``k + 1``, not ``k``: stream 0 is the one ``model.latents(n, seed)`` draws x_T from.
+    """
+    return tf.random.stateless_normal(
+        shape, seed=tf.stack([_fold_seed(seed), tf.cast(k, tf.int32) + 1]))
+
+
+def ddim_timesteps(steps, timesteps: int) -> tf.Tensor:
+    """S evenly spaced timesteps ``tau_i = floor((i + 1) T / S) - 1``, ascending, int32 (S,).
+
+    Ends at T - 1 for every S; S = T gives 0, 1, ..., T - 1. ``steps`` may be a tensor.
+    """
+    steps = tf.cast(steps, tf.int64)
+    i = tf.range(1, steps + 1, dtype=tf.int64)
+    return tf.cast(i * int(timesteps) // steps - 1, tf.int32)
+
+
+# The zoo names and defaults of this class are rows of tf_genai/zoo.py.
+@serializable
+class Diffusion(GenerativeModel):
+    """A denoising diffusion model with a U-Net denoiser and its weight average.
+
+    Args:
+        image_shape: (H, W, C); any size builds.
+        num_classes: class count for classifier-free guidance; ``None``: unconditional.
+        timesteps: T, the number of diffusion steps.
+        schedule: ``"linear"`` (Ho et al.) or ``"cosine"`` (Nichol & Dhariwal).
+        prediction: what the network predicts: ``"eps"``, ``"x0"`` or ``"v"``.
+        widths, blocks, attention_levels, dropout: the U-Net (networks.build_unet).
+        ema_decay: decay of ``ema_denoiser``, the weight average the samplers use.
+        sample_steps: DDIM steps S of :meth:`render` / ``sample`` (S <= T).
+        eta: DDIM's stochasticity (0: deterministic; 1: DDPM's posterior variance).
+        guidance: classifier-free guidance scale w: ``(1 + w) eps(x, y) - w eps(x, null)``.
+        cond_dropout: probability that a training label is replaced by the null class.
+        seed: initial weights, training noise, and the DDIM noise of ``render`` (eta > 0).
+    """
+
+    family = "diffusion"
+    data_range = "symmetric"
+    metric_names = ("loss",)
+    render_signature = "generate"
+    render_part = "denoiser"
+    tflite_signature = "denoise"  # the network; the sampling loop stays in the SavedModel
+    default_signature = "sample"
+    early_stopping_monitor = "val_loss"
+    # encode() exists (DDIM inversion), but its latents are images: the latent scatter and
+    # reconstruction plots of training.write_plots expect flat VAE latents.
+    encodes = False
+
+    def __init__(
+        self,
+        image_shape: Sequence[int] = (28, 28, 1),
+        num_classes: int | None = None,
+        timesteps: int = 1000,
+        schedule: str = "cosine",
+        prediction: str = "eps",
+        widths: Sequence[int] = (32, 64, 64),
+        blocks: int = 1,
+        attention_levels: int = 1,
+        dropout: float = 0.1,
+        ema_decay: float = 0.999,
+        sample_steps: int = 50,
+        eta: float = 0.0,
+        guidance: float = 3.0,
+        cond_dropout: float = 0.1,
+        seed: int = 0,
+        name: str = "diffusion",
+    ):
+        super().__init__(name=name)
+        if prediction not in schedules.PREDICTIONS:
+            raise ConfigError(f"diffusion prediction must be one of {schedules.PREDICTIONS}, "
+                              f"got {prediction!r}")
+        if not 1 <= int(sample_steps) <= int(timesteps):
+            raise ConfigError(f"diffusion: need 1 <= sample_steps <= timesteps, got "
+                              f"{sample_steps}, {timesteps}")
+        if eta < 0 or guidance < 0 or not 0.0 <= cond_dropout < 1.0:
+            raise ConfigError(f"diffusion: need eta >= 0, guidance >= 0, 0 <= cond_dropout < 1, "
+                              f"got {eta}, {guidance}, {cond_dropout}")
+        self._init_contract(image_shape=image_shape, latent_dim=None, num_classes=num_classes,
+                            seed=seed)
+        self.timesteps = int(timesteps)
+        self.schedule = schedule
+        self.prediction = prediction
+        self.widths = tuple(int(w) for w in widths)
+        self.blocks = int(blocks)
+        self.attention_levels = int(attention_levels)
+        self.dropout = float(dropout)
+        self.ema_decay = float(ema_decay)
+        self.sample_steps = int(sample_steps)
+        self.eta = float(eta)
+        self.guidance = float(guidance)
+        self.cond_dropout = float(cond_dropout)
+
+        beta = schedules.betas(schedule, self.timesteps)  # ConfigError for an unknown name
+        # float64 NumPy constants: the samplers compute their coefficients in float64.
+        self._betas = beta
+        self._alpha_bar = schedules.alphas_cumprod(beta)  # (T,)
+        self._posterior_variance = schedules.posterior_variance(beta)
+        self._posterior_coefs = schedules.posterior_mean_coefficients(beta)
+
+        net = dict(widths=self.widths, blocks=self.blocks, attention_levels=self.attention_levels,
+                   num_classes=self.num_classes, dropout=self.dropout, seed=self.seed)
+        self.denoiser = build_unet(self.image_shape, name="denoiser", **net)
+        self.ema_denoiser = build_unet(self.image_shape, name="ema_denoiser", **net)
+        self._init_weight_average("denoiser", "ema_denoiser", self.ema_decay)
+        self._init_trackers()
+        self.built = True
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, exactly."""
+        return {
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "timesteps": self.timesteps,
+            "schedule": self.schedule,
+            "prediction": self.prediction,
+            "widths": list(self.widths),
+            "blocks": self.blocks,
+            "attention_levels": self.attention_levels,
+            "dropout": self.dropout,
+            "ema_decay": self.ema_decay,
+            "sample_steps": self.sample_steps,
+            "eta": self.eta,
+            "guidance": self.guidance,
+            "cond_dropout": self.cond_dropout,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """x_T is image-shaped."""
+        return tuple(self.image_shape)
+
+    # ------------------------------------------------------------------ networks
+
+    def _abar(self, t, dtype=tf.float64):
+        """``abar[t]`` for int t (any shape), with ``abar[-1] = 1`` (the clean image)."""
+        table = tf.constant(np.concatenate([[1.0], self._alpha_bar]), tf.float64)
+        return tf.cast(tf.gather(table, tf.cast(t, tf.int32) + 1), dtype)
+
+    def _inputs(self, x, t, labels):
+        return [x, t] if labels is None else [x, t, labels]
+
+    def denoise(self, x_t, t, labels=None, training: bool = False, ema: bool = False):
+        """The network output (eps, x0 or v) ``(batch, H, W, C)`` float32 for ``x_t`` at ``t``."""
+        net = self.ema_denoiser if ema else self.denoiser
+        x_t = ops.convert_to_tensor(x_t, "float32")  # (batch, H, W, C)
+        t = ops.cast(ops.reshape(t, (-1,)), "int32")  # (batch,)
+        labels = self.check_labels(labels)
+        return ops.cast(net(self._inputs(x_t, t, labels), training=training), "float32")
+
+    def call_input_signature(self) -> list:
+        """``call`` takes ``[x_t, t]`` (``[x_t, t, labels]`` if conditional)."""
+        specs = [self._image_spec("x_t"), tf.TensorSpec((None,), tf.int32, name="t")]
+        if self.num_classes is not None:
+            specs.append(tf.TensorSpec((None,), tf.int32, name="labels"))
+        return [specs]
+
+    def call(self, inputs, training: bool = False):
+        """``[x_t, t(, labels)]`` -> the trained denoiser's output."""
+        return self.denoise(*inputs, training=training)
+
+    def _guided_output(self, x, t, labels, guidance):
+        """The EMA network's output, guided: ``(1 + w) out(x, y) - w out(x, null)``.
+
+        Guiding the raw output equals guiding eps for every prediction type (the maps to eps
+        are affine in the output with the same x_t). Both passes run as one batch.
+        """
+        t = tf.fill(tf.shape(x)[:1], tf.cast(t, tf.int32))  # (batch,)
+        if labels is None:
+            return tf.cast(self.ema_denoiser(self._inputs(x, t, None), training=False),
+                           tf.float32)
+        null = tf.fill(tf.shape(labels), tf.constant(self.num_classes, tf.int32))
+        out = self.ema_denoiser([tf.concat([x, x], 0), tf.concat([t, t], 0),
+                                 tf.concat([labels, null], 0)], training=False)
+        cond, uncond = tf.split(tf.cast(out, tf.float32), 2, axis=0)  # (batch, H, W, C) each
+        w = tf.cast(guidance, tf.float32)
+        return (1.0 + w) * cond - w * uncond
+
+    def _x0_eps(self, out, x, abar, clip: bool):
+        """(x0, eps) from the network output; x0 clipped to [-1, 1] and eps made consistent."""
+        x0, eps = schedules.to_x0_eps(self.prediction, out, x, tf.cast(abar, tf.float32))
+        if clip:
+            x0 = tf.clip_by_value(x0, -1.0, 1.0)
+            eps = tf.cast(schedules.eps_from_x0(tf.cast(x, tf.float64), tf.cast(x0, tf.float64),
+                                                abar), tf.float32)
+        return x0, eps
+
+    # ------------------------------------------------------------------ training
+
+    def loss_terms(self, images, labels, training: bool) -> dict[str, Any]:
+        """The simple objective at a random timestep (Ho et al. 2020 Algorithm 1, eq. 14)."""
+        x0 = ops.cast(images, "float32")  # (batch, H, W, C)
+        batch = ops.shape(x0)[0]
+        # Global-batch draws sliced per replica (distribute.random_for_batch): N replicas == 1.
+        t = distribute.random_for_batch(keras.random.randint, (batch,), minval=0,
+                                        maxval=self.timesteps, dtype="int32",
+                                        seed=self.seed_generator)  # (batch,)
+        noise = distribute.random_for_batch(keras.random.normal, ops.shape(x0),
+                                            seed=self.seed_generator)  # (batch, H, W, C)
+        abar = ops.reshape(self._abar(t, tf.float32), (-1, 1, 1, 1))  # (batch, 1, 1, 1)
+        x_t = ops.sqrt(abar) * x0 + ops.sqrt(1.0 - abar) * noise
+        if labels is not None and training and self.cond_dropout > 0:
+            u = distribute.random_for_batch(keras.random.uniform, (batch,),
+                                            seed=self.seed_generator)  # (batch,)
+            labels = ops.where(u < self.cond_dropout, self.num_classes, labels)  # null class
+        out = ops.cast(self.denoiser(self._inputs(x_t, t, labels), training=training), "float32")
+        target = losses.diffusion_target(self.prediction, x0, noise, abar)
+        return {"loss": losses.diffusion_mse(target, out)}
+
+    def default_optimizers(self, learning_rate=None, weight_decay=0.0) -> dict[str, Any]:
+        """Adam(2e-4), Ho et al. 2020 section 4 (CIFAR-10); AdamW with ``weight_decay``."""
+        return {"optimizer": adam(2e-4 if learning_rate is None else learning_rate,
+                                  weight_decay)}
+
+    # ------------------------------------------------------------------ sampling
+
+    def _traced(self, key: str, fn):
+        """``fn`` as one tf.function per model (eager calls then run one compiled loop)."""
+        cache = _TRACED.setdefault(self, {})
+        if key not in cache:
+            cache[key] = tf.function(fn, reduce_retracing=True, autograph=False)
+        return cache[key]
+
+    def _sampler_args(self, x, steps, eta, labels, seed, guidance):
+        x = tf.convert_to_tensor(x, tf.float32)  # (batch, H, W, C)
+        labels = self.check_labels(labels, x.shape[0] if tf.executing_eagerly() else None)
+        steps = self.sample_steps if steps is None else steps
+        if isinstance(steps, (int, np.integer)) and not 1 <= int(steps) <= self.timesteps:
+            raise ConfigError(f"{self.name}: steps must lie in [1, {self.timesteps}], got {steps}")
+        return (x, tf.cast(steps, tf.int32), tf.cast(self.eta if eta is None else eta, tf.float64),
+                labels, tf.cast(self.seed if seed is None else seed, tf.int64),
+                tf.cast(self.guidance if guidance is None else guidance, tf.float32))
+
+    def ddim_sample(self, x_T, steps=None, eta=None, labels=None, seed=None, guidance=None):
+        """DDIM (Song et al. 2021 eq. 12) from ``x_T`` over ``steps`` timesteps, in one
+        ``tf.while_loop``; ``eta`` scales the noise (1: DDPM's variance), drawn by
+        :func:`step_noise` from ``seed``. Defaults: ``sample_steps``, ``eta``, ``seed``,
+        ``guidance`` of the config. Returns images ``(batch, H, W, C)`` in [-1, 1]."""
+        args = self._sampler_args(x_T, steps, eta, labels, seed, guidance)
+        if tf.executing_eagerly():
+            return self._traced("ddim", self._ddim_loop)(*args)
+        return self._ddim_loop(*args)
+
+    def _ddim_loop(self, x, steps, eta, labels, seed, guidance):
+        tau = ddim_timesteps(steps, self.timesteps)  # (S,) ascending
+        shape = tf.shape(x)
+
+        def body(k, x):
+            i = steps - 1 - k  # k = 0 is the noisiest step
+            t = tau[i]
+            t_prev = tf.where(i > 0, tau[tf.maximum(i - 1, 0)], -1)
+            abar, abar_prev = self._abar(t), self._abar(t_prev)  # float64 scalars
+            out = self._guided_output(x, t, labels, guidance)
+            x0, eps = self._x0_eps(out, x, abar, clip=True)
+            # Song et al. eq. 16: sigma^2 = eta^2 (1 - abar_prev)/(1 - abar) (1 - abar/abar_prev).
+            var = eta ** 2 * (1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev)
+            direction = tf.sqrt(tf.maximum(1.0 - abar_prev - var, 0.0))
+            x = (tf.cast(tf.sqrt(abar_prev), tf.float32) * x0
+                 + tf.cast(direction, tf.float32) * eps
+                 + tf.cast(tf.sqrt(var), tf.float32) * step_noise(shape, seed, k))
+            return k + 1, x
+
+        _, x = tf.while_loop(lambda k, x: k < steps, body, (tf.constant(0, tf.int32), x))
+        return tf.clip_by_value(x, -1.0, 1.0)
+
+    def ddpm_sample(self, x_T, labels=None, seed=None, guidance=None):
+        """Ancestral sampling over all T steps with variance beta~_t (Ho et al. 2020
+        Algorithm 2, in the posterior-mean form of eq. 7 with x0 clipped to [-1, 1]); noise of
+        loop step k from :func:`step_noise`, as :meth:`ddim_sample` draws it."""
+        x, _, _, labels, seed, guidance = self._sampler_args(x_T, None, 0.0, labels, seed,
+                                                             guidance)
+        if tf.executing_eagerly():
+            return self._traced("ddpm", self._ddpm_loop)(x, labels, seed, guidance)
+        return self._ddpm_loop(x, labels, seed, guidance)
+
+    def _ddpm_loop(self, x, labels, seed, guidance):
+        c0 = tf.constant(self._posterior_coefs[0], tf.float64)
+        ct = tf.constant(self._posterior_coefs[1], tf.float64)
+        sd = tf.constant(np.sqrt(self._posterior_variance), tf.float64)
+        shape = tf.shape(x)
+
+        def body(k, x):
+            t = self.timesteps - 1 - k
+            out = self._guided_output(x, t, labels, guidance)
+            x0, _ = self._x0_eps(out, x, self._abar(t), clip=True)
+            mean = tf.cast(c0[t], tf.float32) * x0 + tf.cast(ct[t], tf.float32) * x
+            return k + 1, mean + tf.cast(sd[t], tf.float32) * step_noise(shape, seed, k)
+
+        _, x = tf.while_loop(lambda k, x: k < self.timesteps, body, (tf.constant(0), x))
+        return tf.clip_by_value(x, -1.0, 1.0)
+
+    def render(self, z, labels=None):
+        """The family contract's latent -> image map: DDIM from ``x_T = z`` with the config's
+        ``sample_steps``, ``eta``, ``guidance`` and the model's ``seed`` (fixed, so ``sample(n,
+        seed=s)`` is reproducible)."""
+        return self.ddim_sample(z, labels=labels)
+
+    # ------------------------------------------------------------------ inversion
+
+    def encode(self, images, labels=None, steps=None):
+        """Deterministic DDIM inversion (Song et al. 2021 section 4.3, eta = 0, no guidance):
+        images -> ``(x_T, zeros)`` as the contract's ``(mean, log_var)``."""
+        x, steps, _, labels, _, _ = self._sampler_args(images, steps, 0.0, labels, None, 0.0)
+        if tf.executing_eagerly():
+            x_T = self._traced("invert", self._invert_loop)(x, steps, labels)
+        else:
+            x_T = self._invert_loop(x, steps, labels)
+        return x_T, tf.zeros_like(x_T)
+
+    def _invert_loop(self, x, steps, labels):
+        tau = ddim_timesteps(steps, self.timesteps)  # (S,) ascending
+
+        def body(i, x):
+            t_from = tf.where(i > 0, tau[tf.maximum(i - 1, 0)], -1)  # x's level now
+            t_to = tau[i]
+            # At the clean level (abar = 1) an x0-network's eps is 0/0: read it at t = 0 instead.
+            abar_from = self._abar(t_from if self.prediction != "x0" else tf.maximum(t_from, 0))
+            out = self._guided_output(x, tf.maximum(t_from, 0), labels, 0.0)
+            x0, eps = self._x0_eps(out, x, abar_from, clip=False)
+            abar_to = self._abar(t_to)
+            x = (tf.cast(tf.sqrt(abar_to), tf.float32) * x0
+                 + tf.cast(tf.sqrt(1.0 - abar_to), tf.float32) * eps)
+            return i + 1, x
+
+        _, x = tf.while_loop(lambda i, x: i < steps, body, (tf.constant(0), x))
+        return x
+
+    def reconstruct(self, images, labels=None):
+        """DDIM inversion then generation (eta = 0, no guidance): ``(batch, H, W, C)``."""
+        x_T, _ = self.encode(images, labels)
+        return self.ddim_sample(x_T, eta=0.0, labels=labels, guidance=0.0)
+
+    # ------------------------------------------------------------------ serving
+
+    def serving_signatures(self) -> dict[str, ServingSignature]:
+        """The base's ``generate(z)`` (DDIM from x_T = z with the config's settings), plus
+        ``sample(num_samples, seed, steps[, guidance, labels])``, the whole DDIM loop in the
+        graph (equal to ``model.sample`` for the same seed at ``steps = sample_steps``), and
+        ``denoise(x_t, t)`` -> ``{prediction}`` (the weight average's raw output)."""
+
+        def denoise(x_t, t, labels=None):
+            return {"prediction": self.denoise(x_t, t, labels, ema=True)}
+
+        def sample(num_samples, seed, steps, guidance=None, labels=None):
+            x_T = self.latents(num_samples, seed)  # (n, H, W, C): model.sample's draw
+            images = self.ddim_sample(x_T, steps=steps, labels=labels, guidance=guidance)
+            return {"images": tf.cast(images, tf.float32)}
+
+        scalar = lambda name, dtype=tf.int32: tf.TensorSpec((), dtype, name=name)  # noqa: E731
+        sample_inputs = {"num_samples": scalar("num_samples"), "seed": scalar("seed"),
+                         "steps": scalar("steps")}
+        if self.num_classes is not None:
+            sample_inputs["guidance"] = scalar("guidance", tf.float32)
+        inputs = {"x_t": self._image_spec("x_t"), "t": tf.TensorSpec((None,), tf.int32, name="t")}
+        return {
+            **super().serving_signatures(),
+            **self._with_labels({
+                "sample": ServingSignature(sample_inputs, sample, self._images_output()),
+                "denoise": ServingSignature(
+                    inputs, denoise, {"prediction": ("float32", [None, *self.image_shape])}),
+            }),
+        }
+
+    def export_metadata(self) -> dict[str, Any]:
+        return {"schedule": self.schedule, "prediction": self.prediction,
+                "timesteps": self.timesteps, "sample_steps": self.sample_steps,
+                "eta": self.eta}

@@ -45,3 +45,51 @@ def test_a_name_cannot_be_taken_twice():
 
     registry._ZOO.pop("zz_registry_test")
     assert registry.entry("vae").description  # every entry describes itself
+
+
+def test_the_zoo_table_matches_its_classes():
+    """tf_genai/zoo.py is data; every row's family and defaults must fit the class it names."""
+    from tf_genai.zoo import PRESETS
+
+    for name, preset in PRESETS.items():
+        cls = registry.entry(name).cls
+        assert cls.family == preset.family, name
+        params = cls.__init__.__code__.co_varnames[1:cls.__init__.__code__.co_argcount]
+        assert set(preset.defaults) <= set(params), (name, set(preset.defaults) - set(params))
+
+
+def test_listing_the_zoo_and_import_tf_genai_load_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib\n"
+            "import tf_genai\n"
+            "from tf_genai import cli\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    cli.main(['models'])\n"
+            "assert 'ddpm' in out.getvalue() and 'dcgan' in out.getvalue()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_keras_loads_a_zoo_file_through_the_deferred_stand_in(tmp_path):
+    """Before any model module is imported, Keras holds a stand-in that imports the class."""
+    import subprocess
+    import sys
+
+    model = tf_genai.create("vae", image_shape=(8, 8, 1))
+    model.save(tmp_path / "vae.keras")
+    code = ("import sys, tf_genai, keras\n"
+            "assert 'tf_genai.models' not in sys.modules\n"
+            "print(keras.saving.get_registered_object('tf_genai>VAE').__name__)\n"
+            "m = keras.saving.load_model(sys.argv[1])\n"
+            "print(type(m).__module__, m.name)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "vae.keras")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-2] == "DeferredVAE" and lines[-1] == "tf_genai.models.vae.model vae"

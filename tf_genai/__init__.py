@@ -2,8 +2,10 @@
 
 ``import tf_genai`` is cheap (it does not import TensorFlow) and is all that
 ``keras.saving.load_model`` needs to rebuild a saved tf_genai model with its ``train_step``:
-the zoo classes are registered with Keras serialization as soon as Keras is imported — at once
-if it already is, otherwise right after ``import keras`` finishes (a one-shot import hook).
+as soon as Keras is imported — at once if it already is, otherwise right after ``import keras``
+finishes (a one-shot import hook) — every zoo class is made known to Keras by a stand-in that
+imports the real class when a file needs it (:func:`tf_genai.registry.register_with_keras_lazily`;
+no model module is imported then, so nothing can import in a circle).
 ``tf_genai.create``, ``tf_genai.available`` and the submodules load on first use.
 """
 
@@ -19,8 +21,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "callbacks", "checkpointing", "cli", "data", "devices", "distribute", "errors", "evaluation",
-    "export", "keras_adapter", "losses", "models", "outputs", "plotting", "ranges", "registry",
-    "training",
+    "export", "keras_adapter", "losses", "models", "outputs", "plotting", "quiet", "ranges",
+    "registry", "training", "zoo",
 }
 
 
@@ -37,9 +39,9 @@ def __dir__() -> list[str]:
 
 
 def _register_zoo() -> None:
-    """Import the model modules: their decorators register every class with Keras."""
+    """Make every zoo class known to Keras serialization (stand-ins, no model import)."""
     try:
-        importlib.import_module("tf_genai.models")
+        importlib.import_module("tf_genai.registry").register_with_keras_lazily()
     except Exception as err:  # noqa: BLE001  never break the user's `import keras`
         warnings.warn(f"tf_genai could not register its models with Keras: {err!r}",
                       stacklevel=2)

@@ -155,7 +155,7 @@ def _cmd_models(args) -> int:
 
     for name in registry.available():
         e = registry.entry(name)
-        print(f"{name:<10} {e.family:<4} {e.description}")
+        print(f"{name:<10} {e.family:<9} {e.description}")
     return 0
 
 
@@ -261,9 +261,10 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tf-genai`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)  # argparse only: --help/--version load no TensorFlow
-    if not args.verbose:
-        quiet_tensorflow()
-    warn_if_gpu_missing()
+    if args.command != "models":  # listing the zoo reads a table: no TensorFlow to load
+        if not args.verbose:
+            quiet_tensorflow()
+        warn_if_gpu_missing()
     from tf_genai.errors import TFGenAIError
 
     try:

@@ -1,47 +1,97 @@
-"""The model zoo: one table that maps a zoo name to a Keras model class and its defaults.
+"""The one registry: zoo names -> classes and defaults, and the classes' Keras serialization.
 
-``@register("vae", architecture="conv")`` both registers the class with Keras serialization
-(``package="tf_genai"``, so ``keras.saving.load_model`` can rebuild it and its ``train_step``)
-and adds it to the zoo under that name, so the CLI, ``.keras`` loading and
-:func:`create` all read the same table. One class may be registered under several names with
-different default constructor arguments (``vae`` and ``mlp_vae`` are the same class).
+The zoo's table is data (:data:`tf_genai.zoo.PRESETS`): listing it imports nothing heavy.
+:func:`serializable` registers a model class with Keras (``package="tf_genai"``, so
+``keras.saving.load_model`` can rebuild it and its ``train_step``); :func:`register` adds a
+zoo name at run time (a plug-in family, a test's toy family). The CLI, ``.keras`` loading and
+:func:`create` all read this one table. One class may serve several zoo names with different
+defaults (``vae`` and ``mlp_vae`` are the same class).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Callable
 
-import keras
-
 from tf_genai.errors import ConfigError
+from tf_genai.zoo import PRESETS
 
 PACKAGE = "tf_genai"
 
 
 @dataclasses.dataclass(frozen=True)
 class ZooEntry:
-    """One zoo name: the class it builds and the constructor defaults it adds."""
+    """One zoo name: the class it builds (imported on first use) and its defaults."""
 
     name: str
-    cls: type
+    target: str | type
     defaults: dict[str, Any]
     description: str
     family: str
 
+    @property
+    def cls(self) -> type:
+        """The model class (importing its module, and so TensorFlow, the first time)."""
+        return _resolve(self.target)
 
-_ZOO: dict[str, ZooEntry] = {}
+
+def _resolve(target: str | type) -> type:
+    if not isinstance(target, str):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_ZOO: dict[str, ZooEntry] = {
+    name: ZooEntry(name, p.target, dict(p.defaults), p.description, p.family)
+    for name, p in PRESETS.items()
+}
+
+
+class _Deferred:
+    """Stands in Keras' registry for a zoo class whose module is not imported yet."""
+
+    target: str
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        return _resolve(cls.target).from_config(config)
+
+
+def register_with_keras_lazily() -> None:
+    """Tell Keras about every zoo class without importing the model modules.
+
+    Each class name of the table gets a stand-in whose ``from_config`` imports the real class
+    and delegates, so ``keras.saving.load_model`` works after ``import tf_genai`` alone; the
+    real class replaces the stand-in when its module is imported (:func:`serializable`).
+    """
+    import keras
+
+    objects = keras.saving.get_custom_objects()
+    for target in {p.target for p in PRESETS.values()}:
+        key = f"{PACKAGE}>{target.partition(':')[2]}"
+        if key not in objects:
+            objects[key] = type(f"Deferred{target.partition(':')[2]}", (_Deferred,),
+                                {"target": target})
+
+
+def serializable(cls: type) -> type:
+    """Class decorator: register ``cls`` with Keras serialization as ``tf_genai>ClassName``."""
+    import keras
+
+    if keras.saving.get_registered_object(f"{PACKAGE}>{cls.__name__}") is not cls:
+        cls = keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+    return cls
 
 
 def register(name: str, *, description: str = "", **defaults: Any) -> Callable[[type], type]:
-    """Class decorator: add ``cls`` to the zoo as ``name`` and to Keras serialization."""
+    """Class decorator: add ``cls`` to the zoo as ``name`` (at run time) and to Keras."""
 
     def decorator(cls: type) -> type:
         if name in _ZOO and _ZOO[name].cls is not cls:
             raise ConfigError(f"zoo name {name!r} is already taken by {_ZOO[name].cls.__name__}")
-        registered = keras.saving.get_registered_object(f"{PACKAGE}>{cls.__name__}")
-        if registered is not cls:
-            cls = keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+        cls = serializable(cls)
         doc = description or next(iter((cls.__doc__ or "").strip().splitlines()), cls.__name__)
         _ZOO[name] = ZooEntry(name, cls, dict(defaults), doc, getattr(cls, "family", "model"))
         return cls
@@ -54,21 +104,13 @@ def unregister(name: str) -> None:
     _ZOO.pop(name, None)
 
 
-def _ensure_models_imported() -> None:
-    # The zoo fills when tf_genai.models is imported; importing it here keeps
-    # `registry` free of model imports at module level (no import loop).
-    import tf_genai.models  # noqa: F401
-
-
 def available() -> list[str]:
-    """The zoo names, sorted."""
-    _ensure_models_imported()
+    """The zoo names, sorted (imports no model)."""
     return sorted(_ZOO)
 
 
 def entry(name: str) -> ZooEntry:
     """The zoo entry for ``name``; a :class:`ConfigError` that lists the names if unknown."""
-    _ensure_models_imported()
     try:
         return _ZOO[name]
     except KeyError:
@@ -77,7 +119,7 @@ def entry(name: str) -> ZooEntry:
         ) from None
 
 
-def create(name: str, **kwargs: Any) -> keras.Model:
+def create(name: str, **kwargs: Any):
     """Build the zoo model ``name``; ``kwargs`` override the entry's defaults."""
     e = entry(name)
     params = {**e.defaults, **kwargs}

@@ -85,7 +85,7 @@ def load_model(path: str | os.PathLike) -> Any:
 
     import keras
 
-    import tf_genai.models  # noqa: F401  (registers the zoo classes, if keras came first)
+    import tf_genai.models  # noqa: F401  (the real classes, not the registry stand-ins)
 
     try:
         model = keras.saving.load_model(path)

@@ -27,7 +27,7 @@ from tf_genai import distribute, losses, ranges
 from tf_genai.errors import ConfigError, DataError
 from tf_genai.models.base import GenerativeModel, adam
 from tf_genai.models.vae.networks import ARCHITECTURES, build_decoder, build_encoder
-from tf_genai.registry import register
+from tf_genai.registry import serializable
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 # Floor on a learned Gaussian scale: without it the scale collapses towards 0 on pixels that
@@ -35,12 +35,8 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 _MIN_LOG_SCALE = math.log(1e-3)
 
 
-@register("mlp_vae", description="MLP VAE (Kingma & Welling 2014), 512-256 encoder, Bernoulli",
-          architecture="mlp", hidden_units=(512, 256))
-@register("cvae", description="Conditional convolutional VAE (Sohn et al. 2015)", num_classes=10)
-@register("iwae", description="Convolutional IWAE, k=5 importance samples (Burda et al. 2016)",
-          num_importance_samples=5)
-@register("vae", description="Convolutional VAE (Kingma & Welling 2014), Bernoulli decoder")
+# The zoo names and defaults of this class are rows of tf_genai/zoo.py.
+@serializable
 class VAE(GenerativeModel):
     """A variational autoencoder with a Bernoulli or Gaussian decoder.
 

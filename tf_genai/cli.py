@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="default: enough epochs for about 2,500 optimizer steps (10 to 300)")
     t.add_argument("--batch-size", type=_positive_int, default=128)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="fixes the data order, initial weights and the model's random draws; "
+                        "alone it does NOT reproduce a run bit for bit (TensorFlow's CPU kernels "
+                        "sum in a thread-dependent order): add --deterministic for that")
     t.add_argument("--latent-dim", type=_positive_int, default=None)
     t.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: 1e-3 for VAEs, 2e-4 for GANs)")
@@ -95,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the end of the epoch that crosses SECONDS of training; the "
                         "run directory is complete and --resume continues it")
     t.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default=None)
-    t.add_argument("--deterministic", action="store_true", help="deterministic TF ops")
+    t.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow's deterministic ops: two runs with the same --seed end "
+                        "bit-identical (and a killed run resumes bit-identical)")
     t.add_argument("--out", required=True, help="run directory to write")
     t.add_argument("--overwrite", action="store_true", help="replace the run files in --out")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

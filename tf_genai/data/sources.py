@@ -27,9 +27,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tf_genai import ranges
 from tf_genai.data import idx
 from tf_genai.data.validation import validate_images, validate_labels
-from tf_genai import ranges
 from tf_genai.errors import ConfigError, DataError
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
@@ -490,7 +490,7 @@ def _read_image_folder(folder: Path, size: tuple[int, int] | None) -> Pair:
 def _match(array: np.ndarray, channels: int, as_float: bool) -> np.ndarray:
     """Bring one ``(H, W, c)`` image to ``channels`` channels (and float32 if asked)."""
     if as_float and array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
+        array = ranges.uint8_to_unit(array)
     if array.shape[2] == 1 and channels > 1:
         array = np.repeat(array, 3, axis=2)
     if array.shape[2] == 3 and channels == 4:

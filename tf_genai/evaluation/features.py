@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tf_genai import ranges
 from tf_genai.errors import ConfigError, DataError
 
 # Bump when build_classifier or the training recipe changes, so old cache entries are ignored.
@@ -61,7 +62,7 @@ def prepare_images(images: Any, name: str = "images",
         raise DataError(f"{name}: images have shape {tuple(arr.shape[1:])} but the classifier "
                         f"expects {tuple(image_shape)}")
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
+        return ranges.uint8_to_unit(arr)
     if not np.issubdtype(arr.dtype, np.floating):
         raise DataError(f"{name}: images must be uint8 or float in [0, 1], got dtype {arr.dtype}")
     arr = arr.astype(np.float32)

@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--labels", type=_labels, default=None,
                    help="class ids for conditional models, e.g. 0,1,2 (cycled to --n)")
+    s.add_argument("--steps", type=_positive_int, default=None,
+                   help="diffusion: DDIM steps S (1..T; default: the model's sample_steps)")
+    s.add_argument("--eta", type=float, default=None,
+                   help="diffusion: DDIM noise, 0 (deterministic) to 1 (DDPM's variance); "
+                        ".keras models only (an export's sample runs its saved eta)")
+    s.add_argument("--guidance", type=float, default=None,
+                   help="conditional diffusion: classifier-free guidance scale w >= 0")
     s.add_argument("--out", required=True, help="PNG grid to write (.npy writes the array)")
     s.add_argument("--overwrite", action="store_true")
 
@@ -190,13 +197,15 @@ def _cmd_sample(args) -> int:
     labels = None
     if args.labels:
         labels = np.resize(np.asarray(args.labels, dtype="int32"), args.n)
+    # Sampler options go to the model (or export) as they are: each family says which it takes.
+    options = {"steps": args.steps, "eta": args.eta, "guidance": args.guidance}
     source = Path(args.model)
     if source.is_dir():
-        images = export.sample_from_export(source, args.n, args.seed, labels=labels)
+        images = export.sample_from_export(source, args.n, args.seed, labels=labels, **options)
         data_range = export.read_metadata(source)["data_range"]
     else:
         model = export.load_model(source)
-        images = np.asarray(model.sample(args.n, seed=args.seed, labels=labels))
+        images = np.asarray(model.sample(args.n, seed=args.seed, labels=labels, **options))
         data_range = model.data_range
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":

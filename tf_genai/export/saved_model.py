@@ -219,6 +219,7 @@ def sample_from_export(
     num_samples: int,
     seed: int = 0,
     labels: Any = None,
+    **options: Any,
 ) -> np.ndarray:
     """Draw ``num_samples`` images from an export's ``sample`` signature (TensorFlow only).
 
@@ -228,6 +229,8 @@ def sample_from_export(
         seed: the int32 seed; the same seed gives the same images.
         labels: class ids ``(num_samples,)`` for a conditional model; None cycles through the
             classes (0, 1, ..., num_classes - 1, 0, ...). Must be None for unconditional ones.
+        options: further inputs of the signature (a diffusion export's ``steps``,
+            ``guidance``); one left out or None takes the export's ``sample_defaults``.
 
     Returns:
         float32 ``(num_samples, H, W, C)`` in the export's ``data_range``.
@@ -256,9 +259,32 @@ def sample_from_export(
         inputs["labels"] = tf.constant(labels, tf.int32)
     elif labels is not None:
         raise ConfigError(f"export {str(export_dir)!r} is unconditional; it takes no labels")
+    spec = meta.get("signatures", {}).get("sample", {}).get("inputs", {})
+    extra = [name for name in spec if name not in inputs and name != "labels"]
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(extra))
+    if unknown:
+        raise ConfigError(
+            f"export {str(export_dir)!r}: its sample signature has no input "
+            f"{', '.join(unknown)} (its options: {', '.join(extra) or 'none'}); sample from the "
+            ".keras model for the model's other sampling options")
+    defaults = meta.get("sample_defaults", {})
+    for name in extra:
+        value = options.get(name, defaults.get(name))
+        if value is None:
+            raise ModelFileError(f"export {str(export_dir)!r}: no value for the sample input "
+                                 f"{name!r} and no default in its metadata")
+        inputs[name] = tf.constant(value, spec[name]["dtype"])
     try:
         loaded = tf.saved_model.load(str(export_dir))
         fn = loaded.signatures["sample"]
     except (OSError, KeyError, ValueError, tf.errors.OpError) as err:
         raise ModelFileError(f"export {str(export_dir)!r} could not be loaded: {err}") from err
-    return fn(**inputs)["images"].numpy()
+    try:
+        return fn(**inputs)["images"].numpy()
+    except tf.errors.InvalidArgumentError as err:  # the graph's own checks (e.g. steps range)
+        import re
+
+        found = re.search(r"assertion failed: \[([^\]]*)\]", err.message)
+        raise ConfigError(f"export {str(export_dir)!r}: "
+                          f"{found.group(1) if found else err.message.splitlines()[0]}") from err

@@ -101,6 +101,11 @@ class GenerativeModel(keras.Model):
     early_stopping_monitor: ClassVar[str | None] = "val_loss"
     early_stopping_refusal: ClassVar[str] = ""
     encodes: ClassVar[bool] = False  # has encode(images) -> (mean, log_var): latent plots
+    # render's keyword options beyond (z, labels) that sample() passes on (e.g. a sampler's
+    # steps); `tf-genai sample --steps ...` reaches them through sample(**options).
+    sampling_options: ClassVar[tuple[str, ...]] = ()
+    # has trajectory(num_samples, seed, labels) -> the images at chosen sampler steps (plots)
+    samples_iteratively: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ construction
 
@@ -217,19 +222,39 @@ class GenerativeModel(keras.Model):
             return keras.random.normal(shape, seed=self.seed_generator)
         return seeded_normal(tf.stack(shape) if tf.is_tensor(num_samples) else shape, seed)
 
-    def sample(self, num_samples: int, seed: int | None = None, labels: Any = None) -> Any:
+    def check_sampling_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` without the Nones, refused (ConfigError) unless in ``sampling_options``."""
+        options = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(options) - set(self.sampling_options))
+        if unknown:
+            takes = ", ".join(self.sampling_options) or "none"
+            raise ConfigError(f"{self.name} ({self.family}) has no sampling option "
+                              f"{', '.join(unknown)}; its options: {takes}")
+        return options
+
+    def sample(self, num_samples: int, seed: int | None = None, labels: Any = None,
+               **options: Any) -> Any:
         """``num_samples`` images ``(n, H, W, C)`` in ``data_range``.
 
         Args:
             seed: an int makes the draw reproducible (and equal to an export's ``sample``);
                 ``None`` draws from the model's own generator.
             labels: class ids for a conditional model; ``None`` cycles 0, 1, ..., K-1, 0, ...
+            options: the family's ``sampling_options`` (e.g. a diffusion model's ``steps``,
+                ``eta``, ``guidance``), passed to ``render``; None means the model's default.
         """
+        options = self.check_sampling_options(options)
         n = int(num_samples)
         if n < 1:
             raise ConfigError(f"{self.name}: num_samples must be >= 1, got {num_samples}")
         labels = self.sample_labels(n, labels)
-        return self.render(self.latents(n, seed), labels)
+        return self.render(self.latents(n, seed), labels, **options)
+
+    def trajectory(self, num_samples: int, seed: int = 0, labels: Any = None,
+                   **options: Any) -> tuple[Any, Any]:
+        """For iterative samplers (``samples_iteratively``): ``(images (n, R, H, W, C), steps
+        (R,))``, the images at R recorded sampler steps (first the latent, last the sample)."""
+        raise NotImplementedError(f"{type(self).__name__} does not sample iteratively")
 
     # ------------------------------------------------------------------ training
 

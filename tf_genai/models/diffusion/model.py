@@ -71,7 +71,11 @@ class Diffusion(GenerativeModel):
         timesteps: T, the number of diffusion steps.
         schedule: ``"linear"`` (Ho et al.) or ``"cosine"`` (Nichol & Dhariwal).
         prediction: what the network predicts: ``"eps"``, ``"x0"`` or ``"v"``.
-        widths, blocks, attention_levels, dropout: the U-Net (networks.build_unet).
+        widths, blocks, attention_levels, dropout, patch_size: the U-Net
+            (networks.build_unet). The defaults are sized for CPU-minute budgets on 28x28
+            (measured in benchmarks/diffusion_results.md): a 2x2 patch stem, widths 32 and 64,
+            no dropout; 0.099 GFLOP a 28x28 image forward, a quarter of widths (32, 64, 64) at
+            full resolution, whose 7 s steps (batch 128, 2 cores) left 20 minutes ~170 steps.
         ema_decay: decay of ``ema_denoiser``, the weight average the samplers use.
         sample_steps: DDIM steps S of :meth:`render` / ``sample`` (S <= T).
         eta: DDIM's stochasticity (0: deterministic; 1: DDPM's posterior variance).
@@ -91,6 +95,12 @@ class Diffusion(GenerativeModel):
     # encode() exists (DDIM inversion), but its latents are images: the latent scatter and
     # reconstruction plots of training.write_plots expect flat VAE latents.
     encodes = False
+    samples_iteratively = True  # trajectory(): the denoising trajectory plot
+
+    @property
+    def sampling_options(self) -> tuple[str, ...]:
+        """``sample(..., steps=, eta=)`` and, conditional only, ``guidance=``."""
+        return ("steps", "eta") + (("guidance",) if self.num_classes is not None else ())
 
     def __init__(
         self,
@@ -99,10 +109,11 @@ class Diffusion(GenerativeModel):
         timesteps: int = 1000,
         schedule: str = "cosine",
         prediction: str = "eps",
-        widths: Sequence[int] = (32, 64, 64),
+        widths: Sequence[int] = (32, 64),
         blocks: int = 1,
         attention_levels: int = 1,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
+        patch_size: int = 2,
         ema_decay: float = 0.999,
         sample_steps: int = 50,
         eta: float = 0.0,
@@ -118,9 +129,9 @@ class Diffusion(GenerativeModel):
         if not 1 <= int(sample_steps) <= int(timesteps):
             raise ConfigError(f"diffusion: need 1 <= sample_steps <= timesteps, got "
                               f"{sample_steps}, {timesteps}")
-        if eta < 0 or guidance < 0 or not 0.0 <= cond_dropout < 1.0:
-            raise ConfigError(f"diffusion: need eta >= 0, guidance >= 0, 0 <= cond_dropout < 1, "
-                              f"got {eta}, {guidance}, {cond_dropout}")
+        if not 0.0 <= eta <= 1.0 or guidance < 0 or not 0.0 <= cond_dropout < 1.0:
+            raise ConfigError(f"diffusion: need 0 <= eta <= 1, guidance >= 0, "
+                              f"0 <= cond_dropout < 1, got {eta}, {guidance}, {cond_dropout}")
         self._init_contract(image_shape=image_shape, latent_dim=None, num_classes=num_classes,
                             seed=seed)
         self.timesteps = int(timesteps)
@@ -130,6 +141,7 @@ class Diffusion(GenerativeModel):
         self.blocks = int(blocks)
         self.attention_levels = int(attention_levels)
         self.dropout = float(dropout)
+        self.patch_size = int(patch_size)
         self.ema_decay = float(ema_decay)
         self.sample_steps = int(sample_steps)
         self.eta = float(eta)
@@ -144,7 +156,8 @@ class Diffusion(GenerativeModel):
         self._posterior_coefs = schedules.posterior_mean_coefficients(beta)
 
         net = dict(widths=self.widths, blocks=self.blocks, attention_levels=self.attention_levels,
-                   num_classes=self.num_classes, dropout=self.dropout, seed=self.seed)
+                   num_classes=self.num_classes, dropout=self.dropout, seed=self.seed,
+                   patch_size=self.patch_size)
         self.denoiser = build_unet(self.image_shape, name="denoiser", **net)
         self.ema_denoiser = build_unet(self.image_shape, name="ema_denoiser", **net)
         self._init_weight_average("denoiser", "ema_denoiser", self.ema_decay)
@@ -163,6 +176,7 @@ class Diffusion(GenerativeModel):
             "blocks": self.blocks,
             "attention_levels": self.attention_levels,
             "dropout": self.dropout,
+            "patch_size": self.patch_size,
             "ema_decay": self.ema_decay,
             "sample_steps": self.sample_steps,
             "eta": self.eta,
@@ -255,8 +269,10 @@ class Diffusion(GenerativeModel):
         return {"loss": losses.diffusion_mse(target, out)}
 
     def default_optimizers(self, learning_rate=None, weight_decay=0.0) -> dict[str, Any]:
-        """Adam(2e-4), Ho et al. 2020 section 4 (CIFAR-10); AdamW with ``weight_decay``."""
-        return {"optimizer": adam(2e-4 if learning_rate is None else learning_rate,
+        """Adam(1e-3); AdamW with ``weight_decay``. Ho et al. 2020 trained CIFAR-10 at 2e-4 for
+        800k steps; for budgets of a few thousand steps 1e-3 (the keras-io DDIM example's rate)
+        learns faster (benchmarks/diffusion_results.md)."""
+        return {"optimizer": adam(1e-3 if learning_rate is None else learning_rate,
                                   weight_decay)}
 
     # ------------------------------------------------------------------ sampling
@@ -274,6 +290,14 @@ class Diffusion(GenerativeModel):
         steps = self.sample_steps if steps is None else steps
         if isinstance(steps, (int, np.integer)) and not 1 <= int(steps) <= self.timesteps:
             raise ConfigError(f"{self.name}: steps must lie in [1, {self.timesteps}], got {steps}")
+        if isinstance(eta, (int, float, np.number)) and not 0.0 <= float(eta) <= 1.0:
+            raise ConfigError(f"{self.name}: eta must lie in [0, 1], got {eta}")
+        if isinstance(guidance, (int, float, np.number)):
+            if self.num_classes is None and float(guidance) != 0.0:
+                raise ConfigError(f"{self.name} is unconditional: guidance needs a "
+                                  "class-conditional model (num_classes)")
+            if float(guidance) < 0:
+                raise ConfigError(f"{self.name}: guidance must be >= 0, got {guidance}")
         return (x, tf.cast(steps, tf.int32), tf.cast(self.eta if eta is None else eta, tf.float64),
                 labels, tf.cast(self.seed if seed is None else seed, tf.int64),
                 tf.cast(self.guidance if guidance is None else guidance, tf.float32))
@@ -288,11 +312,41 @@ class Diffusion(GenerativeModel):
             return self._traced("ddim", self._ddim_loop)(*args)
         return self._ddim_loop(*args)
 
-    def _ddim_loop(self, x, steps, eta, labels, seed, guidance):
+    def trajectory(self, num_samples, seed=0, labels=None, steps=None, eta=None, guidance=None,
+                   record: int = 8):
+        """The denoising trajectory of ``sample(num_samples, seed, labels, steps=, eta=,
+        guidance=)``: ``(images (n, R, H, W, C) in [-1, 1], timesteps (R,))`` with R =
+        ``min(record, S + 1)`` states of the DDIM loop, evenly spaced from x_T (timestep T) to
+        the sample (timestep 0; its images equal ``sample``'s)."""
+        options = self.check_sampling_options(dict(steps=steps, eta=eta, guidance=guidance))
+        n = int(num_samples)
+        labels = self.sample_labels(n, labels)
+        args = self._sampler_args(self.latents(n, seed), options.get("steps"),
+                                  options.get("eta"), labels, None, options.get("guidance"))
+        _, states = self._traced("ddim_record", self._ddim_record)(*args)  # (S + 1, n, H, W, C)
+        s = int(args[1])
+        keep = np.unique(np.round(np.linspace(0, s, min(int(record), s + 1))).astype(int))
+        tau = np.asarray(ddim_timesteps(s, self.timesteps))  # (S,) ascending
+        timesteps = np.array([self.timesteps if k == 0 else int(tau[s - k]) for k in keep])
+        images = tf.transpose(tf.gather(states, keep), [1, 0, 2, 3, 4])  # (n, R, H, W, C)
+        return images, timesteps
+
+    def _ddim_record(self, x, steps, eta, labels, seed, guidance):
+        return self._ddim_loop(x, steps, eta, labels, seed, guidance, record=True)
+
+    def _ddim_loop(self, x, steps, eta, labels, seed, guidance, record: bool = False):
+        tf.debugging.assert_equal(tf.logical_and(steps >= 1, steps <= self.timesteps), True,
+                                  message=f"steps must lie in [1, {self.timesteps}]")
+        tf.debugging.assert_greater_equal(guidance, 0.0, message="guidance must be >= 0")
+        tf.debugging.assert_equal(tf.logical_and(eta >= 0.0, eta <= 1.0), True,
+                                  message="eta must lie in [0, 1]")
         tau = ddim_timesteps(steps, self.timesteps)  # (S,) ascending
         shape = tf.shape(x)
+        # With record, the state after every step: states[k] = x before loop step k, [S] = x_0.
+        states = tf.TensorArray(tf.float32, size=steps + 1, element_shape=x.shape) if record \
+            else None
 
-        def body(k, x):
+        def body(k, x, *states):
             i = steps - 1 - k  # k = 0 is the noisiest step
             t = tau[i]
             t_prev = tf.where(i > 0, tau[tf.maximum(i - 1, 0)], -1)
@@ -305,10 +359,16 @@ class Diffusion(GenerativeModel):
             x = (tf.cast(tf.sqrt(abar_prev), tf.float32) * x0
                  + tf.cast(direction, tf.float32) * eps
                  + tf.cast(tf.sqrt(var), tf.float32) * step_noise(shape, seed, k))
+            if states:
+                return k + 1, x, states[0].write(k + 1, tf.clip_by_value(x, -1.0, 1.0))
             return k + 1, x
 
-        _, x = tf.while_loop(lambda k, x: k < steps, body, (tf.constant(0, tf.int32), x))
-        return tf.clip_by_value(x, -1.0, 1.0)
+        loop = (tf.constant(0, tf.int32), x) + ((states.write(0, x),) if record else ())
+        _, x, *states = tf.while_loop(lambda k, *_: k < steps, body, loop)
+        x = tf.clip_by_value(x, -1.0, 1.0)
+        if record:
+            return x, states[0].stack()  # (S + 1, batch, H, W, C)
+        return x
 
     def ddpm_sample(self, x_T, labels=None, seed=None, guidance=None):
         """Ancestral sampling over all T steps with variance beta~_t (Ho et al. 2020
@@ -336,11 +396,11 @@ class Diffusion(GenerativeModel):
         _, x = tf.while_loop(lambda k, x: k < self.timesteps, body, (tf.constant(0), x))
         return tf.clip_by_value(x, -1.0, 1.0)
 
-    def render(self, z, labels=None):
-        """The family contract's latent -> image map: DDIM from ``x_T = z`` with the config's
-        ``sample_steps``, ``eta``, ``guidance`` and the model's ``seed`` (fixed, so ``sample(n,
-        seed=s)`` is reproducible)."""
-        return self.ddim_sample(z, labels=labels)
+    def render(self, z, labels=None, steps=None, eta=None, guidance=None):
+        """The family contract's latent -> image map: DDIM from ``x_T = z`` with ``steps``,
+        ``eta`` and ``guidance`` (None: the config's ``sample_steps``, ``eta``, ``guidance``)
+        and the model's ``seed`` (fixed, so ``sample(n, seed=s)`` is reproducible)."""
+        return self.ddim_sample(z, steps=steps, eta=eta, labels=labels, guidance=guidance)
 
     # ------------------------------------------------------------------ inversion
 
@@ -409,6 +469,11 @@ class Diffusion(GenerativeModel):
         }
 
     def export_metadata(self) -> dict[str, Any]:
+        defaults = {"steps": self.sample_steps}
+        if self.num_classes is not None:
+            defaults["guidance"] = self.guidance
         return {"schedule": self.schedule, "prediction": self.prediction,
                 "timesteps": self.timesteps, "sample_steps": self.sample_steps,
-                "eta": self.eta}
+                "eta": self.eta,
+                # what export.sample_from_export passes for a sample input the caller leaves out
+                "sample_defaults": defaults}

@@ -243,7 +243,7 @@ def test_config_round_trip_and_zoo_entries():
                       prediction="v", eta=0.5, name="d")
     config = model.get_config()
     assert set(config) == {"image_shape", "num_classes", "timesteps", "schedule", "prediction",
-                           "widths", "blocks", "attention_levels", "dropout", "ema_decay",
+                           "widths", "blocks", "attention_levels", "dropout", "patch_size", "ema_decay",
                            "sample_steps", "eta", "guidance", "cond_dropout", "seed", "name"}
     assert Diffusion.from_config(config).get_config() == config
     assert model.latent_shape == (30, 26, 2) and model.latent_dim is None

@@ -400,8 +400,10 @@ def write_run(model, history, path: Path, *, images=None, labels=None, seed: int
 
 
 def write_plots(model, path: Path, *, images=None, labels=None, seed: int = 0) -> dict[str, Path]:
-    """The figures that fit ``model``: samples; for models that encode (``model.encodes``) the
-    latent scatter, reconstructions and, for a 2-D latent space, the manifold."""
+    """The figures that fit ``model``: samples (one class a row for conditional models); for
+    iterative samplers (``model.samples_iteratively``) the denoising trajectory; for models
+    that encode (``model.encodes``) the latent scatter, reconstructions and, for a 2-D latent
+    space, the manifold."""
     from tf_genai import plotting
 
     path = Path(path)
@@ -414,6 +416,10 @@ def write_plots(model, path: Path, *, images=None, labels=None, seed: int = 0) -
     files["samples"] = path / "samples.png"
     plotting.plot_samples(model, n=64 if sample_labels is None else len(sample_labels), seed=seed,
                           labels=sample_labels, path=files["samples"])
+    if model.samples_iteratively:
+        files["trajectory"] = path / "trajectory.png"
+        plotting.plot_trajectory(model, n=4 if model.num_classes is None else model.num_classes,
+                                 seed=seed, path=files["trajectory"])
     if model.encodes and images is not None:  # a latent space to show (VAEs)
         n = min(len(images), 2000)
         x = ranges.for_model(images[:n], model.data_range)  # load() gives uint8 or [0, 1]

@@ -22,6 +22,7 @@ from tf_genai.plotting.latent import (
     plot_latent_scatter,
     slerp,
 )
+from tf_genai.plotting.trajectory import plot_trajectory
 
 __all__ = [
     "compose_grid",
@@ -38,4 +39,5 @@ __all__ = [
     "decode_latents",
     "load_history",
     "plot_history",
+    "plot_trajectory",
 ]

@@ -21,6 +21,7 @@ from tf_genai.plotting._common import (
     check_data_range,
     compose_grid,
     finish,
+    grid_shape,
     model_data_range,
     new_figure,
     show_image,
@@ -41,6 +42,8 @@ def image_grid(
     data_range: str = "unit",
     title: str | None = None,
     pad: int = 1,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
     path: PathLike | None = None,
 ) -> Figure:
     """One axes showing ``images`` (N, H, W, C) or (N, H, W) tiled into a single grid image.
@@ -50,6 +53,7 @@ def image_grid(
         nrows, ncols: grid shape; as square as possible when neither is given.
         data_range: ``"unit"`` ([0, 1]) or ``"symmetric"`` ([-1, 1], mapped to [0, 1]).
         pad: pixels of white gutter between tiles (0 for a seamless grid).
+        row_labels, col_labels: tick labels at the rows' / columns' centres (e.g. classes).
         path: where to save the figure as a PNG.
 
     Returns:
@@ -61,6 +65,16 @@ def image_grid(
     fig = new_figure(tile_figsize(grid), layout="constrained")
     ax = fig.add_subplot()
     show_image(ax, grid)
+    n, h, w = batch.shape[:3]
+    rows, cols = grid_shape(n, nrows, ncols)
+    for labels, count, size, set_ticks in ((row_labels, rows, h, ax.set_yticks),
+                                           (col_labels, cols, w, ax.set_xticks)):
+        if labels is not None:
+            if len(labels) != count:
+                raise ConfigError(f"image_grid: {len(labels)} tick labels for {count} rows/columns")
+            set_ticks([i * (size + pad) + (size - 1) / 2 for i in range(count)], list(labels),
+                      fontsize="small")
+    ax.tick_params(length=0)
     if title:
         ax.set_title(title)
     return finish(fig, path)
@@ -107,13 +121,15 @@ def plot_samples(
     data_range: str | None = None,
     title: str | None = None,
     path: PathLike | None = None,
+    **options: Any,
 ) -> Figure:
-    """A grid of ``n`` samples drawn with ``model.sample(n, seed=seed, labels=labels)``.
+    """A grid of ``n`` samples drawn with ``model.sample(n, seed=seed, labels=labels,
+    **options)`` (options: the model's ``sampling_options``, e.g. a diffusion model's steps).
 
     Given an array instead of a model, shows its first ``n`` images. A conditional model without
     ``labels`` is sampled for classes 0, 1, ..., K-1 in turn with ``ncols = K``, so each column
     holds one class; given labels such as ``np.repeat(classes, 8)`` get 8 columns, one class a
-    row (see :func:`label_columns`).
+    row (see :func:`label_columns`). Such class grids name each row's (column's) class.
 
     Args:
         data_range: only for arrays (default ``"unit"``); a model's own ``data_range`` is used.
@@ -123,12 +139,15 @@ def plot_samples(
     """
     if n < 1:
         raise ConfigError(f"plot_samples: n must be >= 1, got {n}")
+    row_labels = col_labels = None
     if hasattr(model_or_images, "sample"):
         model = model_or_images
         class_labels = _class_labels(model, n, labels)
         if class_labels is not None and nrows is None and ncols is None:
             ncols = label_columns(class_labels)
-        images = model.sample(n, seed=seed, labels=as_tensor(class_labels, "int32"))
+            row_labels, col_labels = _class_ticks(class_labels, ncols)
+        images = model.sample(n, seed=seed, labels=as_tensor(class_labels, "int32"),
+                              **options)
         data_range = model_data_range(model)
         if title is None:
             title = f"{getattr(model, 'name', type(model).__name__)}: {n} samples"
@@ -136,8 +155,26 @@ def plot_samples(
         images = as_image_batch(model_or_images)[:n]
         data_range = data_range or "unit"
     return image_grid(
-        images, nrows=nrows, ncols=ncols, data_range=data_range, title=title, path=path
+        images, nrows=nrows, ncols=ncols, data_range=data_range, title=title,
+        row_labels=row_labels, col_labels=col_labels, path=path,
     )
+
+
+def _class_ticks(labels: np.ndarray, ncols: int | None) -> tuple[list | None, list | None]:
+    """Row or column tick labels naming the class of a grid that holds one class per row or
+    per column (the patterns of :func:`label_columns`); (None, None) otherwise."""
+    if ncols is None:
+        return None, None
+    grid = np.full(grid_shape(len(labels), None, ncols)[0] * ncols, -1)
+    grid[: len(labels)] = labels
+    grid = grid.reshape(-1, ncols)  # -1: an empty cell
+    rows_one_class = all(len(set(r[r >= 0])) == 1 for r in grid)
+    cols_one_class = all(len(set(c[c >= 0])) == 1 for c in grid.T)
+    if rows_one_class and not cols_one_class:
+        return [f"class {int(r[0])}" for r in grid], None
+    if cols_one_class and not rows_one_class:
+        return None, [str(int(c[0])) for c in grid.T]
+    return None, None
 
 
 def plot_reconstructions(

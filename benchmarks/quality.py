@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tf_genai import data as data_lib  # noqa: E402
-from tf_genai import ranges, registry  # noqa: E402
+from tf_genai import devices, ranges, registry  # noqa: E402
 from tf_genai.callbacks import TimeBudget  # noqa: E402
 from tf_genai.evaluation import features, metrics  # noqa: E402
 from tf_genai.evaluation.likelihood import importance_sampled_nll  # noqa: E402
@@ -51,15 +52,16 @@ MAX_EPOCHS = 100_000  # the wall-clock budget is what stops training
 
 
 def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
-          seed: int) -> tuple[keras.Model, dict]:
+          seed: int, batch_size: int = BATCH_SIZE, learning_rate: float | None = None,
+          **model_kwargs) -> tuple[keras.Model, dict]:
     """Build zoo model ``name`` for these images and fit it for ``budget`` seconds."""
-    kwargs = dict(image_shape=tuple(images.shape[1:]), seed=seed)
+    kwargs = dict(image_shape=tuple(images.shape[1:]), seed=seed, **model_kwargs)
     if registry.entry(name).defaults.get("num_classes") is not None:
         kwargs["num_classes"] = int(labels.max()) + 1
     model = registry.create(name, **kwargs)
-    compile_model(model)
+    compile_model(model, learning_rate=learning_rate)  # None: the family's recipe
     conditional = model.num_classes is not None
-    ds = data_lib.make_dataset(images, labels if conditional else None, batch_size=BATCH_SIZE,
+    ds = data_lib.make_dataset(images, labels if conditional else None, batch_size=batch_size,
                                scale=model.data_range, binarize=model.binarize, seed=seed)
     # The budget starts after the first step: that step traces and compiles the train step
     # (a few seconds to ~40 s for WGAN-GP's penalty on two cores), which says nothing about how
@@ -69,16 +71,17 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
               verbose=0)
     # Training steps = updates of the last optimizer (the generator's for a GAN).
     steps = int(model.training_optimizers()[-1][1].iterations.numpy())
-    steps_per_epoch = int(np.ceil(len(images) / BATCH_SIZE))
+    steps_per_epoch = int(np.ceil(len(images) / batch_size))
     return model, {"steps": steps, "epochs": steps / steps_per_epoch, "seconds": clock.elapsed}
 
 
-def generate(model: keras.Model, n: int, seed: int) -> np.ndarray:
-    """``n`` samples as float32 in [0, 1]; conditional models cycle through the classes."""
+def generate(model: keras.Model, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` samples as float32 in [0, 1] and the labels they were drawn for (conditional models
+    cycle through the classes; None for unconditional ones)."""
     labels = None
     if model.num_classes is not None:
         labels = np.resize(np.arange(model.num_classes, dtype=np.int32), n)
-    return ranges.to_unit(model.sample(n, seed=seed, labels=labels), model.data_range)
+    return ranges.to_unit(model.sample(n, seed=seed, labels=labels), model.data_range), labels
 
 
 def likelihood(model: keras.Model, images: np.ndarray, labels: np.ndarray, k: int,
@@ -105,6 +108,7 @@ COLUMNS = [
     ("density", "density", 3), ("coverage ↑", "coverage", 3),
     ("cls score ↑", "classifier_score", 2), ("classes hit", "classes_hit", None),
     ("min class frac", "class_min_fraction", 3), ("confidence", "class_confidence", 3),
+    ("requested class ↑", "label_accuracy", 3),
     ("NLL ↓", "nll", 2), ("ELBO ↑", "elbo", 2),
 ]
 
@@ -119,9 +123,13 @@ def table(rows: list[dict]) -> str:
 
 
 def score(extractor: features.FeatureExtractor, real_feats: np.ndarray,
-          images: np.ndarray, seed: int) -> dict:
+          images: np.ndarray, seed: int, labels: np.ndarray | None = None) -> dict:
+    """The sample metrics of ``images``; for images drawn for ``labels`` also the share the
+    classifier assigns to the requested class (``label_accuracy``)."""
     feats, probs = extractor.features_and_proba(images)
     out = metrics.sample_metrics(real_feats, feats, probs, seed=seed)
+    if labels is not None:
+        out["label_accuracy"] = float(np.mean(probs.argmax(axis=1) == labels))
     out["classes_hit"] = f"{round(out['class_coverage'] * probs.shape[1])}/{probs.shape[1]}"
     return out
 
@@ -139,8 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="classifier cache (default: "
                         "$TF_GENAI_CACHE/classifiers or ~/.cache/tf_genai/classifiers)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="markdown file for the table")
+    parser.add_argument("--out", default=None, help="markdown file for the table (rewritten "
+                        "after every model, so a crash keeps the finished rows)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--model-args", default="{}",
+                        help='JSON constructor arguments per zoo name, e.g. '
+                             '\'{"ddpm": {"widths": [16, 32, 64]}}\'')
+    parser.add_argument("--lr", default="{}",
+                        help='JSON learning rate per zoo name, e.g. \'{"ddpm": 1e-3}\' '
+                             "(default: each family's recipe)")
+    parser.add_argument("--save-dir", default=None,
+                        help="write each trained model as <save-dir>/<name>.keras")
     args = parser.parse_args(argv)
+    model_args = json.loads(args.model_args)
     models = args.models or registry.available()
 
     train_x, train_y = data_lib.load(args.data, split="train")  # images 0-7,999
@@ -157,30 +176,51 @@ def main(argv: list[str] | None = None) -> int:
 
     reference = np.random.default_rng(args.seed).choice(len(train_unit), args.num_generated,
                                                         replace=False)
+    header = lambda: _header(args, accuracy)  # noqa: E731
     rows = [{"model": "*train images*", "family": "data",
              **score(extractor, real_feats, train_unit[reference], args.seed)}]
+    def write(rows: list[dict]) -> str:
+        text = header() + "\n" + table(rows) + "\n"
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text)
+            Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=2, default=str))
+        return text
+
     for name in models:
-        model, run = train(name, train_x, train_y, args.budget, args.seed)
+        model, run = train(name, train_x, train_y, args.budget, args.seed, args.batch_size,
+                           json.loads(args.lr).get(name), **model_args.get(name, {}))
+        if args.save_dir:
+            Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+            model.save(Path(args.save_dir) / f"{name}.keras")
+        sampled = time.perf_counter()
+        images, labels = generate(model, args.num_generated, args.seed + 1)
+        run["sample s"] = time.perf_counter() - sampled
         # A conditional model's NLL is -log p(x | y), not comparable to the others' -log p(x).
         label = name if model.nll_key in (None, "nll") else f"{name} (NLL = -log p(x|y))"
-        row = {"model": label, "family": model.family, **run,
-               **score(extractor, real_feats, generate(model, args.num_generated, args.seed + 1),
-                       args.seed)}
+        row = {"model": label, "family": model.family, **run, "model_args": model_args.get(name),
+               **score(extractor, real_feats, images, args.seed, labels)}
         if model.nll_key is not None:  # a likelihood bound to report (VAEs)
             n = args.nll_images
             row.update(likelihood(model, heldout_unit[:n], heldout_y[:n], args.nll_k, args.seed))
         rows.append(row)
         print(f"{name}: {run['steps']} steps in {run['seconds']:.0f} s, FID {row['fid']:.2f}",
               flush=True)
+        write(rows)
 
-    header = "\n".join([
+    print("\n" + write(rows))
+    return 0
+
+
+def _header(args, accuracy: float) -> str:
+    return "\n".join([
         "# tf_genai sample quality on MNIST",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Keras {keras.__version__}",
         f"- training budget: {args.budget:g} s wall clock per model after its first (compiling) "
-        f"step, batch {BATCH_SIZE}, seed {args.seed}; train split = images 0-7,999 of "
+        f"step, batch {args.batch_size}, seed {args.seed}; train split = images 0-7,999 of "
         f"{args.data}; *train s* is the whole fit including compilation",
         f"- metrics: {args.num_generated} samples vs the 2,000 held-out images (8,000-9,999) in "
         f"the features of the cached digit classifier (held-out accuracy {accuracy:.4f}); "
@@ -188,14 +228,19 @@ def main(argv: list[str] | None = None) -> int:
         f"- VAE NLL/ELBO: nats per image on the first {args.nll_images} held-out images, "
         f"k={args.nll_k} importance samples (binarized once for Bernoulli models)",
         "- the *train images* row is the score of real digits: the best a model can reach here",
+        "- *requested class*: for conditional models, the share of samples the classifier "
+        "assigns to the class they were drawn for",
+        f"- CPU: {cpu_model()}; constructor arguments beyond the zoo's: {args.model_args}; "
+        f"learning rates beyond the family recipes: {args.lr}",
         "",
     ])
-    text = header + "\n" + table(rows) + "\n"
-    print("\n" + text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-    return 0
+
+
+def cpu_model() -> str:
+    """The device's name and its bf16/AMX units, e.g. 'AMD EPYC (no bf16/AMX units)'."""
+    info = devices.describe()
+    units = [f for f in sorted(devices.BF16_CPU_FLAGS) if f in info.flags]
+    return f"{info.name} ({', '.join(units) or 'no bf16/AMX units'})"
 
 
 if __name__ == "__main__":

@@ -249,7 +249,8 @@ def test_config_round_trip_and_zoo_entries():
     assert model.latent_shape == (30, 26, 2) and model.latent_dim is None
     assert model.data_range == "symmetric"
     assert model.export_metadata() == {"schedule": "linear", "prediction": "v",
-                                       "timesteps": 1000, "sample_steps": 50, "eta": 0.5}
+                                       "timesteps": 1000, "sample_steps": 50, "eta": 0.5,
+                                       "sample_defaults": {"steps": 50}}
     for bad in (dict(prediction="score"), dict(schedule="quad"), dict(sample_steps=20,
                                                                       timesteps=10)):
         with pytest.raises(ConfigError):
@@ -266,3 +267,36 @@ def test_serving_signatures_add_denoise(trained):
     expected = model.ema_denoiser([x, np.array([0, 9], "int32")])
     np.testing.assert_allclose(np.array(out), np.array(expected), atol=1e-6)
     assert model.serving_default == "sample"
+
+
+def test_sampling_options_trajectory_and_export_defaults(tmp_path):
+    """sample(**options) reaches the sampler and refuses what a family does not take; the
+    trajectory ends at sample's images; an export's sample fills steps/guidance from metadata."""
+    from tf_genai import export, plotting, registry
+
+    m = registry.create("cddpm", image_shape=(8, 8, 1), widths=(8, 16), timesteps=20,
+                        sample_steps=5)
+    states, timesteps = m.trajectory(3, seed=4, record=4)
+    assert np.asarray(states).shape == (3, 4, 8, 8, 1)
+    assert timesteps[0] == 20 and timesteps[-1] == 0
+    sample = np.asarray(m.sample(3, seed=4))
+    np.testing.assert_array_equal(np.asarray(states)[:, -1], sample)
+    np.testing.assert_array_equal(  # the option reaches the sampler
+        np.asarray(m.sample(3, seed=4, steps=2, eta=1.0)),
+        np.asarray(m.ddim_sample(m.latents(3, 4), steps=2, eta=1.0, labels=np.arange(3))))
+    for bad in (dict(steps=99), dict(eta=2.0), dict(guidance=-1.0), dict(foo=1)):
+        with pytest.raises(ConfigError):
+            m.sample(2, seed=0, **bad)
+    with pytest.raises(ConfigError, match="no sampling option steps"):
+        registry.create("vae", image_shape=(8, 8, 1)).sample(2, steps=3)
+    out = export.export_saved_model(m, tmp_path / "e")
+    np.testing.assert_allclose(export.sample_from_export(out, 3, 4), sample, atol=1e-4)
+    np.testing.assert_allclose(export.sample_from_export(out, 3, 4, steps=3, guidance=1.0),
+                               np.asarray(m.sample(3, seed=4, steps=3, guidance=1.0)), atol=1e-4)
+    with pytest.raises(ConfigError, match="no input eta"):
+        export.sample_from_export(out, 3, 4, eta=0.5)
+    with pytest.raises(ConfigError, match="steps must lie"):
+        export.sample_from_export(out, 3, 4, steps=500)
+    fig = plotting.plot_trajectory(m, n=2, path=tmp_path / "t.png")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "t=0"
+    assert (tmp_path / "t.png").stat().st_size > 0

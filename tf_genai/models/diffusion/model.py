@@ -327,7 +327,9 @@ class Diffusion(GenerativeModel):
         s = int(args[1])
         keep = np.unique(np.round(np.linspace(0, s, min(int(record), s + 1))).astype(int))
         tau = np.asarray(ddim_timesteps(s, self.timesteps))  # (S,) ascending
-        timesteps = np.array([self.timesteps if k == 0 else int(tau[s - k]) for k in keep])
+        # State k (after k loop steps) is x at level tau[S-1-k], named 1-based as in Ho et al.
+        # (x_T: t = T); the last state is the clean sample, t = 0.
+        timesteps = np.array([int(tau[s - 1 - k]) + 1 if k < s else 0 for k in keep])
         images = tf.transpose(tf.gather(states, keep), [1, 0, 2, 3, 4])  # (n, R, H, W, C)
         return images, timesteps
 

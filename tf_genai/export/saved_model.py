@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -283,8 +284,6 @@ def sample_from_export(
     try:
         return fn(**inputs)["images"].numpy()
     except tf.errors.InvalidArgumentError as err:  # the graph's own checks (e.g. steps range)
-        import re
-
         found = re.search(r"assertion failed: \[([^\]]*)\]", err.message)
         raise ConfigError(f"export {str(export_dir)!r}: "
                           f"{found.group(1) if found else err.message.splitlines()[0]}") from err

@@ -192,6 +192,31 @@ def test_encode_then_render_is_deterministic_for_a_trained_model(trained):
     assert r1.shape == x.shape and np.array_equal(r1, r2)
 
 
+def test_interpolation_plot_encodes_two_images_and_slerps_their_x_T(trained):
+    """plot_interpolation on a diffusion model: DDIM inversion of both images, a slerp between
+    the image-shaped x_T (norms kept), all of it rendered in one call; its ends are the
+    reconstructions."""
+    from tf_genai import plotting
+
+    model = trained[0]
+    x = images(2, seed=9)
+    z = np.array(model.encode(x)[0])  # (2, H, W, C)
+    seen = []
+    render = model.render
+    model.render = lambda zs, labels=None: seen.append(np.array(zs)) or render(zs, labels)
+    try:
+        fig = plotting.plot_interpolation(model, x[0], x[1], steps=5, method="slerp")
+    finally:
+        del model.render
+    assert len(seen) == 1 and seen[0].shape == (5, *model.image_shape)
+    np.testing.assert_allclose(seen[0][[0, -1]], z, rtol=1e-5, atol=1e-5)
+    norms = np.linalg.norm(seen[0].reshape(5, -1), axis=1)
+    assert norms.min() > 0.95 * min(np.linalg.norm(z.reshape(2, -1), axis=1))  # no midway dip
+    strip = np.asarray(fig.axes[0].images[0].get_array())
+    recon = (np.array(model.reconstruct(x)) + 1) / 2
+    np.testing.assert_allclose(strip[:, -8:], recon[1, ..., 0], atol=1e-4)
+
+
 # ------------------------------------------------------------------------------ shapes, cfg
 
 

@@ -142,6 +142,14 @@ def test_interpolation_slerp_keeps_the_norm(vae, counting):
     # nearly parallel vectors fall back to a straight line instead of dividing by ~0
     z = plotting.slerp(np.array([1.0, 0.0]), np.array([2.0, 1e-9]), np.linspace(0, 1, 3))
     np.testing.assert_allclose(z[1], [1.5, 5e-10], atol=1e-6)
+    # points of any shape (a diffusion model's x_T): the flattened points' slerp, reshaped
+    a, b = np.random.default_rng(0).standard_normal((2, 3, 2, 2))
+    t = np.linspace(0, 1, 4)
+    np.testing.assert_allclose(plotting.slerp(a, b, t),
+                               plotting.slerp(a.ravel(), b.ravel(), t).reshape(4, 3, 2, 2),
+                               rtol=1e-6)
+    with pytest.raises(DataError, match="shapes"):
+        plotting.slerp(a, b.ravel(), t)
 
 
 def test_interpolation_between_images(vae, digits, counting):

@@ -248,19 +248,24 @@ def plot_latent_manifold(
 def slerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Spherical linear interpolation (Shoemake 1985; White 2016, arXiv:1609.04468).
 
-    Returns (len(t), d). Falls back to linear interpolation when the two vectors are (nearly)
-    parallel, where the spherical formula divides by sin(angle) ~ 0.
+    ``z0`` and ``z1`` may have any (equal) shape, e.g. a diffusion model's image-shaped x_T;
+    the angle is taken between them flattened. Returns (len(t), *z0.shape). Falls back to linear
+    interpolation when the two are (nearly) parallel, where the spherical formula divides by
+    sin(angle) ~ 0.
     """
-    t = np.asarray(t, dtype=np.float64)[:, None]  # (steps, 1)
     a, b = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    if a.shape != b.shape:
+        raise DataError(f"slerp: the two points have shapes {a.shape} and {b.shape}")
+    shape = a.shape
+    a, b = a.reshape(-1), b.reshape(-1)
+    t = np.asarray(t, dtype=np.float64)[:, None]  # (steps, 1)
     norms = np.linalg.norm(a) * np.linalg.norm(b)
-    if norms < 1e-12:
-        return ((1.0 - t) * a + t * b).astype(np.float32)
-    omega = np.arccos(np.clip(np.dot(a, b) / norms, -1.0, 1.0))
-    if np.sin(omega) < 1e-6:
-        return ((1.0 - t) * a + t * b).astype(np.float32)
-    out = (np.sin((1.0 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-    return out.astype(np.float32)
+    omega = np.arccos(np.clip(np.dot(a, b) / norms, -1.0, 1.0)) if norms >= 1e-12 else 0.0
+    if norms < 1e-12 or np.sin(omega) < 1e-6:
+        out = (1.0 - t) * a + t * b
+    else:
+        out = (np.sin((1.0 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+    return out.reshape(len(t), *shape).astype(np.float32)
 
 
 def plot_interpolation(
@@ -278,8 +283,10 @@ def plot_interpolation(
     """Images decoded along a path between two latent points, in ONE ``render`` call.
 
     Args:
-        start, end: two images (H, W, C) — encoded to their posterior means, VAE only — or two
-            latent vectors (latent_dim,).
+        start, end: two images (H, W, C) — encoded with ``model.encode`` (a VAE's posterior
+            means, a diffusion model's DDIM inversion to x_T) — or two latent points of
+            ``model.latent_shape`` ((latent_dim,) for a VAE or GAN, (H, W, C) for diffusion,
+            whose latents are image-shaped: pass ``from_images=False`` for those).
         method: ``"linear"`` or ``"slerp"`` (spherical, which keeps the norm typical of a
             Gaussian prior sample instead of shrinking it midway).
         from_images: whether ``start``/``end`` are images; by default, decided by their shape.
@@ -299,20 +306,25 @@ def plot_interpolation(
     if from_images:
         pair = np.stack([as_image_batch(start[None])[0], as_image_batch(end[None])[0]])
         y2 = None if labels is None else [labels, labels]
-        z0, z1 = encode_means(model, pair, y2)  # (latent,), (latent,)
+        z0, z1 = encode_means(model, pair, y2)  # each (*latent_shape)
     else:
-        z0, z1 = start.astype(np.float32).reshape(-1), end.astype(np.float32).reshape(-1)
-        latent_dim = getattr(model, "latent_dim", z0.shape[0])
-        if z0.shape != (latent_dim,) or z1.shape != (latent_dim,):
-            raise DataError(
-                f"plot_interpolation: latent points of shape {z0.shape} and {z1.shape} do not "
-                f"match latent_dim={latent_dim}"
-            )
+        shape = getattr(model, "latent_shape", None)
+        if shape is None:  # a model of the plotting interface without the contract's shape
+            shape = (getattr(model, "latent_dim", None) or start.size,)
+        shape = tuple(int(d) for d in shape)
+        # A flat point (the old (latent_dim,) form) is reshaped when its size fits.
+        z0, z1 = (p.astype(np.float32).reshape(shape) if p.size == np.prod(shape) else p
+                  for p in (start, end))
+        if z0.shape != shape or z1.shape != shape:
+            expected = f"latent_dim={shape[0]}" if len(shape) == 1 else f"latent shape {shape}"
+            raise DataError(f"plot_interpolation: latent points of shape {start.shape} and "
+                            f"{end.shape} do not match the model's {expected}")
     t = np.linspace(0.0, 1.0, steps)
     if method == "slerp":
         z = slerp(z0, z1, t)
     else:
-        z = ((1.0 - t[:, None]) * z0 + t[:, None] * z1).astype(np.float32)  # (steps, latent)
+        tt = t.reshape(-1, *([1] * z0.ndim))
+        z = ((1.0 - tt) * z0 + tt * z1).astype(np.float32)  # (steps, *latent_shape)
     y = _conditional_labels(model, labels, steps, "plot_interpolation")
     decoded, data_range = decode_latents(model, z, y)  # (steps, H, W, C)
     strip = compose_grid(to_unit(decoded, data_range), 1, steps)

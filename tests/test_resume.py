@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 # epoch), so the kill at batch 9 of the third epoch (zero-based) lands in the middle of an epoch.
 EPOCHS, BATCH, NUM_IMAGES = 3, 16, 288
 KILL_EPOCH, KILL_BATCH = 2, 9
-RESUME_MODELS = ("iwae", "wgan_gp")  # dynamic binarization + k draws; two optimizers + GP noise
+# dynamic binarization + k draws; two optimizers + GP noise; random timesteps + noise + the EMA
+RESUME_MODELS = ("iwae", "wgan_gp", "ddpm")
+MODEL_KWARGS = {"gan": {"dropout": 0.0}, "dcgan": {"dropout": 0.0}, "wgan_gp": {"dropout": 0.0},
+                "cgan": {"dropout": 0.0}, "ddpm": {"widths": (8,), "timesteps": 50}}
 
 
 def _env() -> dict[str, str]:
@@ -72,7 +75,7 @@ def _worker(args: dict) -> None:
                 time.sleep(600)
 
     images, labels = load("digits")
-    kwargs = {"dropout": 0.0} if args["model"] in ("gan", "dcgan", "wgan_gp", "cgan") else {}
+    kwargs = MODEL_KWARGS.get(args["model"], {})
     result = train(
         args["model"], data=(images[:NUM_IMAGES], labels[:NUM_IMAGES]), split="all",
         out_dir=args["out_dir"], epochs=EPOCHS, batch_size=BATCH, seed=5, validation_fraction=0.0,

@@ -10,6 +10,10 @@ import zoo_helpers
 import tf_genai
 
 ZOO = tf_genai.available()
+# The new-process reload: every zoo model but cddpm, which is ddpm's class with labels (the
+# labelled reload path is cvae's and cgan's); kept off to hold the suite under 30 minutes on
+# two cores (52 s). cddpm's .keras round trip that keeps training: tests/models/test_diffusion.py.
+RELOADED = [name for name in ZOO if name != "cddpm"]
 
 
 def test_zoo_has_every_documented_model():
@@ -23,7 +27,7 @@ def test_config_round_trip(name):
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", RELOADED)
 def test_fit_save_reload_in_new_process_and_continue_fit(name, tmp_path):
     figures = zoo_helpers.check_save_load_continue(name, tmp_path)
     print(name, figures)

@@ -231,7 +231,7 @@ def test_any_image_shape_builds(shape):
     assert len({layer.name for layer in net.layers}) == len(net.layers)
 
 
-def test_cddpm_guidance_labels_and_conditional_fit():
+def test_cddpm_guidance_labels_and_conditional_fit(tmp_path):
     model = registry.create("cddpm", image_shape=SHAPE, widths=(8,), timesteps=10,
                             sample_steps=3)
     assert model.num_classes == 10 and model.guidance == 3.0 and model.cond_dropout == 0.1
@@ -257,6 +257,16 @@ def test_cddpm_guidance_labels_and_conditional_fit():
         model.render(z[:2], np.array([-1, 3]))
     with pytest.raises(DataError):
         model.fit(images(8), y + 5, batch_size=8, verbose=0)  # labels 5..12: 10+ invalid
+    # .keras round trip: the same guided samples, and fit goes on with labels
+    model.save(tmp_path / "cddpm.keras")
+    loaded = keras.saving.load_model(tmp_path / "cddpm.keras")
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(np.array(loaded.sample(4, seed=1, labels=labels)), x)
+    steps = int(loaded.optimizer.iterations.numpy())
+    assert steps == int(model.optimizer.iterations.numpy()) >= 1  # the optimizer state came back
+    assert np.isfinite(loaded.fit(images(8), y, batch_size=8, epochs=1,
+                                  verbose=0).history["loss"]).all()
+    assert int(loaded.optimizer.iterations.numpy()) == steps + 1
 
 
 def test_config_round_trip_and_zoo_entries():
@@ -299,7 +309,7 @@ def test_sampling_options_trajectory_and_export_defaults(tmp_path):
     trajectory ends at sample's images; an export's sample fills steps/guidance from metadata."""
     from tf_genai import export, plotting, registry
 
-    m = registry.create("cddpm", image_shape=(8, 8, 1), widths=(8, 16), timesteps=20,
+    m = registry.create("cddpm", image_shape=(8, 8, 1), widths=(8,), timesteps=20,
                         sample_steps=5)
     states, timesteps = m.trajectory(3, seed=4, record=4)
     assert np.asarray(states).shape == (3, 4, 8, 8, 1)

@@ -1,7 +1,7 @@
 """Execute the notebooks at their full budget and save them with their outputs.
 
 The committed notebooks carry their outputs so a reader on a code host sees the figures;
-rerun this after changing a notebook or the library (about 11 minutes on 2 CPU cores):
+rerun this after changing a notebook or the library (about 11 minutes on 2 CPU cores, plus the diffusion notebook's):
 
     python notebooks/execute_full_budget.py [GLOB]      # default: every *.ipynb here
 

@@ -15,7 +15,8 @@ NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
 def test_there_are_notebooks():
     assert [p.name for p in NOTEBOOKS] == [
-        "01_vae_mnist.ipynb", "02_dcgan_mnist.ipynb", "03_conditional.ipynb"]
+        "01_vae_mnist.ipynb", "02_dcgan_mnist.ipynb", "03_conditional.ipynb",
+        "04_diffusion.ipynb"]
 
 
 @pytest.mark.slow

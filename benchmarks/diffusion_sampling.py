@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from quality import cpu_model, score  # noqa: E402
+from quality import cpu_model, fmt, score  # noqa: E402
 
 from tf_genai import data as data_lib  # noqa: E402
 from tf_genai import ranges  # noqa: E402
@@ -51,19 +51,12 @@ COLUMNS = [("steps S", "steps", 0), ("eta", "eta", 1), ("guidance", "guidance", 
            ("images/s", "images_per_s", 1)]
 
 
-def fmt(value, digits) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " |",
              "|" + "|".join(" ---: " for _ in COLUMNS) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(fmt(row.get(k), d) for _, k, d in COLUMNS) + " |")
+        lines.append("| " + " | ".join(fmt(row.get(k), 3 if d is None else d)
+                                       for _, k, d in COLUMNS) + " |")
     return "\n".join(lines)
 
 

@@ -292,15 +292,50 @@ def diffusion_target(prediction: str, x0, noise, alpha_bar):
     raise ConfigError(f"unknown diffusion prediction {prediction!r}; choose eps, x0 or v")
 
 
-def diffusion_mse(target, prediction):
+def diffusion_mse(target, prediction, weights=None):
     """The simple objective ``||target - prediction||^2`` (Ho et al. 2020 eq. 14, L_simple).
 
-    Reduction: the mean over pixels and channels of each example, then the mean over the batch
-    (a scalar; equal batches make it the plain mean of every squared error).
+    Reduction: the mean over pixels and channels of each example, then (``weights`` (batch,)
+    given) times its weight, then the mean over the batch (a scalar; equal batches and no
+    weights make it the plain mean of every squared error).
     """
     error = ops.square(ops.cast(target, "float32") - ops.cast(prediction, "float32"))
     per_example = ops.mean(ops.reshape(error, (ops.shape(error)[0], -1)), axis=-1)  # (batch,)
+    if weights is not None:
+        per_example = per_example * ops.reshape(ops.cast(weights, "float32"), (-1,))
     return ops.mean(per_example)
 
 
-__all__ += ["diffusion_target", "diffusion_mse"]
+def min_snr_weights(prediction: str, alpha_bar, gamma: float):
+    """Min-SNR-gamma loss weights (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR
+    Weighting Strategy", arXiv:2303.09556, section 3.4), for the loss in ``prediction``'s units.
+
+    With ``SNR = abar / (1 - abar)``, each timestep's loss is weighted so that, measured as an
+    x0 error, it counts ``min(SNR, gamma)``: ``min(SNR, gamma) / SNR`` for eps,
+    ``min(SNR, gamma)`` for x0, ``min(SNR, gamma) / (SNR + 1)`` for v. Written without a
+    division by SNR or 1 - abar, so abar = 0 or 1 gives finite weights. No gradient flows
+    through them. ``alpha_bar``: any shape; returns that shape, float32.
+    """
+    abar = ops.cast(alpha_bar, "float32")
+    gamma = float(gamma)
+    if gamma <= 0:
+        from tf_genai.errors import ConfigError
+
+        raise ConfigError(f"min-SNR gamma must be > 0, got {gamma}")
+    noise = 1.0 - abar
+    # min(SNR, gamma) = min(abar, gamma (1 - abar)) / (1 - abar)
+    capped = ops.minimum(abar, gamma * noise)
+    if prediction == "eps":  # min(SNR, gamma) / SNR = min(1, gamma (1 - abar) / abar)
+        weights = ops.where(abar > 0, capped / ops.maximum(abar, 1e-20), 1.0)
+    elif prediction == "x0":
+        weights = ops.where(noise > 0, capped / ops.maximum(noise, 1e-20), gamma)
+    elif prediction == "v":  # min(SNR, gamma) (1 - abar)
+        weights = capped
+    else:
+        from tf_genai.errors import ConfigError
+
+        raise ConfigError(f"unknown diffusion prediction {prediction!r}; choose eps, x0 or v")
+    return ops.stop_gradient(weights)
+
+
+__all__ += ["diffusion_target", "diffusion_mse", "min_snr_weights"]

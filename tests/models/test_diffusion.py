@@ -110,6 +110,36 @@ def test_diffusion_targets_and_mse_by_hand():
         losses.diffusion_target("score", x0, noise, abar)
 
 
+def test_min_snr_weights_by_hand_and_in_x0_units_for_every_prediction():
+    abar = np.array([1.0, 0.999, 0.8, 0.5, 0.1, 0.0], "float32")  # SNR inf, 999, 4, 1, 1/9, 0
+    snr = np.divide(abar, 1 - abar, out=np.full_like(abar, np.inf), where=abar < 1)
+    gamma = 5.0
+    capped = np.minimum(snr, gamma)  # what each timestep counts as an x0 error
+    eps = np.array(losses.min_snr_weights("eps", abar, gamma))
+    np.testing.assert_allclose(eps, [0.0, 5 / 999, 1.0, 1.0, 1.0, 1.0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(losses.min_snr_weights("x0", abar, gamma), capped, rtol=1e-5)
+    np.testing.assert_allclose(losses.min_snr_weights("v", abar, gamma), capped / (snr + 1),
+                               rtol=1e-5, atol=1e-7)
+    # The same (x0, noise) errors give the same weighted loss whatever the network predicts:
+    # an eps error e is an x0 error e / sqrt(SNR), a v error e sqrt(1 + SNR) / sqrt(SNR).
+    x0 = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    noise = np.random.default_rng(1).normal(size=(4, 3)).astype("float32")
+    a = np.array([0.9, 0.6, 0.3, 0.05], "float32")[:, None]
+    x0_hat = x0 + 0.1  # one prediction of x0, expressed in each parametrisation
+    eps_hat = (np.sqrt(a) * x0 + np.sqrt(1 - a) * noise - np.sqrt(a) * x0_hat) / np.sqrt(1 - a)
+    v_hat = np.sqrt(a) * eps_hat - np.sqrt(1 - a) * x0_hat
+    out = {"x0": x0_hat, "eps": eps_hat, "v": v_hat}
+    values = [float(losses.diffusion_mse(losses.diffusion_target(p, x0, noise, a), out[p],
+                                         losses.min_snr_weights(p, a[:, 0], gamma)))
+              for p in ("eps", "x0", "v")]
+    np.testing.assert_allclose(values, values[0], rtol=1e-4)
+    assert np.isfinite(values).all()
+    with pytest.raises(ConfigError):
+        losses.min_snr_weights("eps", abar, 0.0)
+    with pytest.raises(ConfigError):
+        Diffusion(image_shape=SHAPE, widths=(8,), min_snr_gamma=-1.0)
+
+
 # ------------------------------------------------------------------------------ training
 
 
@@ -279,7 +309,8 @@ def test_config_round_trip_and_zoo_entries():
     config = model.get_config()
     assert set(config) == {"image_shape", "num_classes", "timesteps", "schedule", "prediction",
                            "widths", "blocks", "attention_levels", "dropout", "patch_size", "ema_decay",
-                           "sample_steps", "eta", "guidance", "cond_dropout", "seed", "name"}
+                           "sample_steps", "eta", "guidance", "cond_dropout", "min_snr_gamma", "seed",
+                           "name"}
     assert Diffusion.from_config(config).get_config() == config
     assert model.latent_shape == (30, 26, 2) and model.latent_dim is None
     assert model.data_range == "symmetric"

@@ -82,6 +82,8 @@ class Diffusion(GenerativeModel):
         eta: DDIM's stochasticity (0: deterministic; 1: DDPM's posterior variance).
         guidance: classifier-free guidance scale w: ``(1 + w) eps(x, y) - w eps(x, null)``.
         cond_dropout: probability that a training label is replaced by the null class.
+        min_snr_gamma: ``None``: the simple objective (every timestep weighted alike);
+            gamma > 0: Min-SNR-gamma weighting (Hang et al. 2023, ``losses.min_snr_weights``).
         seed: initial weights, training noise, and the DDIM noise of ``render`` (eta > 0).
     """
 
@@ -120,6 +122,7 @@ class Diffusion(GenerativeModel):
         eta: float = 0.0,
         guidance: float = 3.0,
         cond_dropout: float = 0.1,
+        min_snr_gamma: float | None = None,
         seed: int = 0,
         name: str = "diffusion",
     ):
@@ -133,6 +136,8 @@ class Diffusion(GenerativeModel):
         if not 0.0 <= eta <= 1.0 or guidance < 0 or not 0.0 <= cond_dropout < 1.0:
             raise ConfigError(f"diffusion: need 0 <= eta <= 1, guidance >= 0, "
                               f"0 <= cond_dropout < 1, got {eta}, {guidance}, {cond_dropout}")
+        if min_snr_gamma is not None and not float(min_snr_gamma) > 0:
+            raise ConfigError(f"diffusion: min_snr_gamma must be > 0 or None, got {min_snr_gamma}")
         self._init_contract(image_shape=image_shape, latent_dim=None, num_classes=num_classes,
                             seed=seed)
         self.timesteps = int(timesteps)
@@ -148,6 +153,7 @@ class Diffusion(GenerativeModel):
         self.eta = float(eta)
         self.guidance = float(guidance)
         self.cond_dropout = float(cond_dropout)
+        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
 
         beta = schedules.betas(schedule, self.timesteps)  # ConfigError for an unknown name
         # float64 NumPy constants: the samplers compute their coefficients in float64.
@@ -183,6 +189,7 @@ class Diffusion(GenerativeModel):
             "eta": self.eta,
             "guidance": self.guidance,
             "cond_dropout": self.cond_dropout,
+            "min_snr_gamma": self.min_snr_gamma,
             "seed": self.seed,
             "name": self.name,
         }
@@ -267,7 +274,10 @@ class Diffusion(GenerativeModel):
             labels = ops.where(u < self.cond_dropout, self.num_classes, labels)  # null class
         out = ops.cast(self.denoiser(self._inputs(x_t, t, labels), training=training), "float32")
         target = losses.diffusion_target(self.prediction, x0, noise, abar)
-        return {"loss": losses.diffusion_mse(target, out)}
+        weights = None
+        if self.min_snr_gamma is not None:
+            weights = losses.min_snr_weights(self.prediction, abar, self.min_snr_gamma)
+        return {"loss": losses.diffusion_mse(target, out, weights)}
 
     def default_optimizers(self, learning_rate=None, weight_decay=0.0) -> dict[str, Any]:
         """Adam(1e-3); AdamW with ``weight_decay``. Ho et al. 2020 trained CIFAR-10 at 2e-4 for

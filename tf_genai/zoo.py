@@ -53,8 +53,8 @@ PRESETS: dict[str, Preset] = {
                    "Conditional DCGAN (Mirza & Osindero 2014): samples a chosen digit class",
                    {"architecture": "conv", "num_classes": 10}),
     "ddpm": Preset(_DIFFUSION, "diffusion",
-                   "DDPM (Ho et al. 2020), cosine schedule, eps-prediction, DDIM sampling "
-                   "(Song et al. 2021)"),
+                   "DDPM (Ho et al. 2020), cosine schedule, v-prediction with Min-SNR-5 weights, "
+                   "DDIM sampling (Song et al. 2021)"),
     "cddpm": Preset(_DIFFUSION, "diffusion",
                     "Class-conditional DDPM with classifier-free guidance (Ho & Salimans 2022), "
                     "DDIM sampling", {"num_classes": 10}),

@@ -204,7 +204,8 @@ def test_ddim_inversion_round_trips_when_the_network_predicts_no_noise():
     # The output layer starts at zero, so an untrained eps-network predicts eps = 0 everywhere:
     # each inversion step is then x * sqrt(abar_to / abar_from) and each generation step its
     # exact inverse (x0 stays the image, inside [-1, 1], so the clip is a no-op).
-    model = Diffusion(image_shape=SHAPE, widths=(8,), timesteps=10, sample_steps=4, seed=0)
+    model = Diffusion(image_shape=SHAPE, widths=(8,), timesteps=10, sample_steps=4, seed=0,
+                      prediction="eps")
     x = images(3)
     x_T, log_var = model.encode(x)
     np.testing.assert_array_equal(np.array(log_var), 0.0)

@@ -20,13 +20,14 @@ Training rows (each times ``--images`` images a round; one untimed warm-up round
 
 * ``tf_genai``: ``tf_genai.create("ddpm", image_shape=(28, 28, 1))`` (zoo defaults: U-Net widths
   (32, 64), one block a level, attention at 7x7, 2x2 patch stem, cosine schedule, T = 1000,
-  eps-prediction), built under ``devices.training_options()``'s policy (float32 without bf16
-  units; ``TF_GENAI_POLICY=float32`` forces it elsewhere), compiled with its
+  v-prediction with Min-SNR-5 weights), built under ``devices.training_options()``'s policy
+  (float32 without bf16 units; ``TF_GENAI_POLICY=float32`` forces it elsewhere), compiled with its
   ``steps_per_execution`` and ``jit_compile``, trained by ``fit`` on
   ``tf_genai.data.make_dataset(scale="symmetric")``: the family ``train_step`` over
   ``Diffusion.loss_terms`` (integer t ~ U[0, T), ``x_t = sqrt(abar) x0 + sqrt(1 - abar) eps``,
-  MSE on eps) and the base's weight average (``update_weight_average``, decay warm-up
-  ``min(0.999, (1 + k) / (10 + k))``).
+  Min-SNR-weighted MSE on v -- the other rows take the plain MSE on eps; the difference is
+  elementwise work on (b, 28, 28, 1) tensors, not counted in the FLOPs) and the base's weight
+  average (``update_weight_average``, decay warm-up ``min(0.999, (1 + k) / (10 + k))``).
 * ``keras-io``: the training half of the keras-io example "Denoising Diffusion Implicit
   Models" (examples/generative/ddim.py, Andras Beres), written from its description: a
   ``keras.Model`` holding ``network`` and ``ema_network`` (``keras.models.clone_model``);

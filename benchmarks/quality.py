@@ -75,13 +75,27 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
     return model, {"steps": steps, "epochs": steps / steps_per_epoch, "seconds": clock.elapsed}
 
 
-def generate(model: keras.Model, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+def generate(model: keras.Model, n: int, seed: int,
+             **sample_kwargs) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` samples as float32 in [0, 1] and the labels they were drawn for (conditional models
-    cycle through the classes; None for unconditional ones)."""
+    cycle through the classes; None for unconditional ones). ``sample_kwargs`` go to
+    ``model.sample`` (e.g. ``steps``/``eta`` for diffusion)."""
     labels = None
     if model.num_classes is not None:
         labels = np.resize(np.arange(model.num_classes, dtype=np.int32), n)
-    return ranges.to_unit(model.sample(n, seed=seed, labels=labels), model.data_range), labels
+    images = model.sample(n, seed=seed, labels=labels, **sample_kwargs)
+    return ranges.to_unit(images, model.data_range), labels
+
+
+def sample_variants(spec) -> list[dict]:
+    """``--sample-args``' value for one model as a list of ``model.sample`` keyword sets: a dict
+    is one variant, a list of dicts several (one row each), nothing the model's defaults."""
+    if spec is None:
+        return [{}]
+    variants = [spec] if isinstance(spec, dict) else list(spec)
+    if not variants or not all(isinstance(v, dict) for v in variants):
+        raise SystemExit(f"--sample-args: expected a dict or a list of dicts per model, got {spec!r}")
+    return variants
 
 
 def likelihood(model: keras.Model, images: np.ndarray, labels: np.ndarray, k: int,
@@ -102,8 +116,8 @@ def fmt(value, digits: int = 3) -> str:
 
 
 COLUMNS = [
-    ("model", "model", None), ("family", "family", None), ("epochs", "epochs", 1),
-    ("train s", "seconds", 0), ("FID ↓", "fid", 2), ("KID ↓", "kid", 3),
+    ("model", "model", None), ("family", "family", None), ("steps", "steps", None),
+    ("epochs", "epochs", 1), ("train s", "seconds", 0), ("sample s", "sample s", 0), ("FID ↓", "fid", 2), ("KID ↓", "kid", 3),
     ("KID s.e.", "kid_std", 3), ("precision ↑", "precision", 3), ("recall ↑", "recall", 3),
     ("density", "density", 3), ("coverage ↑", "coverage", 3),
     ("cls score ↑", "classifier_score", 2), ("classes hit", "classes_hit", None),
@@ -157,10 +171,23 @@ def main(argv: list[str] | None = None) -> int:
                         help='JSON learning rate per zoo name, e.g. \'{"ddpm": 1e-3}\' '
                              "(default: each family's recipe)")
     parser.add_argument("--save-dir", default=None,
-                        help="write each trained model as <save-dir>/<name>.keras")
+                        help="write each trained model as <save-dir>/<name>.keras (an existing "
+                             "file there is an error, not overwritten)")
+    parser.add_argument("--sample-args", default="{}",
+                        help='JSON model.sample arguments per zoo name; a list scores one row '
+                             'per entry from the same trained model, e.g. '
+                             '\'{"ddpm": [{"eta": 0.0}, {"eta": 1.0}]}\'')
     args = parser.parse_args(argv)
     model_args = json.loads(args.model_args)
+    sample_args = {name: sample_variants(spec)
+                   for name, spec in json.loads(args.sample_args).items()}
     models = args.models or registry.available()
+    if args.save_dir:  # before any training: nothing a user saved is overwritten
+        taken = [str(Path(args.save_dir) / f"{name}.keras") for name in models
+                 if (Path(args.save_dir) / f"{name}.keras").exists()]
+        if taken:
+            raise SystemExit(f"--save-dir: would overwrite {', '.join(taken)}; choose another "
+                             "folder or move the file(s)")
 
     train_x, train_y = data_lib.load(args.data, split="train")  # images 0-7,999
     heldout_x, heldout_y = data_lib.load(args.data, split="heldout")  # images 8,000-9,999
@@ -193,20 +220,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_dir:
             Path(args.save_dir).mkdir(parents=True, exist_ok=True)
             model.save(Path(args.save_dir) / f"{name}.keras")
-        sampled = time.perf_counter()
-        images, labels = generate(model, args.num_generated, args.seed + 1)
-        run["sample s"] = time.perf_counter() - sampled
-        # A conditional model's NLL is -log p(x | y), not comparable to the others' -log p(x).
-        label = name if model.nll_key in (None, "nll") else f"{name} (NLL = -log p(x|y))"
-        row = {"model": label, "family": model.family, **run, "model_args": model_args.get(name),
-               **score(extractor, real_feats, images, args.seed, labels)}
+        nll = None
         if model.nll_key is not None:  # a likelihood bound to report (VAEs)
             n = args.nll_images
-            row.update(likelihood(model, heldout_unit[:n], heldout_y[:n], args.nll_k, args.seed))
-        rows.append(row)
-        print(f"{name}: {run['steps']} steps in {run['seconds']:.0f} s, FID {row['fid']:.2f}",
-              flush=True)
-        write(rows)
+            nll = likelihood(model, heldout_unit[:n], heldout_y[:n], args.nll_k, args.seed)
+        for variant in sample_args.get(name, [{}]):
+            sampled = time.perf_counter()
+            images, labels = generate(model, args.num_generated, args.seed + 1, **variant)
+            run_row = {**run, "sample s": time.perf_counter() - sampled}
+            # A conditional model's NLL is -log p(x | y), not comparable to the others' -log p(x).
+            label = name if model.nll_key in (None, "nll") else f"{name} (NLL = -log p(x|y))"
+            if variant:
+                label += " (" + ", ".join(f"{k}={v}" for k, v in variant.items()) + ")"
+            row = {"model": label, "family": model.family, **run_row,
+                   "model_args": model_args.get(name), "sample_args": variant or None,
+                   **score(extractor, real_feats, images, args.seed, labels), **(nll or {})}
+            rows.append(row)  # kept (and written) as soon as it is scored
+            print(f"{label}: {run['steps']} steps in {run['seconds']:.0f} s, "
+                  f"FID {row['fid']:.2f}", flush=True)
+            write(rows)
 
     print("\n" + write(rows))
     return 0

@@ -6,6 +6,9 @@
 - :func:`make_dataset` turns them into a shuffled, batched ``tf.data.Dataset`` in the model's
   data range, with optional dynamic binarization; :func:`binarize_once` for held-out data.
 - :func:`validate_images` / :func:`validate_labels` raise :class:`tf_genai.errors.DataError`.
+- :mod:`tf_genai.data.streaming`: a folder of images or TFRecord shards read from the files
+  every epoch (:func:`scan_folder`, :func:`scan_tfrecords`, :func:`stream_dataset`,
+  :func:`write_tfrecords`), for data larger than memory.
 """
 
 from tf_genai.data.idx import read_idx
@@ -19,6 +22,7 @@ from tf_genai.data.sources import (
     resize,
     train_validation_split,
 )
+from tf_genai.data.streaming import scan_folder, scan_tfrecords, stream_dataset, write_tfrecords
 from tf_genai.data.validation import validate_images, validate_labels
 
 __all__ = [
@@ -31,7 +35,11 @@ __all__ = [
     "make_dataset",
     "read_idx",
     "resize",
+    "scan_folder",
+    "scan_tfrecords",
+    "stream_dataset",
     "train_validation_split",
     "validate_images",
     "validate_labels",
+    "write_tfrecords",
 ]

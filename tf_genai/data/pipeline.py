@@ -66,12 +66,7 @@ def make_dataset(
         DataError: bad images or labels (see :mod:`tf_genai.data.validation`).
         ConfigError: a bad ``scale``, ``batch_size`` or ``binarize`` with ``"symmetric"``.
     """
-    if scale not in SCALES:
-        raise ConfigError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
-    if binarize and scale != "unit":
-        raise ConfigError("binarize=True yields {0, 1} images; it needs scale='unit'")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_pipeline_args(batch_size=batch_size, scale=scale, binarize=binarize)
     x = validate_images(images, "array")
     y = validate_labels(labels, len(x), "array")
     # Labels as int32: what the conditional networks' label inputs take.
@@ -83,13 +78,31 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    return to_model_range(ds, labelled=y is not None, dtype=x.dtype, scale=scale,
+                          binarize=binarize, seed=seed)
 
-    to_float = _scaler(x.dtype, scale)
+
+def check_pipeline_args(*, batch_size: Any, scale: str, binarize: bool) -> None:
+    """ConfigError for a bad ``scale``, ``batch_size`` or ``binarize`` with ``"symmetric"``."""
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+    if binarize and scale != "unit":
+        raise ConfigError("binarize=True yields {0, 1} images; it needs scale='unit'")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def to_model_range(ds: tf.data.Dataset, *, labelled: bool, dtype: Any, scale: str,
+                   binarize: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """The pipeline's tail, shared by the in-memory and the streaming inputs: batches of stored
+    pixels (uint8, or float32 in [0, 1]; ``(images, labels)`` when ``labelled``) -> float32 in
+    ``scale`` (or fresh Bernoulli draws per step with ``binarize``) -> prefetch."""
+    to_float = _scaler(np.dtype(dtype), scale)
     if binarize:
         # One (2,) int64 seed per step, different every epoch, reproducible from `seed`.
         step_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, step_seeds)
-        if y is None:
+        if not labelled:
             ds = ds.map(
                 lambda b, s: _bernoulli(to_float(b), s), num_parallel_calls=tf.data.AUTOTUNE
             )
@@ -98,7 +111,7 @@ def make_dataset(
                 lambda b, s: (_bernoulli(to_float(b[0]), s), b[1]),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
-    elif y is None:
+    elif not labelled:
         ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda b, lab: (to_float(b), lab), num_parallel_calls=tf.data.AUTOTUNE)

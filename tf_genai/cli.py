@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoupled weight decay (AdamW); 0 = plain Adam")
     t.add_argument("--image-size", type=_positive_int, default=None,
                    help="resize image-folder data to this square size")
+    t.add_argument("--stream", action="store_true",
+                   help="read --data (a folder of images or TFRecord shards) from the files "
+                        "every epoch instead of loading it into memory: for data larger than RAM")
     t.add_argument("--validation-fraction", type=float, default=0.1)
     t.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
                    help="stop when val_loss (a VAE's -ELBO) has not improved for PATIENCE "
@@ -181,7 +184,7 @@ def _cmd_train(args) -> int:
         early_stopping=args.early_stopping, time_budget=args.time_budget,
         overwrite=args.overwrite, resume=args.resume,
         strategy=args.strategy, deterministic=args.deterministic,
-        verbose=0 if args.quiet else "auto",
+        verbose=0 if args.quiet else "auto", stream=args.stream,
     )
     for kind, path in result.files.items():
         print(f"wrote {kind}: {path}")

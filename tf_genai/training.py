@@ -102,6 +102,7 @@ def train(
     deterministic: bool = False,
     plots: bool = True,
     verbose: int | str = "auto",
+    stream: bool = False,
 ) -> TrainResult:
     """Train the zoo model ``model`` on ``data`` with ``model.fit`` and write the run's files.
 
@@ -124,6 +125,10 @@ def train(
         resume: continue an interrupted run in ``out_dir`` from its last backup.
         strategy: ``None``/``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
         deterministic: turn on TensorFlow's deterministic ops (bit-identical reruns).
+        stream: read ``data`` (a folder of images, or TFRecord shards) from the files every
+            epoch through ``tf.data`` instead of loading it into memory
+            (:mod:`tf_genai.data.streaming`): for data larger than memory. The split, the
+            validation part and the per-(seed, epoch) order follow the same rules.
 
     Returns:
         A :class:`TrainResult`.
@@ -148,8 +153,15 @@ def train(
     # bad --data or model argument leaves no empty run directory behind.
     path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume, create=False)
 
-    images, labels = _load(data, split, image_size)
-    kwargs = _model_kwargs(model, entry, images, labels, data, seed, latent_dim, model_kwargs)
+    if stream:
+        files = _scan(data, split, image_size)
+        images, labels, image_shape = None, files.labels, files.image_shape
+    else:
+        files = None
+        images, labels = _load(data, split, image_size)
+        image_shape = tuple(int(d) for d in images.shape[1:])
+    kwargs = _model_kwargs(model, entry, image_shape, labels, data, seed, latent_dim,
+                           model_kwargs)
     if deterministic:
         _make_deterministic(seed)
     net, dist, options = _build(model, kwargs, strategy)
@@ -160,9 +172,9 @@ def train(
     if backup_dir is not None and not resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
     initial_epoch = checkpointing.backup_epoch(backup_dir) if resume and backup_dir else 0
-    train_ds, steps_per_epoch, val_ds, epochs = _datasets(
-        net, images, labels, batch_size=batch_size, seed=seed, epochs=epochs,
-        initial_epoch=initial_epoch, validation_fraction=validation_fraction)
+    train_ds, steps_per_epoch, val_ds, epochs = (_stream_datasets if stream else _datasets)(
+        net, files if stream else images, labels, batch_size=batch_size, seed=seed,
+        epochs=epochs, initial_epoch=initial_epoch, validation_fraction=validation_fraction)
     _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay)
     cbs, backup, budget = _callbacks(net, callbacks, backup_dir, early_stopping, val_ds,
                                      time_budget)
@@ -172,19 +184,24 @@ def train(
     # The backup's history covers the epochs before a resume too.
     history = _json_history(backup.history if backup is not None else fit.history)
 
-    files: dict[str, Path] = {}
     if path is not None:
         run_config = dict(
             model=model, data=_describe_data(data), epochs=epochs, batch_size=batch_size,
-            seed=seed, split=split, time_budget=time_budget,
+            seed=seed, split=split, stream=stream, time_budget=time_budget,
             stopped_by_time_budget=bool(budget is not None and budget.spent),
             epochs_done=len(next(iter(history.values()), [])),
             training_options={**options, "strategy": strategy or "default",
                               "deterministic": deterministic},
             model_kwargs={k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()})
-        files = write_run(net, history, path, images=images, labels=labels, seed=seed,
-                          plots=plots, run_config=run_config)
-    return TrainResult(net, history, path, files)
+        if stream and plots and net.encodes:  # a few images for the latent plots, not all
+            from tf_genai.data import streaming
+
+            images, labels = streaming.read_images(files, 2000)
+        written = write_run(net, history, path, images=images, labels=labels, seed=seed,
+                            plots=plots, run_config=run_config)
+    else:
+        written = {}
+    return TrainResult(net, history, path, written)
 
 
 # ------------------------------------------------------------------ the steps of train()
@@ -196,14 +213,24 @@ def _load(data: Any, split: str, image_size: int | None):
     return data_lib.load(data, split=split, image_size=image_size)
 
 
+def _scan(data: Any, split: str, image_size: int | None):
+    from tf_genai.data import streaming
+
+    if not isinstance(data, (str, os.PathLike)):
+        raise ConfigError(f"stream=True reads files: data must be a folder of images or "
+                          f"TFRecord shards, got {type(data).__name__}")
+    return streaming.scan(data, split, image_size=image_size)
+
+
 def _describe_data(data: Any) -> str:
     return os.fspath(data) if isinstance(data, (str, os.PathLike)) else str(data)
 
 
-def _model_kwargs(name, entry, images, labels, data, seed, latent_dim, model_kwargs) -> dict:
+def _model_kwargs(name, entry, image_shape, labels, data, seed, latent_dim,
+                  model_kwargs) -> dict:
     """The constructor arguments: the caller's, the data's image shape, the seed, the classes."""
     kwargs = dict(model_kwargs or {})
-    kwargs.setdefault("image_shape", tuple(int(d) for d in images.shape[1:]))
+    kwargs.setdefault("image_shape", tuple(int(d) for d in image_shape))
     kwargs.setdefault("seed", seed)
     if latent_dim is not None:
         kwargs["latent_dim"] = latent_dim
@@ -273,6 +300,33 @@ def _datasets(net, images, labels, *, batch_size, seed, epochs, initial_epoch,
             val_x = data_lib.binarize_once(val_x, seed=seed)
         val_ds = data_lib.make_dataset(val_x, val_y if use_labels else None, shuffle=False,
                                        **ds_kwargs)
+    return train_ds, steps_per_epoch, val_ds, epochs
+
+
+def _stream_datasets(net, files, labels, *, batch_size, seed, epochs, initial_epoch,
+                     validation_fraction):
+    """:func:`_datasets` for streamed files: the same validation rule (a seeded share of the
+    training split, binarized once for Bernoulli models) and per-(seed, epoch) order."""
+    from tf_genai import data as data_lib
+    from tf_genai.data import streaming
+
+    use_labels = labels is not None and net.num_classes is not None
+    train_files, val_files = files, None
+    if validation_fraction > 0 and files.num_images >= 20:
+        (train_pos, _), (val_pos, _) = data_lib.train_validation_split(
+            np.arange(files.num_images), labels, fraction=validation_fraction, seed=seed)
+        train_files = streaming.subset(files, train_pos, f"{files.split}_train")
+        val_files = streaming.subset(files, val_pos, f"{files.split}_validation")
+    if epochs is None:
+        epochs = auto_epochs(train_files.num_images, batch_size)
+    train_ds, steps_per_epoch = streaming.stream_epochs(
+        train_files, batch_size=batch_size, scale=net.data_range, seed=seed, epochs=epochs,
+        initial_epoch=initial_epoch, labels=use_labels)
+    val_ds = None
+    if val_files is not None:
+        val_ds = streaming.stream_dataset(
+            val_files, batch_size=batch_size, scale=net.data_range, seed=seed, shuffle=False,
+            labels=use_labels, binarize_fixed=bool(net.binarize))
     return train_ds, steps_per_epoch, val_ds, epochs
 
 

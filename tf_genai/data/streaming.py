@@ -127,6 +127,12 @@ def _fingerprint(parts: Sequence[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _files_fingerprint(paths: Sequence[Path], shape: tuple[int, int, int]) -> str:
+    """Names a disk cache: the files (path, size, modification time) and the decoded shape."""
+    return _fingerprint([[(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths],
+                         shape])
+
+
 def scan_folder(
     folder: str | os.PathLike,
     split: str = "train",
@@ -167,12 +173,10 @@ def scan_folder(
             f"{', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size=(H, W)")
     height, width = size if size is not None else headers[0][0]
     channels = max(c for _, c in headers)
-    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    shape = (int(height), int(width), int(channels))
     return ImageFiles(
-        paths=tuple(str(p) for p in files), labels=labels,
-        image_shape=(int(height), int(width), int(channels)), kind="files",
-        num_images=len(files), source=str(root),
-        fingerprint=_fingerprint([stats, height, width, channels]),
+        paths=tuple(str(p) for p in files), labels=labels, image_shape=shape, kind="files",
+        num_images=len(files), source=str(root), fingerprint=_files_fingerprint(files, shape),
         resize=size is not None and sizes != {size}, split=split)
 
 
@@ -420,12 +424,10 @@ def scan_tfrecords(
     y = np.asarray(labels, dtype=np.int64)[index] if all(has) else None
     height, width = size if size is not None else shapes[0][:2]
     channels = max(s[2] for s in shapes)
-    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in found]
+    shape = (int(height), int(width), int(channels))
     return ImageFiles(
-        paths=tuple(str(p) for p in found), labels=y,
-        image_shape=(int(height), int(width), int(channels)), kind="tfrecord",
-        num_images=len(index), source=str(shards),
-        fingerprint=_fingerprint([stats, height, width, channels]),
+        paths=tuple(str(p) for p in found), labels=y, image_shape=shape, kind="tfrecord",
+        num_images=len(index), source=str(shards), fingerprint=_files_fingerprint(found, shape),
         resize=size is not None and hw != {size}, split=split,
         record_mask=None if split == "all" else np.isin(np.arange(len(shapes)), index))
 

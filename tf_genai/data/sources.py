@@ -474,17 +474,23 @@ def _read_image_folder(folder: Path, size: tuple[int, int] | None) -> Pair:
     files, labels = _image_files(folder)
     arrays = [_read_image(p, size) for p in files]
     shapes = [a.shape[:2] for a in arrays]
-    if size is None and len(set(shapes)) > 1:
-        odd = [f"{p.name} {h}x{w}" for p, (h, w) in zip(files, shapes) if (h, w) != shapes[0]]
-        raise DataError(
-            f"{folder}: images differ in size ({files[0].name} is {shapes[0][0]}x{shapes[0][1]}, "
-            f"but {', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size=(H, W)"
-        )
+    if size is None:
+        check_same_size(folder, files, shapes)
     channels = max(a.shape[2] for a in arrays)  # mixed gray/colour folders become colour
     any_float = any(a.dtype == np.float32 for a in arrays)
     out = np.stack([_match(a, channels, any_float) for a in arrays])  # (N, H, W, C)
     images = validate_images(out, str(folder))
     return images, validate_labels(labels, len(images), str(folder))
+
+
+def check_same_size(folder: Path, files: Sequence[Path], shapes: Sequence[tuple[int, int]]) -> None:
+    """DataError naming the files whose ``(H, W)`` differs from the first one's."""
+    if len(set(shapes)) > 1:
+        odd = [f"{p.name} {h}x{w}" for p, (h, w) in zip(files, shapes) if (h, w) != shapes[0]]
+        raise DataError(
+            f"{folder}: images differ in size ({files[0].name} is {shapes[0][0]}x{shapes[0][1]}, "
+            f"but {', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size=(H, W)"
+        )
 
 
 def _match(array: np.ndarray, channels: int, as_float: bool) -> np.ndarray:

@@ -46,12 +46,13 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_genai.data.pipeline import check_pipeline_args, to_model_range
+from tf_genai.data.pipeline import _bernoulli, check_pipeline_args, to_model_range
 from tf_genai.data.sources import (
     _CORRUPT_FILE_ERRORS,
     SPLITS,
     _image_files,
     _normalize_size,
+    check_same_size,
     default_split_indices,
 )
 from tf_genai.errors import ConfigError, DataError
@@ -165,12 +166,8 @@ def scan_folder(
     labels = None if labels is None else labels[index]
     headers = [_header(p, verify) for p in files]
     sizes = {s for s, _ in headers}
-    if size is None and len(sizes) > 1:
-        first = headers[0][0]
-        odd = [f"{p.name} {h}x{w}" for p, ((h, w), _) in zip(files, headers) if (h, w) != first]
-        raise DataError(
-            f"{root}: images differ in size ({files[0].name} is {first[0]}x{first[1]}, but "
-            f"{', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size=(H, W)")
+    if size is None:
+        check_same_size(root, files, [s for s, _ in headers])
     height, width = size if size is not None else headers[0][0]
     channels = max(c for _, c in headers)
     shape = (int(height), int(width), int(channels))
@@ -308,10 +305,8 @@ def stream_dataset(
 
 def _fixed_bernoulli(image: tf.Tensor, seed: int, index: tf.Tensor) -> tf.Tensor:
     """One uint8 image -> float32 {0, 1} pixels, Bernoulli(intensity), seeded by (seed, index)."""
-    unit = tf.cast(image, tf.float32) / 255.0
-    noise = tf.random.stateless_uniform(tf.shape(unit), tf.stack([tf.constant(seed, tf.int64),
-                                                                  index]))
-    return tf.cast(noise < unit, tf.float32)
+    return _bernoulli(tf.cast(image, tf.float32) / 255.0,
+                      tf.stack([tf.constant(seed, tf.int64), index]))
 
 
 def _batches(count: int, batch_size: int, drop_remainder: bool) -> int:

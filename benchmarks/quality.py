@@ -63,15 +63,19 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
     conditional = model.num_classes is not None
     ds = data_lib.make_dataset(images, labels if conditional else None, batch_size=batch_size,
                                scale=model.data_range, binarize=model.binarize, seed=seed)
+    # One repeated dataset and steps_per_epoch, not a finite dataset that fit re-iterates each
+    # epoch: the first step after a new iterator sometimes stalls for seconds under fit
+    # (benchmarks/epoch_stall.py; 7-9 s for ddpm), which would cost every model steps.
+    # The shuffle still reshuffles every pass (reshuffle_each_iteration).
+    steps_per_epoch = int(np.ceil(len(images) / batch_size))
     # The budget starts after the first step: that step traces and compiles the train step
     # (a few seconds to ~40 s for WGAN-GP's penalty on two cores), which says nothing about how
     # fast a model learns; *train s* (elapsed) is the whole fit.
     clock = TimeBudget(budget, at="step", after_first_step=True)
-    model.fit(ds, epochs=MAX_EPOCHS, callbacks=[clock], shuffle=False,  # ds shuffles
-              verbose=0)
+    model.fit(ds.repeat(), epochs=MAX_EPOCHS, steps_per_epoch=steps_per_epoch,
+              callbacks=[clock], shuffle=False, verbose=0)  # ds shuffles
     # Training steps = updates of the last optimizer (the generator's for a GAN).
     steps = int(model.training_optimizers()[-1][1].iterations.numpy())
-    steps_per_epoch = int(np.ceil(len(images) / batch_size))
     return model, {"steps": steps, "epochs": steps / steps_per_epoch, "seconds": clock.elapsed}
 
 

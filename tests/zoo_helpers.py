@@ -51,18 +51,24 @@ TINY_KWARGS = {name: dict(widths=(8,), timesteps=10, sample_steps=3) for name in
 
 
 def make_model(name: str, **kwargs: Any):
-    """The zoo model ``name`` at the tiny test shape (8x8x1); other arguments its defaults."""
+    """The zoo model ``name`` at the tiny test shape (8x8x1, unless ``image_shape`` is given);
+    other arguments its defaults."""
     import tf_genai
 
-    return tf_genai.create(name, image_shape=IMAGE_SHAPE, **{**TINY_KWARGS.get(name, {}), **kwargs})
+    kwargs = {"image_shape": IMAGE_SHAPE, **TINY_KWARGS.get(name, {}), **kwargs}
+    return tf_genai.create(name, **kwargs)
 
 
 def digits(model, n: int = NUM_IMAGES) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` sklearn digits, float32 ``(n, 8, 8, 1)`` in ``model.data_range``."""
+    """The first ``n`` sklearn digits, float32 ``(n, 8, 8, C)`` in ``model.data_range``: the
+    grey digit in every one of the model's C channels, each channel a different brightness."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = (d.images[:n] / 16.0).astype("float32")[..., None]  # (n, 8, 8, 1) in [0, 1]
+    channels = model.image_shape[-1]
+    if channels > 1:  # (n, 8, 8, C), k/16 scaled by (c + 1) / C
+        x = x * (np.arange(1, channels + 1, dtype="float32") / channels)
     if model.data_range == "symmetric":
         x = x * 2.0 - 1.0
     return x, d.target[:n].astype("int32")
@@ -434,11 +440,12 @@ def expected_signatures(model) -> list[str]:
     return sorted(names + ["serving_default"])
 
 
-def check_export_in_plain_tf(name: str, tmp_path: Path) -> None:
-    """Export, load in a process without tf_genai, call every signature, compare outputs."""
+def check_export_in_plain_tf(name: str, tmp_path: Path, **kwargs: Any) -> None:
+    """Export, load in a process without tf_genai, call every signature, compare outputs.
+    ``kwargs`` go to :func:`make_model` (e.g. a colour ``image_shape``)."""
     from tf_genai import export
 
-    model = make_model(name)
+    model = make_model(name, **kwargs)
     export_dir = export.export_saved_model(model, tmp_path / "export")
     assert export_dir == tmp_path / "export" and (export_dir / "saved_model.pb").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp dirs left"
@@ -461,13 +468,14 @@ def check_export_in_plain_tf(name: str, tmp_path: Path) -> None:
         np.testing.assert_allclose(got[key], want, rtol=0, atol=1e-5,
                                    err_msg=f"{name}: export {key} differs from the model")
     np.testing.assert_array_equal(got["sample_a/images"], got["sample_b/images"])  # same seed
-    assert got["sample_a/images"].shape == (4, *IMAGE_SHAPE)
+    assert got["sample_a/images"].shape == (4, *model.image_shape)
     low, high = (0.0, 1.0) if model.data_range == "unit" else (-1.0, 1.0)
     assert got["sample_a/images"].min() >= low and got["sample_a/images"].max() <= high
 
     meta = result["metadata"]
     assert meta["family"] == model.family and meta["zoo_name"] == name
-    assert meta["image_shape"] == list(IMAGE_SHAPE) and meta["latent_dim"] == model.latent_dim
+    assert meta["image_shape"] == list(model.image_shape)
+    assert meta["latent_dim"] == model.latent_dim
     assert meta["latent_shape"] == list(model.latent_shape)
     assert meta["num_classes"] == model.num_classes and meta["data_range"] == model.data_range
     assert sorted([*meta["signatures"], "serving_default"]) == expected_signatures(model)
@@ -492,12 +500,12 @@ def run_tflite(flatbuffer: bytes, inputs: dict[str, np.ndarray]) -> dict[str, np
     return runner(**inputs)
 
 
-def check_tflite(name: str, tmp_path: Path) -> None:
+def check_tflite(name: str, tmp_path: Path, **kwargs: Any) -> None:
     """The model's network (decoder, generator or denoiser) converts to TFLite and gives the
-    model's outputs (1e-5)."""
+    model's outputs (1e-5). ``kwargs`` go to :func:`make_model`."""
     from tf_genai import export
 
-    model = make_model(name)
+    model = make_model(name, **kwargs)
     path = tmp_path / f"{name}.tflite"
     flatbuffer = export.convert_to_tflite(model, path)
     assert path.read_bytes() == flatbuffer

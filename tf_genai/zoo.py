@@ -28,8 +28,12 @@ _GAN = "tf_genai.models.gan.model:GAN"
 _DIFFUSION = "tf_genai.models.diffusion.model:Diffusion"
 
 PRESETS: dict[str, Preset] = {
-    "vae": Preset(_VAE, "vae", "Convolutional VAE (Kingma & Welling 2014), Bernoulli decoder"),
-    "mlp_vae": Preset(_VAE, "vae", "MLP VAE (Kingma & Welling 2014), 512-256 encoder, Bernoulli",
+    # The VAEs' likelihood is "auto": Bernoulli for grey images, a discretized logistic (bits/dim)
+    # for colour ones (VAE docstring).
+    "vae": Preset(_VAE, "vae", "Convolutional VAE (Kingma & Welling 2014), Bernoulli decoder "
+                  "(grey) or discretized logistic (colour)"),
+    "mlp_vae": Preset(_VAE, "vae", "MLP VAE (Kingma & Welling 2014), 512-256 encoder, Bernoulli "
+                      "or discretized logistic",
                       {"architecture": "mlp", "hidden_units": (512, 256)}),
     "cvae": Preset(_VAE, "vae", "Conditional convolutional VAE (Sohn et al. 2015)",
                    {"num_classes": 10}),

@@ -158,7 +158,9 @@ def test_networks_fit_any_image_shape(shape, architecture):
     model = VAE(image_shape=shape, latent_dim=3, architecture=architecture, filters=(4, 4),
                 hidden_units=(8,))
     x = np.random.default_rng(0).uniform(size=(2,) + shape).astype("float32")
-    assert model.decoder_logits(np.zeros((2, 3), "float32")).shape == (2,) + shape
+    # one raw value a subpixel (Bernoulli, grey), or the logistic's (colour: likelihood "auto")
+    params = () if shape[-1] == 1 else (2,)
+    assert model.decoder_logits(np.zeros((2, 3), "float32")).shape == (2,) + shape + params
     assert model.reconstruct(x).shape == (2,) + shape
 
 
@@ -194,7 +196,7 @@ def test_config_round_trip_and_keras_save_load(name, tmp_path):
     tiny = {k: v for k, v in TINY.items() if name != "mlp_vae" or k != "filters"}
     model = registry.create(name, **tiny)
     config = model.get_config()
-    assert set(config) == set(VAE.__init__.__code__.co_varnames[1:14]) | {"name"}
+    assert set(config) == set(VAE.__init__.__code__.co_varnames[1:15]) | {"name"}
     assert config["name"] == name
     assert VAE.from_config(config).get_config() == config
     model.kl_weight.assign(0.25)
@@ -299,3 +301,94 @@ def test_conditional_nll_is_reported_as_conditional(digits):
     assert result["conditional_nll"] <= -result["conditional_elbo"] + 1e-4
     plain = evaluate_model(VAE(**TINY), "digits", num_samples=2, max_images=20, num_generated=50)
     assert "conditional_nll" not in plain and np.isfinite(plain["nll"])
+
+
+# ---------------------------------------------------------------- discretized logistic (8-bit)
+
+
+def _grid(images):
+    """Digits (17 grey levels in [0, 1]) moved onto the 8-bit grid k/255."""
+    return (np.round(images * 255.0) / 255.0).astype("float32")
+
+
+@pytest.mark.parametrize("components", [1, 3])
+def test_reconstruction_term_matches_scipy_discretized_logistic(digits, components):
+    from scipy import stats
+
+    images, _ = digits
+    x = _grid(images[:16])
+    model = VAE(**TINY, likelihood="logistic", logistic_components=components)
+    _deterministic_encoder(model)
+    model.compile(optimizer="adam")
+    result = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+
+    mean, _ = model.encode(x)
+    raw = np.asarray(model.decoder(mean), "float64").reshape(16, 8, 8, 1, -1)
+    k = components
+    if k == 1:
+        weights, mu, log_s = np.ones(raw.shape[:-1] + (1,)), raw[..., :1], raw[..., 1:]
+    else:
+        logits, mu, log_s = raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:]
+        weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    mu = 1.0 / (1.0 + np.exp(-mu))  # squashed into [0, 1]
+    s = np.exp(np.maximum(log_s, np.log(1e-3)))
+    xx, half = x.astype("float64")[..., None], 0.5 / 255
+    upper = np.where(xx > 1 - half, 1.0, stats.logistic.cdf(xx + half, mu, s))
+    lower = np.where(xx < half, 0.0, stats.logistic.cdf(xx - half, mu, s))
+    log_px = np.log((weights * (upper - lower)).sum(-1)).reshape(16, -1).sum(-1)
+    np.testing.assert_allclose(result["reconstruction_loss"], -log_px.mean(), rtol=1e-4)
+    # decode is the mixture's mean
+    expected_mean = (weights * mu).sum(-1)
+    np.testing.assert_allclose(model.decode(mean), expected_mean, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_likelihood_is_bernoulli_for_grey_and_logistic_for_colour(tmp_path):
+    grey = VAE(**TINY)
+    assert (grey.likelihood, grey.binarize, grey.likelihood_levels) == ("bernoulli", True, 2)
+    colour = VAE(**{**TINY, "image_shape": (8, 8, 3)})
+    assert (colour.likelihood, colour.binarize, colour.likelihood_levels) == ("logistic", False,
+                                                                              256)
+    assert VAE(**TINY, likelihood="gaussian").likelihood_levels is None
+    config = colour.get_config()  # the choice made, not "auto": a reload rebuilds the same
+    assert config["likelihood"] == "logistic" and config["binarize"] is False
+    colour.save(tmp_path / "colour.keras")
+    loaded = keras.saving.load_model(tmp_path / "colour.keras")
+    assert loaded.get_config() == config
+    with pytest.raises(ConfigError, match="binarize"):
+        VAE(**{**TINY, "image_shape": (8, 8, 3)}, binarize=True)
+    with pytest.raises(ConfigError, match="logistic_components"):
+        VAE(**TINY, likelihood="logistic", logistic_components=0)
+
+
+def test_logistic_vae_trains_and_evaluate_reports_bits_per_dim(digits, tmp_path):
+    from PIL import Image
+
+    from tf_genai.evaluation.report import evaluate_model
+
+    images, _ = digits
+    folder = tmp_path / "pngs"  # 8-bit files, unlabelled: what a user's folder looks like
+    folder.mkdir()
+    for i, image in enumerate(np.round(images[:80, ..., 0] * 255).astype("uint8")):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    model = VAE(**TINY, likelihood="logistic", logistic_components=2)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    kwargs = dict(split="all", num_samples=4, max_images=64, num_generated=50)
+    before = evaluate_model(model, str(folder), **kwargs)
+    history = model.fit(_dataset(_grid(images[:1024])), epochs=10, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    after = evaluate_model(model, str(folder), **kwargs)
+    for result in (before, after):
+        assert result["likelihood_levels"] == 256
+        np.testing.assert_allclose(result["nll_bits_per_dim"],
+                                   result["nll"] / (64 * np.log(2.0)), rtol=1e-6)
+    # below 8 bits/dim (a uniform guess over 256 values), and training lowers it clearly
+    assert after["nll_bits_per_dim"] < min(before["nll_bits_per_dim"] - 0.5, 8.0)
+
+
+def test_logistic_nll_refuses_values_off_the_8bit_grid(digits):
+    images, _ = digits
+    model = VAE(**TINY, likelihood="logistic")
+    x = _grid(images[:8])
+    assert np.isfinite(importance_sampled_nll(model, x, num_samples=2)["nll"])
+    with pytest.raises(DataError, match="256-level grid"):
+        importance_sampled_nll(model, x * 0.999, num_samples=2)  # in range, off the grid

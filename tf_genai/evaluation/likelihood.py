@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_genai import ranges
+from tf_genai import losses, ranges
 from tf_genai.errors import ConfigError, DataError
 
 # How many decoder evaluations one compiled call makes (images x importance samples): bounds
@@ -75,7 +75,10 @@ def importance_sampled_nll(
         ``-log p(x | y)`` and its bound, which :func:`tf_genai.evaluation.report.evaluate_model`
         reports as ``conditional_nll`` / ``conditional_elbo``; ``elbo`` is the k-sample Monte Carlo ELBO, so
         ``nll <= -elbo`` per image), ``"nll_per_image"``, ``"elbo_per_image"`` (arrays (N,)),
-        and ``"num_samples"``.
+        ``"num_samples"``, and ``"nll_bits_per_dim"``: the NLL in bits per subpixel,
+        ``nll / (H W C ln 2)``, where the likelihood is a probability mass over the pixel
+        values (``model.likelihood_levels``: 256 for 8-bit images under the discretized
+        logistic, 2 for binary pixels), else None (a Gaussian density).
     """
     if not (hasattr(model, "log_weights") and hasattr(model, "check_likelihood_data")):
         raise ConfigError(
@@ -113,8 +116,11 @@ def importance_sampled_nll(
         elbo.append(log_w.mean(axis=0))
     nll_per_image = np.concatenate(nll)
     elbo_per_image = np.concatenate(elbo)
+    levels = getattr(model, "likelihood_levels", None)
     return {
         "nll": float(nll_per_image.mean()),
+        "nll_bits_per_dim": None if levels is None else float(
+            losses.bits_per_dim(nll_per_image.mean(), int(np.prod(model.image_shape)))),
         "elbo": float(elbo_per_image.mean()),
         "nll_per_image": nll_per_image,
         "elbo_per_image": elbo_per_image,

@@ -25,7 +25,9 @@ def evaluate_model(
 
     Models with a likelihood bound (VAEs) get ``nll`` (importance-sampled, ``num_samples`` =
     k) and ``elbo``, nats per image — ``conditional_nll`` / ``conditional_elbo`` for a
-    conditional model, whose bound is on ``-log p(x | y)``;
+    conditional model, whose bound is on ``-log p(x | y)`` — and, where the likelihood is a
+    probability mass over pixel values (discretized logistic: 8-bit; Bernoulli: binary),
+    ``nll_bits_per_dim`` with ``likelihood_levels``;
     every model gets the feature-space sample metrics (``fid``, ``kid``, ``precision``,
     ``recall``, ``density``, ``coverage``, ``classifier_score``, ``class_coverage``) computed in
     the feature space of a digit classifier trained on the *train* split of ``data`` (cached on
@@ -61,6 +63,9 @@ def evaluate_model(
         result[f"{prefix}nll"] = float(lik["nll"])
         result[f"{prefix}elbo"] = float(lik["elbo"])
         result["nll_unit"] = "nats per image"
+        if lik["nll_bits_per_dim"] is not None:  # a probability mass: also in bits/dim
+            result[f"{prefix}nll_bits_per_dim"] = lik["nll_bits_per_dim"]
+            result["likelihood_levels"] = int(model.likelihood_levels)
         result["num_importance_samples"] = int(num_samples)
 
     train_images, train_labels = data_lib.load(data, split="train")

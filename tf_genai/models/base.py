@@ -469,6 +469,13 @@ class GenerativeModel(keras.Model):
         """The name its likelihood bound is reported under (``evaluate``), or None: none."""
         return None
 
+    @property
+    def likelihood_levels(self) -> int | None:
+        """How many values a subpixel takes under the model's likelihood when it is a
+        probability mass (256: 8-bit images, 2: binary), so that its NLL converts to bits/dim;
+        None for a density or no likelihood at all."""
+        return None
+
     def export_metadata(self) -> dict[str, Any]:
         """Family-specific entries for an export's ``metadata.json`` (none by default)."""
         return {}

@@ -29,16 +29,21 @@ from tf_genai.models.base import GenerativeModel, adam
 from tf_genai.models.vae.networks import ARCHITECTURES, build_decoder, build_encoder
 from tf_genai.registry import serializable
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
+# "auto": Bernoulli (with dynamic binarisation) for one channel -- grey digits, the field's
+# binarized-MNIST convention -- and the discretized logistic for colour, where binarising would
+# throw the image away and a Gaussian density gives no likelihood in bits/dim.
+AUTO = "auto"
 # Floor on a learned Gaussian scale: without it the scale collapses towards 0 on pixels that
 # are constant in the data (MNIST borders) and the likelihood diverges.
 _MIN_LOG_SCALE = math.log(1e-3)
+LOGISTIC_LEVELS = 256  # the discretized logistic's grid: 8-bit images
 
 
 # The zoo names and defaults of this class are rows of tf_genai/zoo.py.
 @serializable
 class VAE(GenerativeModel):
-    """A variational autoencoder with a Bernoulli or Gaussian decoder.
+    """A variational autoencoder with a Bernoulli, Gaussian or discretized logistic decoder.
 
     Args:
         image_shape: (H, W, C) of the images.
@@ -47,10 +52,18 @@ class VAE(GenerativeModel):
         filters: conv channels, one stride-2 stage each (conv only).
         hidden_units: dense layers after the conv stages (encoder), mirrored in the decoder.
         num_classes: set for a conditional VAE; ``fit`` data must then yield (images, labels).
-        likelihood: ``"bernoulli"`` (decoder logits, data in [0, 1]) or ``"gaussian"``.
+        likelihood: ``"bernoulli"`` (decoder logits, data in [0, 1]), ``"gaussian"`` (a
+            density), ``"logistic"`` (a discretized logistic, or a mixture of
+            ``logistic_components``, per subpixel over the 256 values of 8-bit images: a
+            probability, so the NLL is in bits/dim; Salimans et al. 2017), or ``"auto"``:
+            Bernoulli for one channel, logistic for more. ``get_config`` holds the choice made.
         gaussian_scale: the fixed Gaussian standard deviation, or None to learn one per channel.
-        data_range: ``"unit"`` ([0, 1]) or ``"symmetric"`` ([-1, 1], Gaussian only).
-        binarize: draw a fresh Bernoulli binarisation of every batch (dynamic binarisation).
+        logistic_components: K of the logistic mixture (1: one logistic per subpixel). The
+            decoder outputs per subpixel a mean and a log-scale (K = 1), or K weights, means
+            and log-scales.
+        data_range: ``"unit"`` ([0, 1]) or ``"symmetric"`` ([-1, 1]; not Bernoulli).
+        binarize: draw a fresh Bernoulli binarisation of every batch (dynamic binarisation);
+            None: exactly when the likelihood is Bernoulli.
         beta: the KL weight of the β-VAE objective; held in the non-trainable ``kl_weight``
             variable so a warm-up callback can assign to it.
         num_importance_samples: k of the IWAE bound; 1 is the ordinary ELBO.
@@ -71,18 +84,27 @@ class VAE(GenerativeModel):
         filters: Sequence[int] = (16, 32),
         hidden_units: Sequence[int] = (256,),
         num_classes: int | None = None,
-        likelihood: str = "bernoulli",
+        likelihood: str = AUTO,
         gaussian_scale: float | None = None,
+        logistic_components: int = 1,
         data_range: str = "unit",
-        binarize: bool = True,
+        binarize: bool | None = None,
         beta: float = 1.0,
         num_importance_samples: int = 1,
         seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if likelihood == AUTO:
+            channels = int(tuple(image_shape)[-1]) if len(tuple(image_shape)) == 3 else 1
+            likelihood = "bernoulli" if channels == 1 else "logistic"
         if likelihood not in LIKELIHOODS:
-            raise ConfigError(f"VAE likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+            raise ConfigError(f"VAE likelihood must be one of {LIKELIHOODS} or {AUTO!r}, got "
+                              f"{likelihood!r}")
+        if binarize is None:
+            binarize = likelihood == "bernoulli"
+        if int(logistic_components) < 1:
+            raise ConfigError(f"VAE logistic_components must be >= 1, got {logistic_components!r}")
         ranges.check(data_range, "VAE data_range")
         if likelihood == "bernoulli" and data_range != "unit":
             raise ConfigError("a Bernoulli VAE needs data_range='unit' (pixels in [0, 1])")
@@ -103,6 +125,7 @@ class VAE(GenerativeModel):
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.likelihood = likelihood
         self.gaussian_scale = None if gaussian_scale is None else float(gaussian_scale)
+        self.logistic_components = int(logistic_components)
         self.binarize = bool(binarize)
         self.beta = float(beta)
         self.num_importance_samples = int(num_importance_samples)
@@ -110,7 +133,8 @@ class VAE(GenerativeModel):
         net = dict(architecture=architecture, num_classes=self.num_classes,
                    filters=self.filters, hidden_units=self.hidden_units)
         self.encoder = build_encoder(self.image_shape, self.latent_dim, **net)
-        self.decoder = build_decoder(self.image_shape, self.latent_dim, **net)
+        self.decoder = build_decoder(self.image_shape, self.latent_dim,
+                                     params_per_channel=self._params_per_channel(), **net)
         # The current KL weight: starts at beta; KL warm-up callbacks assign to it.
         self.kl_weight = keras.Variable(self.beta, trainable=False, dtype="float32",
                                         name="kl_weight")
@@ -135,6 +159,7 @@ class VAE(GenerativeModel):
             "num_classes": self.num_classes,
             "likelihood": self.likelihood,
             "gaussian_scale": self.gaussian_scale,
+            "logistic_components": self.logistic_components,
             "data_range": self.data_range,
             "binarize": self.binarize,
             "beta": self.beta,
@@ -151,14 +176,44 @@ class VAE(GenerativeModel):
         return ops.cast(mean, "float32"), ops.cast(log_var, "float32")
 
     def decoder_logits(self, z, labels=None, training: bool = False):
-        """The raw decoder output ``(batch, H, W, C)`` (Bernoulli logits / pre-squash means)."""
-        return ops.cast(self.decoder(self._net_inputs(z, labels), training=training), "float32")
+        """The raw decoder output: ``(batch, H, W, C)`` Bernoulli logits or pre-squash Gaussian
+        means; ``(batch, H, W, C, P)`` logistic parameters (:meth:`_logistic_params`)."""
+        raw = ops.cast(self.decoder(self._net_inputs(z, labels), training=training), "float32")
+        if self.likelihood == "logistic":
+            raw = ops.reshape(raw, (-1, *self.image_shape, self._params_per_channel()))
+        return raw
 
-    def _mean_from_raw(self, raw):
-        """Decoder output -> image means in ``data_range``."""
+    def _params_per_channel(self) -> int:
+        """Decoder outputs per subpixel: 1, or the logistic's mean and log-scale (K = 1), or
+        K mixture logits, means and log-scales."""
+        if self.likelihood != "logistic":
+            return 1
+        return 2 if self.logistic_components == 1 else 3 * self.logistic_components
+
+    def _squash(self, raw):
+        """Unbounded values -> ``data_range`` (tanh or sigmoid)."""
         if self.data_range == "symmetric":
             return ops.tanh(raw)
         return ops.sigmoid(raw)
+
+    def _logistic_params(self, raw):
+        """``(batch, H, W, C, P)`` -> ``(means, log_scales, logits)``, each ``(batch, H, W, C[,
+        K])`` (logits None for K = 1); means squashed into the data range, log-scales floored."""
+        k = self.logistic_components
+        if k == 1:
+            logits, means, log_scales = None, raw[..., 0], raw[..., 1]
+        else:
+            logits, means, log_scales = raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:]
+        return self._squash(means), ops.maximum(log_scales, _MIN_LOG_SCALE), logits
+
+    def _mean_from_raw(self, raw):
+        """Decoder output -> image means in ``data_range`` (a mixture's mean for logistic)."""
+        if self.likelihood == "logistic":
+            means, _, logits = self._logistic_params(raw)
+            if logits is None:
+                return means
+            return ops.sum(ops.softmax(logits, axis=-1) * means, axis=-1)
+        return self._squash(raw)
 
     def decode(self, z, labels=None):
         """p(x | z) means ``(batch, H, W, C)`` in the data range."""
@@ -207,6 +262,11 @@ class VAE(GenerativeModel):
         x = ops.cast(x, "float32")
         if self.likelihood == "bernoulli":
             return losses.bernoulli_log_likelihood(x, raw)
+        if self.likelihood == "logistic":
+            low, high = ranges.VALUE_RANGES[self.data_range]
+            means, log_scales, logits = self._logistic_params(raw)
+            return losses.discretized_logistic_log_likelihood(
+                x, means, log_scales, logits, low=low, high=high, levels=LOGISTIC_LEVELS)
         if self.log_scale is None:
             log_scale = ops.convert_to_tensor(math.log(self.gaussian_scale), "float32")
         else:
@@ -230,7 +290,7 @@ class VAE(GenerativeModel):
         if labels is not None:
             flat_labels = ops.tile(ops.reshape(labels, (1, -1)), (num_samples, 1))
             flat_labels = ops.reshape(flat_labels, (-1,))  # (k * batch,)
-        raw = self.decoder_logits(flat_z, flat_labels, training=training)  # (k * batch, H, W, C)
+        raw = self.decoder_logits(flat_z, flat_labels, training=training)  # (k * batch, H, W, C[, P])
         flat_x = ops.reshape(ops.tile(x[None], (num_samples, 1, 1, 1, 1)),
                              (-1,) + self.image_shape)  # (k * batch, H, W, C)
         log_px = ops.reshape(self.log_likelihood(flat_x, raw), (num_samples, batch))  # (k, b)
@@ -283,6 +343,12 @@ class VAE(GenerativeModel):
         up to log K nats below an unconditional ``-log p(x)``."""
         return "conditional_nll" if self.num_classes is not None else "nll"
 
+    @property
+    def likelihood_levels(self) -> int | None:
+        """256 for the discretized logistic (8-bit images), 2 for Bernoulli (binary pixels),
+        None for the Gaussian (a density, whose NLL in nats is not a bits/dim figure)."""
+        return {"logistic": LOGISTIC_LEVELS, "bernoulli": 2}.get(self.likelihood)
+
     def likelihood_inputs(self, images, seed: int = 0):
         """uint8 or [0, 1] images -> what the likelihood scores: a fixed binarisation (seeded)
         for a Bernoulli decoder, else the images in ``data_range``."""
@@ -307,6 +373,15 @@ class VAE(GenerativeModel):
                     f"{self.name}: a Bernoulli VAE scores binary images only, but {grey} "
                     "pixels are grey levels; binarize them first "
                     "(tf_genai.data.binarize_once(images, seed))")
+        if self.likelihood == "logistic" and x.size:
+            low, high = ranges.VALUE_RANGES[self.data_range]
+            steps = (x - low) * ((LOGISTIC_LEVELS - 1) / (high - low))
+            off = np.count_nonzero(np.abs(steps - np.round(steps)) > 1e-3)
+            if off:
+                raise DataError(
+                    f"{self.name}: a discretized logistic VAE scores 8-bit images, but {off} "
+                    f"values are off the {LOGISTIC_LEVELS}-level grid of {self.data_range!r} "
+                    "data; pass uint8 images (or k/255 values)")
         if self.data_range == "symmetric" and x.size and x.min() >= 0.0:
             raise DataError(
                 f"{self.name} models [-1, 1] images, but these have no negative value: they "

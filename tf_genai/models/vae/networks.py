@@ -122,9 +122,12 @@ def build_decoder(
     filters: Sequence[int] = (16, 32),
     hidden_units: Sequence[int] = (256,),
     activation: str = "swish",
+    params_per_channel: int = 1,
     name: str = "decoder",
 ) -> keras.Model:
-    """p(x | z[, y]): latents ``(batch, latent)`` -> raw outputs ``(batch, H, W, C)``, float32.
+    """p(x | z[, y]): latents ``(batch, latent)`` -> raw outputs ``(batch, H, W, C * P)``,
+    float32, ``P = params_per_channel`` likelihood parameters per subpixel (channel ``c * P +
+    j`` is subpixel ``c``'s ``j``-th; 1 for Bernoulli logits or Gaussian means).
 
     ``conv``: the dense ``hidden_units`` reversed, a dense layer to a ``ceil(H/2^n) x
     ceil(W/2^n) x filters[-1]`` grid, ``n = len(filters)`` x2 sub-pixel upsamplings (channels
@@ -132,6 +135,7 @@ def build_decoder(
     ``mlp``: the dense ``hidden_units`` reversed, then a dense layer to ``H*W*C``.
     """
     h, w, c = _check(image_shape, architecture)
+    c = c * int(params_per_channel)  # the output channels
     z = keras.Input(shape=(latent_dim,), name="z")
     labels, one_hot = _label_input(num_classes)
     x = z if one_hot is None else layers.Concatenate(name="concat_label")([z, one_hot])

@@ -76,7 +76,9 @@ class Diffusion(GenerativeModel):
             2x2 patch stem, widths 32 and 64, no dropout; 0.099 GFLOP a 28x28 image forward
             (gradient 0.64 s at batch 64), against 0.38 GFLOP for widths (32, 64, 64) at full
             resolution, whose 7.1 s fit steps (batch 128) left 20 minutes ~170 steps (AMD EPYC,
-            avx2, 2 cores, 2026-12-02). Their sample quality is not measured yet.
+            avx2, 2 cores, 2026-12-02). At 240 s with the eps target a full-resolution
+            U-Net (patch 1, widths (16, 32)) scored FID 96.5 against the patch stem's 140.9,
+            and v + Min-SNR-5 on the patch stem 26.8 (benchmarks/results/ddpm_levers_240s.md).
         ema_decay: decay of ``ema_denoiser``, the weight average the samplers use.
         sample_steps: DDIM steps S of :meth:`render` / ``sample`` (S <= T).
         eta: DDIM's stochasticity (0: deterministic; 1: DDPM's posterior variance).

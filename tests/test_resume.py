@@ -25,8 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 # epoch), so the kill at batch 9 of the third epoch (zero-based) lands in the middle of an epoch.
 EPOCHS, BATCH, NUM_IMAGES = 3, 16, 288
 KILL_EPOCH, KILL_BATCH = 2, 9
-# dynamic binarization + k draws; two optimizers + GP noise; random timesteps + noise + the EMA
-RESUME_MODELS = ("iwae", "wgan_gp", "ddpm")
+# dynamic binarization + k draws; two optimizers + GP noise; random timesteps + noise + the EMA;
+# and a vae streamed from PNG files (train(stream=True): the per-(seed, epoch) file order)
+RESUME_MODELS = ("iwae", "wgan_gp", "ddpm", "vae_stream")
+RUN_ARGS = {"vae_stream": {"model": "vae", "stream": True}}
 MODEL_KWARGS = {"gan": {"dropout": 0.0}, "dcgan": {"dropout": 0.0}, "wgan_gp": {"dropout": 0.0},
                 "cgan": {"dropout": 0.0}, "ddpm": {"widths": (8,), "timesteps": 50}}
 
@@ -76,8 +78,9 @@ def _worker(args: dict) -> None:
 
     images, labels = load("digits")
     kwargs = MODEL_KWARGS.get(args["model"], {})
+    data = args["folder"] if args.get("stream") else (images[:NUM_IMAGES], labels[:NUM_IMAGES])
     result = train(
-        args["model"], data=(images[:NUM_IMAGES], labels[:NUM_IMAGES]), split="all",
+        args["model"], data=data, split="all", stream=bool(args.get("stream")),
         out_dir=args["out_dir"], epochs=EPOCHS, batch_size=BATCH, seed=5, validation_fraction=0.0,
         deterministic=True,
         resume=args.get("resume", False), plots=False, verbose=0, model_kwargs=kwargs,
@@ -88,13 +91,29 @@ def _worker(args: dict) -> None:
 
 
 # --------------------------------------------------------------------------- the kill test
+def _png_folder(folder: Path) -> str:
+    """The run's digits as 8-bit PNG files, for the streamed run."""
+    from PIL import Image
+
+    from tf_genai.data import load
+
+    folder.mkdir()
+    images, _ = load("digits")
+    for i, image in enumerate(np.round(images[:NUM_IMAGES] * 255).astype("uint8")):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return str(folder)
+
+
 def _kill_and_resume(tmp_path, ref, killed, resumed) -> None:
+    folder = _png_folder(tmp_path / "pngs")
+    run_args = {name: {"model": name, "folder": folder, **RUN_ARGS.get(name, {})}
+                for name in RESUME_MODELS}
     for name in RESUME_MODELS:  # start everything at once: the runs are independent
         ref[name] = (tmp_path / f"ref_{name}", tmp_path / f"ref_{name}.log")
-        ref[name] += (_start({"model": name, "out_dir": str(ref[name][0])}, ref[name][1]),)
+        ref[name] += (_start({**run_args[name], "out_dir": str(ref[name][0])}, ref[name][1]),)
         park = tmp_path / f"parked_{name}"
         killed[name] = (tmp_path / f"run_{name}", tmp_path / f"run_{name}.log", park)
-        killed[name] += (_start({"model": name, "out_dir": str(killed[name][0]),
+        killed[name] += (_start({**run_args[name], "out_dir": str(killed[name][0]),
                                  "park": str(park)}, killed[name][1]),)
 
     for name, (out_dir, log, park, proc) in killed.items():
@@ -112,7 +131,7 @@ def _kill_and_resume(tmp_path, ref, killed, resumed) -> None:
 
     for name, (out_dir, log, _, _) in killed.items():
         resumed[name] = (tmp_path / f"resume_{name}.log",)
-        resumed[name] += (_start({"model": name, "out_dir": str(out_dir), "resume": True},
+        resumed[name] += (_start({**run_args[name], "out_dir": str(out_dir), "resume": True},
                                  resumed[name][0]),)
     for name in RESUME_MODELS:
         _wait(ref[name][2], ref[name][1], 400)

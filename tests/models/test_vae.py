@@ -159,7 +159,7 @@ def test_networks_fit_any_image_shape(shape, architecture):
                 hidden_units=(8,))
     x = np.random.default_rng(0).uniform(size=(2,) + shape).astype("float32")
     # one raw value a subpixel (Bernoulli, grey), or the logistic's (colour: likelihood "auto")
-    params = () if shape[-1] == 1 else (2,)
+    params = () if shape[-1] == 1 else (3 * model.logistic_components,)
     assert model.decoder_logits(np.zeros((2, 3), "float32")).shape == (2,) + shape + params
     assert model.reconstruct(x).shape == (2,) + shape
 

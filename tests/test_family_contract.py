@@ -63,7 +63,11 @@ class ToyAutoencoder(GenerativeModel):
         code = self.encoder(images, training=training)  # (batch, latent)
         noise = distribute.random_for_batch(keras.random.normal, ops.shape(code),
                                             seed=self.seed_generator)
-        recon = self.decoder(code + 0.1 * noise, training=training)
+        # Mixed-precision safe, as a family must be: training_options() picks mixed_bfloat16 on
+        # CPUs with bf16 units, so the code is bf16 there; the loss is taken in float32.
+        noise = ops.cast(noise, code.dtype)
+        recon = ops.cast(self.decoder(code + 0.1 * noise, training=training), "float32")
+        images = ops.cast(images, "float32")
         return {"loss": ops.mean(ops.sum(ops.square(images - recon), axis=(1, 2, 3)))}
 
 

@@ -99,7 +99,7 @@ def _png_folder(folder: Path) -> str:
 
     folder.mkdir()
     images, _ = load("digits")
-    for i, image in enumerate(np.round(images[:NUM_IMAGES] * 255).astype("uint8")):
+    for i, image in enumerate(np.round(images[:NUM_IMAGES, ..., 0] * 255).astype("uint8")):
         Image.fromarray(image).save(folder / f"{i:03d}.png")
     return str(folder)
 

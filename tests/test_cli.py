@@ -87,6 +87,39 @@ def test_evaluate_json_reports_nll_and_elbo(tmp_path, capsys):
     # The importance-sampled bound is at least as tight as the ELBO: NLL <= -ELBO.
     assert result["nll"] <= -result["elbo"] + 1e-3
     assert "fid" in result and result["fid"] >= 0
+    assert result["feature_space"] == "classifier"  # labelled grey digits: the classifier
+
+
+@pytest.mark.slow
+def test_unlabelled_colour_folder_trains_and_evaluates_in_inception_space(
+        tmp_path, capsys, shared_data, inception_features):
+    """#18's acceptance: a flat folder of PNGs (no class sub-folders) at 32 and 64 pixels."""
+    from PIL import Image
+
+    cifar = np.load(shared_data("cifar10/cifar10_subset.npz"))["x_train"][:80]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, image in enumerate(cifar):
+        Image.fromarray(image).save(folder / f"photo_{i:03d}.png")
+    run32 = tmp_path / "run32"
+    assert cli.main(["train", "dcgan", "--data", str(folder), "--image-size", "32",
+                     "--epochs", "1", "--quiet", "--out", str(run32)]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run32 / "model.keras"), "--data", str(folder),
+                     "--num-generated", "48", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "sample_metrics" not in result  # nothing skipped
+    assert result["feature_space"] == "inception"
+    assert np.isfinite(result["fid"]) and result["fid"] > 0
+    assert np.isfinite(result["kid"])
+    run64 = tmp_path / "run64"
+    assert cli.main(["train", "dcgan", "--data", str(folder), "--image-size", "64",
+                     "--epochs", "1", "--quiet", "--out", str(run64)]) == 0
+    samples = tmp_path / "samples64.npy"
+    assert cli.main(["sample", str(run64 / "model.keras"), "--n", "4",
+                     "--out", str(samples)]) == 0
+    drawn = np.load(samples)
+    assert drawn.shape == (4, 64, 64, 3) and np.isfinite(drawn).all() and drawn.std() > 0
 
 
 @pytest.mark.slow

@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-images", type=_positive_int, default=None,
                    help="evaluate on at most this many images of the split")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--features", choices=["auto", "inception", "classifier"], default="auto",
+                   help="feature space of FID/KID/PRDC: the FID Inception network (pool3; any "
+                        "data, the 'inception' extra) or a classifier trained on the data's "
+                        "labels; auto: the classifier for labelled grey images, else Inception")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     x = sub.add_parser("export", help="write a SavedModel with serving signatures")
@@ -227,6 +231,7 @@ def _cmd_evaluate(args) -> int:
     result = evaluate_model(
         model, args.data, split=args.split, num_samples=args.num_samples,
         num_generated=args.num_generated, max_images=args.max_images, seed=args.seed,
+        features=args.features,
     )
     if args.json:
         print(json.dumps(result))

@@ -38,11 +38,15 @@ CACHE_ENV_VAR = "TF_GENAI_CACHE"
 FEATURE_LAYER = "features"
 
 
-def default_cache_dir() -> Path:
-    """The cache folder: ``$TF_GENAI_CACHE/classifiers``, else ``~/.cache/tf_genai/classifiers``."""
+def cache_root() -> Path:
+    """The tf_genai cache root: ``$TF_GENAI_CACHE``, else ``~/.cache/tf_genai``."""
     root = os.environ.get(CACHE_ENV_VAR)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "tf_genai"
-    return base / "classifiers"
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "tf_genai"
+
+
+def default_cache_dir() -> Path:
+    """The classifier folder: ``cache_root() / "classifiers"``."""
+    return cache_root() / "classifiers"
 
 
 def prepare_images(images: Any, name: str = "images",

@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 
 from tf_genai import ranges
+from tf_genai.errors import ConfigError
+
+FEATURE_SPACES = ("auto", "inception", "classifier")
 
 
 def evaluate_model(
@@ -20,6 +23,7 @@ def evaluate_model(
     max_images: int | None = None,
     seed: int = 0,
     classifier_cache: str | None = None,
+    features: str = "auto",
 ) -> dict[str, Any]:
     """Likelihood (VAEs) and sample-quality metrics (every model) on one split of ``data``.
 
@@ -29,17 +33,39 @@ def evaluate_model(
     probability mass over pixel values (discretized logistic: 8-bit; Bernoulli: binary),
     ``nll_bits_per_dim`` with ``likelihood_levels``;
     every model gets the feature-space sample metrics (``fid``, ``kid``, ``precision``,
-    ``recall``, ``density``, ``coverage``, ``classifier_score``, ``class_coverage``) computed in
-    the feature space of a digit classifier trained on the *train* split of ``data`` (cached on
-    disk). Sources without labels get the likelihood only.
+    ``recall``, ``density``, ``coverage``) of ``num_generated`` samples against the split's
+    images, in the feature space that ``features`` names (reported as ``feature_space``):
+
+    - ``"inception"``: the FID Inception network's pool3 (2,048-d; the standard space, any
+      image size and channel count, labels not needed; the ``inception`` extra or its cache);
+    - ``"classifier"``: a digit classifier trained on the *train* split's labels (cached on
+      disk), which also gives ``classifier_score`` and the ``class_*`` mode-coverage figures;
+    - ``"auto"`` (default): the classifier for labelled grey images (MNIST-like data, where it
+      sees more than Inception does), Inception for colour or unlabelled data. When Inception
+      is wanted but not installed, labelled data falls back to the classifier and unlabelled
+      data reports ``sample_metrics`` as skipped, saying what to install.
+
+    The data is read at the model's image size (as ``train --image-size`` read it).
 
     Returns:
         A JSON-serialisable dict.
+
+    Raises:
+        ConfigError: an unknown ``features``; ``"classifier"`` on data without labels;
+            ``"inception"`` without the extra (raised before anything is computed).
     """
     from tf_genai import data as data_lib
-    from tf_genai.evaluation import features, metrics
+    from tf_genai.evaluation import features as feature_lib
+    from tf_genai.evaluation import metrics
 
-    images, labels = data_lib.load(data, split=split)
+    size = tuple(model.image_shape[:2])
+    images, labels = data_lib.load(data, split=split, image_size=size)
+    space = _feature_space(features, images, labels)  # errors before any computing
+    if space == "classifier":
+        train_images, train_labels = data_lib.load(data, split="train", image_size=size)
+        if train_labels is None:
+            raise ConfigError(f"evaluate: features='classifier' needs labels on the train split "
+                              f"of {data!r} too")
     if max_images is not None:
         images = images[:max_images]
         labels = None if labels is None else labels[:max_images]
@@ -68,19 +94,53 @@ def evaluate_model(
             result["likelihood_levels"] = int(model.likelihood_levels)
         result["num_importance_samples"] = int(num_samples)
 
-    train_images, train_labels = data_lib.load(data, split="train")
-    if train_labels is None or labels is None:
-        result["sample_metrics"] = "skipped: the data has no labels to train a feature classifier"
+    if space.startswith("skipped"):
+        result["sample_metrics"] = space
         return result
-    extractor = features.get_classifier(train_images, train_labels, cache_dir=classifier_cache)
+    if space == "inception":
+        from tf_genai.evaluation.inception import InceptionFeatures
+
+        extractor = InceptionFeatures()
+    else:
+        extractor = feature_lib.get_classifier(train_images, train_labels,
+                                               cache_dir=classifier_cache)
+    result["feature_space"] = space
     gen_labels = None
     if model.num_classes is not None:
         gen_labels = np.resize(np.arange(model.num_classes, dtype="int32"), num_generated)
     fake = ranges.to_unit(model.sample(num_generated, seed=seed, labels=gen_labels),
                           model.data_range)
-    sample = metrics.sample_metrics(
-        extractor.features(unit), extractor.features(fake), fake_probs=extractor.predict_proba(fake)
-    )
+    fake_features, fake_probs = extractor.features_and_proba(fake)
+    sample = metrics.sample_metrics(extractor.features(unit), fake_features,
+                                    fake_probs=fake_probs)
     result.update(sample)
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in result.items()}
+
+
+def _feature_space(features: str, images: np.ndarray, labels: Any) -> str:
+    """``"inception"``, ``"classifier"`` or a ``"skipped: ..."`` reason, as documented above."""
+    from tf_genai.evaluation import inception
+
+    if features not in FEATURE_SPACES:
+        raise ConfigError(f"evaluate: features must be one of {', '.join(FEATURE_SPACES)}; "
+                          f"got {features!r}")
+    if features == "classifier":
+        if labels is None:
+            raise ConfigError("evaluate: features='classifier' needs labelled data (a classifier "
+                              "is trained on the labels); use features='inception' for "
+                              "unlabelled data")
+        return "classifier"
+    if features == "inception":
+        if not inception.available():
+            inception.torchscript_path()  # raises MissingExtraError, saying what to install
+        return "inception"
+    wants_inception = labels is None or images.shape[-1] == 3
+    if not wants_inception:
+        return "classifier"
+    if inception.available():
+        return "inception"
+    if labels is not None:
+        return "classifier"
+    return ("skipped: unlabelled data is measured in the FID Inception space, whose weights are "
+            f"not installed: {inception.EXTRA_HINT}")

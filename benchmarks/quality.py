@@ -13,11 +13,20 @@ same way: what a perfect model would get with this many samples. Note k-NN preci
 1.0 for a collapsed model whose samples all land in one real point's (large) k-NN ball; read it
 next to density and coverage.
 
+Colour data (``--data ../shared/data/cifar10/cifar10_subset.npz``: its x_train / x_test split)
+is scored in the FID Inception space instead (``--features``, default ``auto``: the classifier
+for labelled grey data, Inception for colour; Inception has no class probabilities, so the
+class columns stay empty), and ``--models kerasio_dcgan`` adds the keras-io DCGAN pattern
+(``benchmarks/kerasio_dcgan.py``) trained the same way. VAEs with a probability mass over pixel
+values also report the NLL in bits/dim.
+
 The markdown table (with date, machine and budget) goes to stdout and to ``--out``.
 
     python benchmarks/quality.py --out benchmarks/results/quality.md              # ~30 min
     python benchmarks/quality.py --budget 5 --models vae dcgan --nll-images 100 --nll-k 10 \\
         --num-generated 500 --out /tmp/quality.md                                  # smoke test
+    python benchmarks/quality.py --data ../shared/data/cifar10/cifar10_subset.npz \\
+        --models dcgan kerasio_dcgan vae --num-generated 1000 --out /tmp/cifar.md  # Inception
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from tf_genai import data as data_lib  # noqa: E402
 from tf_genai import devices, ranges, registry  # noqa: E402
@@ -54,12 +64,16 @@ MAX_EPOCHS = 100_000  # the wall-clock budget is what stops training
 def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
           seed: int, batch_size: int = BATCH_SIZE, learning_rate: float | None = None,
           **model_kwargs) -> tuple[keras.Model, dict]:
-    """Build zoo model ``name`` for these images and fit it for ``budget`` seconds."""
-    kwargs = dict(image_shape=tuple(images.shape[1:]), seed=seed, **model_kwargs)
-    if registry.entry(name).defaults.get("num_classes") is not None:
-        kwargs["num_classes"] = int(labels.max()) + 1
-    model = registry.create(name, **kwargs)
-    compile_model(model, learning_rate=learning_rate)  # None: the family's recipe
+    """Build zoo model ``name`` (or a baseline of :data:`BASELINES`) for these images and fit it
+    for ``budget`` seconds."""
+    if name in BASELINES:
+        model = BASELINES[name]().build(tuple(images.shape[1:]), seed=seed, **model_kwargs)
+    else:
+        kwargs = dict(image_shape=tuple(images.shape[1:]), seed=seed, **model_kwargs)
+        if registry.entry(name).defaults.get("num_classes") is not None:
+            kwargs["num_classes"] = int(labels.max()) + 1
+        model = registry.create(name, **kwargs)
+        compile_model(model, learning_rate=learning_rate)  # None: the family's recipe
     conditional = model.num_classes is not None
     ds = data_lib.make_dataset(images, labels if conditional else None, batch_size=batch_size,
                                scale=model.data_range, binarize=model.binarize, seed=seed)
@@ -77,6 +91,16 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
     # Training steps = updates of the last optimizer (the generator's for a GAN).
     steps = int(model.training_optimizers()[-1][1].iterations.numpy())
     return model, {"steps": steps, "epochs": steps / steps_per_epoch, "seconds": clock.elapsed}
+
+
+def _kerasio_dcgan():
+    import kerasio_dcgan
+
+    return kerasio_dcgan
+
+
+# Baseline rows trained and scored like the zoo models: name -> module with build().
+BASELINES = {"kerasio_dcgan": _kerasio_dcgan}
 
 
 def generate(model: keras.Model, n: int, seed: int,
@@ -108,7 +132,7 @@ def likelihood(model: keras.Model, images: np.ndarray, labels: np.ndarray, k: in
     # A Bernoulli decoder is scored on data binarized once, with a fixed seed.
     out = importance_sampled_nll(model, model.likelihood_inputs(images, seed),
                                  labels if model.num_classes else None, num_samples=k, seed=seed)
-    return {"nll": out["nll"], "elbo": out["elbo"]}
+    return {"nll": out["nll"], "elbo": out["elbo"], "bits_per_dim": out["nll_bits_per_dim"]}
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -127,7 +151,7 @@ COLUMNS = [
     ("cls score ↑", "classifier_score", 2), ("classes hit", "classes_hit", None),
     ("min class frac", "class_min_fraction", 3), ("confidence", "class_confidence", 3),
     ("requested class ↑", "label_accuracy", 3),
-    ("NLL ↓", "nll", 2), ("ELBO ↑", "elbo", 2),
+    ("NLL ↓", "nll", 2), ("ELBO ↑", "elbo", 2), ("NLL bits/dim ↓", "bits_per_dim", 3),
 ]
 
 
@@ -140,12 +164,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def score(extractor: features.FeatureExtractor, real_feats: np.ndarray,
+def score(extractor, real_feats: np.ndarray,
           images: np.ndarray, seed: int, labels: np.ndarray | None = None) -> dict:
     """The sample metrics of ``images``; for images drawn for ``labels`` also the share the
-    classifier assigns to the requested class (``label_accuracy``)."""
+    classifier assigns to the requested class (``label_accuracy``). A feature space without
+    class probabilities (Inception) leaves the class entries None."""
     feats, probs = extractor.features_and_proba(images)
     out = metrics.sample_metrics(real_feats, feats, probs, seed=seed)
+    if probs is None:
+        return out
     if labels is not None:
         out["label_accuracy"] = float(np.mean(probs.argmax(axis=1) == labels))
     out["classes_hit"] = f"{round(out['class_coverage'] * probs.shape[1])}/{probs.shape[1]}"
@@ -161,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nll-k", type=int, default=1000, help="importance samples for VAE NLL")
     parser.add_argument("--nll-images", type=int, default=2000,
                         help="held-out images for the VAE NLL (the first N)")
-    parser.add_argument("--data", default=str(MNIST), help="MNIST IDX folder")
+    parser.add_argument("--data", default=str(MNIST),
+                        help="data with a train/held-out split: the MNIST IDX folder (default) "
+                             "or e.g. the CIFAR subset .npz")
+    parser.add_argument("--features", choices=["auto", "inception", "classifier"],
+                        default="auto", help="feature space (auto: classifier for grey, "
+                                             "Inception for colour)")
     parser.add_argument("--cache-dir", default=None, help="classifier cache (default: "
                         "$TF_GENAI_CACHE/classifiers or ~/.cache/tf_genai/classifiers)")
     parser.add_argument("--seed", type=int, default=0)
@@ -186,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     sample_args = {name: sample_variants(spec)
                    for name, spec in json.loads(args.sample_args).items()}
     models = args.models or registry.available()
+    unknown = [m for m in models if m not in BASELINES and m not in registry.available()]
+    if unknown:
+        raise SystemExit(f"--models: unknown {unknown}; zoo: {registry.available()}, "
+                         f"baselines: {sorted(BASELINES)}")
     if args.save_dir:  # before any training: nothing a user saved is overwritten
         taken = [str(Path(args.save_dir) / f"{name}.keras") for name in models
                  if (Path(args.save_dir) / f"{name}.keras").exists()]
@@ -199,11 +235,22 @@ def main(argv: list[str] | None = None) -> int:
     heldout_unit = features.prepare_images(heldout_x)
 
     start = time.perf_counter()
-    extractor = features.get_classifier(train_x, train_y, cache_dir=args.cache_dir)
-    accuracy = extractor.accuracy(heldout_unit, heldout_y)
-    print(f"classifier: held-out accuracy {accuracy:.4f} ({time.perf_counter() - start:.0f} s, "
-          f"from cache: {extractor.from_cache})", flush=True)
+    space = args.features
+    if space == "auto":
+        space = "inception" if train_x.shape[-1] == 3 or train_y is None else "classifier"
+    if space == "inception":
+        from tf_genai.evaluation.inception import InceptionFeatures
+
+        extractor, accuracy = InceptionFeatures(), None
+    else:
+        extractor = features.get_classifier(train_x, train_y, cache_dir=args.cache_dir)
+        accuracy = extractor.accuracy(heldout_unit, heldout_y)
+        print(f"classifier: held-out accuracy {accuracy:.4f} "
+              f"({time.perf_counter() - start:.0f} s, from cache: {extractor.from_cache})",
+              flush=True)
     real_feats = extractor.features(heldout_unit)
+    print(f"{space} features of {len(heldout_unit)} held-out images: "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
 
     reference = np.random.default_rng(args.seed).choice(len(train_unit), args.num_generated,
                                                         replace=False)
@@ -225,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.save_dir).mkdir(parents=True, exist_ok=True)
             model.save(Path(args.save_dir) / f"{name}.keras")
         nll = None
-        if model.nll_key is not None:  # a likelihood bound to report (VAEs)
+        if getattr(model, "nll_key", None) is not None:  # a likelihood bound to report (VAEs)
             n = args.nll_images
             nll = likelihood(model, heldout_unit[:n], heldout_y[:n], args.nll_k, args.seed)
         for variant in sample_args.get(name, [{}]):
@@ -248,22 +295,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _header(args, accuracy: float) -> str:
+def _header(args, accuracy: float | None) -> str:
+    if accuracy is None:
+        space = ("the FID Inception network's pool3 features (2,048-d, tf_genai.evaluation."
+                 "inception; no class probabilities: the class columns are empty)")
+    else:
+        space = f"the features of the cached digit classifier (held-out accuracy {accuracy:.4f})"
     return "\n".join([
-        "# tf_genai sample quality on MNIST",
+        f"# tf_genai sample quality on {Path(args.data).name}",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Keras {keras.__version__}",
         f"- training budget: {args.budget:g} s wall clock per model after its first (compiling) "
-        f"step, batch {args.batch_size}, seed {args.seed}; train split = images 0-7,999 of "
+        f"step, batch {args.batch_size}, seed {args.seed}; the train split of "
         f"{args.data}; *train s* is the whole fit including compilation",
-        f"- metrics: {args.num_generated} samples vs the 2,000 held-out images (8,000-9,999) in "
-        f"the features of the cached digit classifier (held-out accuracy {accuracy:.4f}); "
-        f"KID subsets of 1,000; precision/recall k=3, density/coverage k=5",
+        f"- metrics: {args.num_generated} samples vs the held-out split in {space}; "
+        f"KID subsets of up to 1,000; precision/recall k=3, density/coverage k=5",
         f"- VAE NLL/ELBO: nats per image on the first {args.nll_images} held-out images, "
-        f"k={args.nll_k} importance samples (binarized once for Bernoulli models)",
-        "- the *train images* row is the score of real digits: the best a model can reach here",
+        f"k={args.nll_k} importance samples (binarized once for Bernoulli models); bits/dim "
+        f"where the likelihood is a probability mass (256 levels for the discretized logistic)",
+        "- the *train images* row is the score of real train images: the best a model can "
+        "reach with this many samples",
         "- *requested class*: for conditional models, the share of samples the classifier "
         "assigns to the class they were drawn for",
         f"- CPU: {cpu_model()}; constructor arguments beyond the zoo's: {args.model_args}; "

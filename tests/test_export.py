@@ -36,10 +36,12 @@ def test_tflite_decoder_or_generator_matches_model(name, tmp_path):
 
 
 @pytest.mark.subprocess
-def test_colour_vae_with_logistic_mixture_exports_and_converts(tmp_path):
+@pytest.mark.parametrize("coupling", [False, True])
+def test_colour_vae_with_logistic_mixture_exports_and_converts(tmp_path, coupling):
     """A colour VAE's default likelihood is the discretized logistic: its decoder's (H, W, C, P)
-    parameters must reach the exports as images (the mixture's mean), in plain TF and TFLite."""
-    shape = dict(image_shape=(8, 8, 3), logistic_components=3)
+    parameters must reach the exports as images (the mixture's mean, channel-coupled or not),
+    in plain TF and TFLite."""
+    shape = dict(image_shape=(8, 8, 3), logistic_components=3, logistic_coupling=coupling)
     assert zoo_helpers.make_model("vae", **shape).likelihood == "logistic"
     zoo_helpers.check_export_in_plain_tf("vae", tmp_path / "saved", **shape)
     zoo_helpers.check_tflite("vae", tmp_path / "lite", **shape)

@@ -84,10 +84,20 @@ def discretized_logistic_log_likelihood(x, means, log_scales, logits=None, *, lo
     Reduction: summed over all pixels and channels, shape (batch,).
     """
     x = ops.cast(x, "float32")
-    means = ops.cast(means, "float32")
-    log_scales = ops.cast(log_scales, "float32")
     if logits is not None:
         x = x[..., None]  # (batch, H, W, C, 1) against K components
+    log_probs = _discretized_logistic_log_probs(x, means, log_scales, low, high, levels)
+    if logits is not None:
+        log_weights = ops.cast(logits, "float32")
+        log_weights = log_weights - ops.logsumexp(log_weights, axis=-1, keepdims=True)
+        log_probs = ops.logsumexp(log_probs + log_weights, axis=-1)  # (batch, H, W, C)
+    return _flat_sum(log_probs)
+
+
+def _discretized_logistic_log_probs(x, means, log_scales, low, high, levels):
+    """Elementwise log-mass of grid values ``x`` under logistics (broadcast), see above."""
+    means = ops.cast(means, "float32")
+    log_scales = ops.cast(log_scales, "float32")
     half = 0.5 * (float(high) - float(low)) / (int(levels) - 1)
     centred = x - means
     inv_s = ops.exp(-log_scales)
@@ -100,13 +110,57 @@ def discretized_logistic_log_likelihood(x, means, log_scales, logits=None, *, lo
     log_pdf_mid = mid_in - log_scales - 2.0 * ops.softplus(mid_in)  # log logistic density
     inner = ops.where(cdf_delta > 1e-5, ops.log(ops.maximum(cdf_delta, 1e-12)),
                       log_pdf_mid + math.log(2.0 * half))
-    log_probs = ops.where(x < low + half, log_cdf_plus,
-                          ops.where(x > high - half, log_one_minus_cdf_min, inner))
-    if logits is not None:
-        log_weights = ops.cast(logits, "float32")
-        log_weights = log_weights - ops.logsumexp(log_weights, axis=-1, keepdims=True)
-        log_probs = ops.logsumexp(log_probs + log_weights, axis=-1)  # (batch, H, W, C)
-    return _flat_sum(log_probs)
+    return ops.where(x < low + half, log_cdf_plus,
+                     ops.where(x > high - half, log_one_minus_cdf_min, inner))
+
+
+def coupled_channel_means(x, means, coeffs):
+    """PixelCNN++'s channel coupling (Salimans et al. 2017, eq. 3): channel c's component means
+    shifted by the *observed* earlier channels, ``mu_c + sum_{j<c} coeffs[c, j] * x_j``.
+
+    Args:
+        x: ``(batch, H, W, C)``; means ``(batch, H, W, C, K)``; coeffs ``(batch, H, W, C, C,
+            K)``, of which only ``coeffs[..., c, j, :]`` with ``j < c`` is used (the caller
+            bounds them, e.g. with tanh).
+
+    Returns:
+        ``(batch, H, W, C, K)``.
+    """
+    x = ops.cast(x, "float32")
+    channels = int(x.shape[-1])
+    lower = [[1.0 if j < c else 0.0 for j in range(channels)] for c in range(channels)]
+    mask = ops.reshape(ops.convert_to_tensor(lower, "float32"), (channels, channels, 1))
+    # (batch, H, W, 1, C, 1): channel j's observed value against every channel c and component
+    shift = ops.sum(ops.cast(coeffs, "float32") * mask * x[..., None, :, None], axis=-2)
+    return ops.cast(means, "float32") + shift
+
+
+def discretized_logistic_mixture_coupled_log_likelihood(x, means, log_scales, coeffs, logits,
+                                                         *, low=0.0, high=1.0, levels=256):
+    """log P(x | z) under PixelCNN++'s full pixel model (Salimans et al. 2017, eqs. 2 and 3).
+
+    Each *pixel* is a mixture of K components shared by its channels (``logits`` per pixel);
+    within a component the channels are discretized logistics in order, channel c's mean shifted
+    by the observed values of channels ``j < c`` (:func:`coupled_channel_means`): the chain rule
+    p(r) p(g | r) p(b | r, g), so the masses of a pixel's ``levels ** C`` values sum to 1.
+    Independent subpixels (:func:`discretized_logistic_log_likelihood`) pay for each channel's
+    uncertainty separately; colour channels are strongly correlated, which this model can use.
+
+    Args:
+        x: ``(batch, H, W, C)`` values on the grid; means, log_scales ``(batch, H, W, C, K)``;
+            coeffs ``(batch, H, W, C, C, K)`` (strictly lower part used); logits ``(batch, H, W,
+            K)`` unnormalised mixture weights per pixel.
+
+    Reduction: summed over all pixels, shape (batch,).
+    """
+    x = ops.cast(x, "float32")
+    shifted = coupled_channel_means(x, means, coeffs)  # (batch, H, W, C, K)
+    log_probs = _discretized_logistic_log_probs(x[..., None], shifted, log_scales, low, high,
+                                                levels)
+    per_component = ops.sum(log_probs, axis=-2)  # (batch, H, W, K): the pixel's channels
+    log_weights = ops.cast(logits, "float32")
+    log_weights = log_weights - ops.logsumexp(log_weights, axis=-1, keepdims=True)
+    return _flat_sum(ops.logsumexp(per_component + log_weights, axis=-1))  # (batch,)
 
 
 def bits_per_dim(nats_per_image, dims):

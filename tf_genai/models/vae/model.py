@@ -64,6 +64,10 @@ class VAE(GenerativeModel):
         logistic_components: K of the logistic mixture (default 5, chosen by measurement; 1:
             one logistic per subpixel). The decoder outputs per subpixel a mean and a log-scale
             (K = 1), or K weights, means and log-scales.
+        logistic_coupling: PixelCNN++'s full pixel model (eq. 3) instead of independent
+            subpixels: one mixture per *pixel* (its channels share the component) and, within a
+            component, channel c's mean shifted by the observed channels before it
+            (``mu_c + sum_{j<c} tanh(a_cj) x_j``; ``(3 + C) K`` decoder outputs per subpixel).
         data_range: ``"unit"`` ([0, 1]) or ``"symmetric"`` ([-1, 1]; not Bernoulli).
         binarize: draw a fresh Bernoulli binarisation of every batch (dynamic binarisation);
             None: exactly when the likelihood is Bernoulli.
@@ -90,6 +94,7 @@ class VAE(GenerativeModel):
         likelihood: str = AUTO,
         gaussian_scale: float | None = None,
         logistic_components: int = LOGISTIC_COMPONENTS,
+        logistic_coupling: bool = False,
         data_range: str = "unit",
         binarize: bool | None = None,
         beta: float = 1.0,
@@ -129,6 +134,7 @@ class VAE(GenerativeModel):
         self.likelihood = likelihood
         self.gaussian_scale = None if gaussian_scale is None else float(gaussian_scale)
         self.logistic_components = int(logistic_components)
+        self.logistic_coupling = bool(logistic_coupling)
         self.binarize = bool(binarize)
         self.beta = float(beta)
         self.num_importance_samples = int(num_importance_samples)
@@ -163,6 +169,7 @@ class VAE(GenerativeModel):
             "likelihood": self.likelihood,
             "gaussian_scale": self.gaussian_scale,
             "logistic_components": self.logistic_components,
+            "logistic_coupling": self.logistic_coupling,
             "data_range": self.data_range,
             "binarize": self.binarize,
             "beta": self.beta,
@@ -191,6 +198,8 @@ class VAE(GenerativeModel):
         K mixture logits, means and log-scales."""
         if self.likelihood != "logistic":
             return 1
+        if self.logistic_coupling:  # weights, means, log-scales and C coupling coefficients
+            return (3 + self.image_shape[-1]) * self.logistic_components
         return 2 if self.logistic_components == 1 else 3 * self.logistic_components
 
     def _squash(self, raw):
@@ -209,8 +218,34 @@ class VAE(GenerativeModel):
             logits, means, log_scales = raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:]
         return self._squash(means), ops.maximum(log_scales, _MIN_LOG_SCALE), logits
 
+    def _coupled_params(self, raw):
+        """``(batch, H, W, C, (3 + C) K)`` -> ``(means, log_scales, coeffs, pixel_logits)``:
+        ``(batch, H, W, C, K)`` twice, ``(batch, H, W, C, C, K)`` coupling coefficients in
+        (-1, 1), ``(batch, H, W, K)`` mixture logits per pixel (the channels' slots summed)."""
+        k, c = self.logistic_components, self.image_shape[-1]
+        logits, means, log_scales = raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:3 * k]
+        coeffs = ops.tanh(ops.reshape(raw[..., 3 * k:], (-1, *self.image_shape, c, k)))
+        return (self._squash(means), ops.maximum(log_scales, _MIN_LOG_SCALE), coeffs,
+                ops.sum(logits, axis=-2))
+
+    def _coupled_mean(self, raw):
+        """The mixture mean under channel coupling: component means in channel order, each
+        channel's shifted by the expected values of the channels before it, then weighted."""
+        means, _, coeffs, logits = self._coupled_params(raw)
+        low, high = ranges.VALUE_RANGES[self.data_range]
+        expected = []  # per channel (batch, H, W, K): E[x_c | component]
+        for ch in range(self.image_shape[-1]):
+            e = means[..., ch, :]
+            for j in range(ch):
+                e = e + coeffs[..., ch, j, :] * expected[j]
+            expected.append(ops.clip(e, low, high))
+        weights = ops.softmax(logits, axis=-1)[..., None, :]  # (batch, H, W, 1, K)
+        return ops.sum(weights * ops.stack(expected, axis=-2), axis=-1)  # (batch, H, W, C)
+
     def _mean_from_raw(self, raw):
         """Decoder output -> image means in ``data_range`` (a mixture's mean for logistic)."""
+        if self.likelihood == "logistic" and self.logistic_coupling:
+            return self._coupled_mean(raw)
         if self.likelihood == "logistic":
             means, _, logits = self._logistic_params(raw)
             if logits is None:
@@ -265,6 +300,11 @@ class VAE(GenerativeModel):
         x = ops.cast(x, "float32")
         if self.likelihood == "bernoulli":
             return losses.bernoulli_log_likelihood(x, raw)
+        if self.likelihood == "logistic" and self.logistic_coupling:
+            low, high = ranges.VALUE_RANGES[self.data_range]
+            means, log_scales, coeffs, logits = self._coupled_params(raw)
+            return losses.discretized_logistic_mixture_coupled_log_likelihood(
+                x, means, log_scales, coeffs, logits, low=low, high=high, levels=LOGISTIC_LEVELS)
         if self.likelihood == "logistic":
             low, high = ranges.VALUE_RANGES[self.data_range]
             means, log_scales, logits = self._logistic_params(raw)

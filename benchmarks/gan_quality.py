@@ -13,6 +13,11 @@ Usage (from the repository root)::
 
     python benchmarks/gan_quality.py --budget 600 --out runs/gan_quality
 
+Conditional models (``cgan``) train on the labels and draw their samples for the ten classes in
+turn; they are scored the same way plus ``requested_class``: the share of samples the classifier
+assigns to the class they were drawn for (bar: >= 0.95). Each model is scored as soon as it has
+trained and ``results.json`` is rewritten then, so a later failure keeps the finished results.
+
 Samples are written to ``--out`` as ``<model>_samples.npz`` (in [0, 1]) next to ``results.json``.
 """
 
@@ -54,7 +59,8 @@ MAX_EPOCHS = 1000  # the wall-clock budget is what stops training
 
 
 def train_one(
-    name: str, images: np.ndarray, budget: float, seed: int, lr: float = LEARNING_RATE,
+    name: str, images: np.ndarray, labels: np.ndarray, budget: float, seed: int,
+    lr: float = LEARNING_RATE,
     batch_size: int = BATCH_SIZE, float32: bool = False, **model_kwargs,
 ) -> tuple[keras.Model, dict]:
     """Train zoo model ``name`` for ``budget`` seconds; returns the model and its run figures.
@@ -69,6 +75,9 @@ def train_one(
     steps_per_epoch = int(np.ceil(len(images) / batch_size))
     # As tf-genai train does: the largest steps_per_execution that divides the epoch.
     spe = 1 if float32 else largest_divisor(steps_per_epoch, options["steps_per_execution"])
+    conditional = registry.entry(name).defaults.get("num_classes") is not None
+    if conditional:
+        model_kwargs = {"num_classes": int(labels.max()) + 1, **model_kwargs}
     with devices.mixed_precision(policy):
         model = registry.create(name, image_shape=images.shape[1:], seed=seed, **model_kwargs)
     model.compile(
@@ -76,7 +85,8 @@ def train_one(
         g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
         steps_per_execution=spe,
     )
-    ds = data_lib.make_dataset(images, batch_size=batch_size, scale="symmetric", seed=seed)
+    ds = data_lib.make_dataset(images, labels if conditional else None, batch_size=batch_size,
+                               scale="symmetric", seed=seed)
     clock = TimeBudget(budget, at="step")  # the clock starts with fit, compilation included
     history = model.fit(ds, epochs=MAX_EPOCHS, callbacks=[clock], verbose=0)
     steps = int(model.g_optimizer.iterations)  # generator updates = training steps
@@ -122,46 +132,55 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    runs, samples = [], {}
-    for name in args.models:
-        lr = args.lr if args.lr is not None else MODEL_LEARNING_RATES.get(name, LEARNING_RATE)
-        model, run = train_one(name, train_x, args.budget, args.seed, lr, args.batch_size,
-                               args.float32, **json.loads(args.model_args))
-        z = keras.random.normal((args.num_samples, model.latent_dim), seed=args.seed + 1)
-        # The model's own samples (its generator weight average), and, as a reference row
-        # "<name>/trained", the same noise through the trained generator without the average.
-        drawn = {name: model.generate(z)}  # (n, 28, 28, 1) in [-1, 1]
-        if getattr(model, "ema_generator", None) is not None:
-            drawn[f"{name}/trained"] = model.generator(z, training=False)
-        for label, images in drawn.items():
-            samples[label] = np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
-            np.savez_compressed(out / f"{label.replace('/', '_')}_samples.npz",
-                                images=samples[label])
-            runs.append({**run, "model": label})
-        print(f"trained {name}: {run['steps']} steps, {run['seconds']:.0f} s", flush=True)
-
     from tf_genai.evaluation import features, metrics
 
+    # The feature space first: every model is scored the moment it has trained.
     clf = features.get_classifier(train_x, train_y, cache_dir=args.classifier_cache)
-    heldout_unit = heldout_x.astype(np.float32) / 255.0
-    real_feats = np.asarray(clf.features(heldout_unit))
-    for run in runs:
-        s = samples[run["model"]]
-        probs = np.asarray(clf.predict_proba(s))  # (n, 10)
-        fractions = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]) / len(probs)
-        run["fid"] = float(metrics.frechet_distance(np.asarray(clf.features(s)), real_feats))
-        run["class_fraction_min"] = float(fractions.min())
-        run["class_fractions"] = [round(float(f), 4) for f in fractions]
-        run["mean_confidence"] = float(probs.max(axis=1).mean())
-        run["coverage"] = metrics.class_coverage(probs)
-    (out / "results.json").write_text(json.dumps(runs, indent=2, default=str))
+    real_feats = np.asarray(clf.features(heldout_x.astype(np.float32) / 255.0))
 
-    header = ("model", "epochs", "seconds", "FID", "class min", "mean conf")
-    print("\n{:14} {:>7} {:>8} {:>9} {:>10} {:>10}".format(*header))
+    runs = []
+    for name in args.models:
+        lr = args.lr if args.lr is not None else MODEL_LEARNING_RATES.get(name, LEARNING_RATE)
+        model, run = train_one(name, train_x, train_y, args.budget, args.seed, lr,
+                               args.batch_size, args.float32, **json.loads(args.model_args))
+        print(f"trained {name}: {run['steps']} steps, {run['seconds']:.0f} s", flush=True)
+        z = keras.random.normal((args.num_samples, model.latent_dim), seed=args.seed + 1)
+        wanted = None
+        if model.num_classes is not None:  # the classes in turn
+            wanted = np.resize(np.arange(model.num_classes, dtype=np.int32), args.num_samples)
+        # The model's own samples (its generator weight average), and, as a reference row
+        # "<name>/trained", the same noise through the trained generator without the average.
+        drawn = {name: model.generate(z, wanted)}  # (n, 28, 28, 1) in [-1, 1]
+        if getattr(model, "ema_generator", None) is not None:
+            gen_inputs = model._gen_inputs(z, model.check_labels(wanted, args.num_samples))
+            drawn[f"{name}/trained"] = model.generator(gen_inputs, training=False)
+        for label, images in drawn.items():
+            s = np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
+            np.savez_compressed(out / f"{label.replace('/', '_')}_samples.npz", images=s)
+            feats, probs = clf.features_and_proba(s)  # (n, d), (n, 10)
+            fractions = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]) / len(probs)
+            row = {**run, "model": label,
+                   "fid": float(metrics.frechet_distance(feats, real_feats)),
+                   "class_fraction_min": float(fractions.min()),
+                   "class_fractions": [round(float(f), 4) for f in fractions],
+                   "mean_confidence": float(probs.max(axis=1).mean()),
+                   "coverage": metrics.class_coverage(probs),
+                   "requested_class": (None if wanted is None else
+                                       float(np.mean(probs.argmax(axis=1) == wanted)))}
+            runs.append(row)
+            (out / "results.json").write_text(json.dumps(runs, indent=2, default=str))
+            print(f"scored {label}: FID {row['fid']:.3f}, smallest class "
+                  f"{row['class_fraction_min']:.3f}, confidence {row['mean_confidence']:.3f}"
+                  + ("" if wanted is None else f", requested class {row['requested_class']:.3f}"),
+                  flush=True)
+
+    header = ("model", "epochs", "seconds", "FID", "class min", "mean conf", "requested")
+    print("\n{:14} {:>7} {:>8} {:>9} {:>10} {:>10} {:>10}".format(*header))
     for r in runs:
+        requested = "-" if r["requested_class"] is None else f"{r['requested_class']:.3f}"
         print(
             f"{r['model']:14} {r['epochs']:7.1f} {r['seconds']:8.0f} {r['fid']:9.3f} "
-            f"{r['class_fraction_min']:10.3f} {r['mean_confidence']:10.3f}"
+            f"{r['class_fraction_min']:10.3f} {r['mean_confidence']:10.3f} {requested:>10}"
         )
     return 0
 

@@ -133,7 +133,10 @@ def _feature_space(features: str, images: np.ndarray, labels: Any) -> str:
         return "classifier"
     if features == "inception":
         if not inception.available():
-            inception.torchscript_path()  # raises MissingExtraError, saying what to install
+            inception.torchscript_path()  # raises MissingExtraError when the package is missing
+            raise inception.MissingExtraError("the Inception weights are read once with "
+                                              f"PyTorch, which is not installed: "
+                                              f"{inception.EXTRA_HINT}")
         return "inception"
     wants_inception = labels is None or images.shape[-1] == 3
     if not wants_inception:

@@ -231,13 +231,18 @@ class VAE(GenerativeModel):
     def _coupled_mean(self, raw):
         """The mixture mean under channel coupling: component means in channel order, each
         channel's shifted by the expected values of the channels before it, then weighted."""
-        means, _, coeffs, logits = self._coupled_params(raw)
+        k = self.logistic_components
+        means = self._squash(raw[..., k:2 * k])  # (batch, H, W, C, K)
+        logits = ops.sum(raw[..., :k], axis=-2)  # (batch, H, W, K)
         low, high = ranges.VALUE_RANGES[self.data_range]
         expected = []  # per channel (batch, H, W, K): E[x_c | component]
         for ch in range(self.image_shape[-1]):
             e = means[..., ch, :]
             for j in range(ch):
-                e = e + coeffs[..., ch, j, :] * expected[j]
+                # coeffs[..., ch, j, :] of _coupled_params, sliced from the 5-D output so the
+                # graph stays within TFLite's 5-D limit (its StridedSlice refuses 6-D)
+                a = ops.tanh(raw[..., ch, (3 + j) * k:(4 + j) * k])
+                e = e + a * expected[j]
             expected.append(ops.clip(e, low, high))
         weights = ops.softmax(logits, axis=-1)[..., None, :]  # (batch, H, W, 1, K)
         return ops.sum(weights * ops.stack(expected, axis=-2), axis=-1)  # (batch, H, W, C)

@@ -54,6 +54,7 @@ from tf_genai import devices, ranges, registry  # noqa: E402
 from tf_genai.callbacks import TimeBudget  # noqa: E402
 from tf_genai.evaluation import features, metrics  # noqa: E402
 from tf_genai.evaluation.likelihood import importance_sampled_nll  # noqa: E402
+from tf_genai.evaluation.report import feature_space  # noqa: E402
 from tf_genai.training import compile_model  # noqa: E402
 
 MNIST = REPO / ".." / "shared" / "data" / "mnist"
@@ -235,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     heldout_unit = features.prepare_images(heldout_x)
 
     start = time.perf_counter()
-    space = args.features
-    if space == "auto":
-        space = "inception" if train_x.shape[-1] == 3 or train_y is None else "classifier"
+    # The rule tf-genai evaluate uses (auto: the classifier for labelled grey data, else
+    # Inception); a space that cannot be had here stops the run before any training.
+    space = feature_space(args.features, train_x, train_y)
+    if space.startswith("skipped"):
+        raise SystemExit(f"--features {args.features}: {space}")
     if space == "inception":
         from tf_genai.evaluation.inception import InceptionFeatures
 

@@ -60,7 +60,7 @@ def evaluate_model(
 
     size = tuple(model.image_shape[:2])
     images, labels = data_lib.load(data, split=split, image_size=size)
-    space = _feature_space(features, images, labels)  # errors before any computing
+    space = feature_space(features, images, labels)  # errors before any computing
     if space == "classifier":
         train_images, train_labels = data_lib.load(data, split="train", image_size=size)
         if train_labels is None:
@@ -118,8 +118,14 @@ def evaluate_model(
             for k, v in result.items()}
 
 
-def _feature_space(features: str, images: np.ndarray, labels: Any) -> str:
-    """``"inception"``, ``"classifier"`` or a ``"skipped: ..."`` reason, as documented above."""
+def feature_space(features: str, images: np.ndarray, labels: Any) -> str:
+    """``"inception"``, ``"classifier"`` or a ``"skipped: ..."`` reason for ``features`` on
+    these images and labels (None: unlabelled), by the rule :func:`evaluate_model` documents.
+
+    Raises:
+        ConfigError: an unknown ``features``, ``"classifier"`` without labels, ``"inception"``
+            without the extra.
+    """
     from tf_genai.evaluation import inception
 
     if features not in FEATURE_SPACES:

@@ -19,6 +19,8 @@ Usage (from the repository root)::
     python benchmarks/cifar_likelihood.py --budget 600 --out benchmarks/results/cifar_bits.md
     python benchmarks/cifar_likelihood.py --models vae --model-args '{"vae": [{"logistic_components": 1},
         {"logistic_components": 5}]}' --budget 300      # one row per constructor setting
+    python benchmarks/cifar_likelihood.py --models colour_vae vae --budget 600 --model-args \
+        '{"vae": {"latent_dim": 256, "filters": [32, 64], "hidden_units": []}}'  # README's table
     python benchmarks/cifar_likelihood.py --codecs-only   # just the PNG / WebP anchors
 """
 
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                     num_samples=args.nll_k, seed=args.seed)
                 elbo_bpd = losses.bits_per_dim(-scored["elbo"], dims)
                 rows.append({"model": name, "kwargs": kwargs, "likelihood": model.likelihood,
-                             "components": model.logistic_components, **info,
+                             "components": model.logistic_components,
+                             "coupling": model.logistic_coupling, **info,
                              "nll_nats": scored["nll"], "bits_per_dim": scored["nll_bits_per_dim"],
                              "elbo_bits_per_dim": elbo_bpd})
                 print(f"{name} {kwargs}: {scored['nll_bits_per_dim']} bits/dim "
@@ -151,6 +154,8 @@ def write(args, codecs: dict, rows: list[dict], n_test: int) -> None:
     ]
     for r in rows:
         like = r["likelihood"] + (f" ×{r['components']}" if r["likelihood"] == "logistic" else "")
+        if r.get("coupling") and r["likelihood"] == "logistic":
+            like += ", channel-coupled"
         label = r["model"] + (f" {json.dumps(r['kwargs'])}" if r["kwargs"] else "")
         lines.append(f"| `{label}` | {like} | {r['steps']} | {r['epochs']:.1f} | "
                      f"{r['seconds']:.0f} | {r['nll_nats']:.1f} | {r['bits_per_dim']:.3f} | "

@@ -13,7 +13,8 @@ import pytest
 
 from tf_genai import cli, quiet
 
-ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan", "ddpm", "cddpm"}
+ZOO = {"vae", "colour_vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan", "ddpm",
+       "cddpm"}
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

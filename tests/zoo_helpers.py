@@ -41,8 +41,8 @@ VAE_CONTINUE_FRACTION = 0.5
 GAN_CONTINUE_RTOL = 0.1
 # Diffusion (the loss at random timesteps and noise): within this relative distance.
 DIFFUSION_CONTINUE_RTOL = 0.25
-EXPECTED_ZOO = {"vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan", "ddpm",
-                "cddpm"}
+EXPECTED_ZOO = {"vae", "colour_vae", "mlp_vae", "cvae", "iwae", "gan", "dcgan", "wgan_gp", "cgan",
+                "ddpm", "cddpm"}
 # Diffusion at the test shape: a one-level U-Net, 10 diffusion steps, 3 DDIM steps per sample.
 TINY_KWARGS = {name: dict(widths=(8,), timesteps=10, sample_steps=3) for name in ("ddpm", "cddpm")}
 

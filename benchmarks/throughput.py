@@ -13,7 +13,7 @@ Groups (one network each; every implementation trains the same data, batch 128, 
 * ``vae_kerasio`` — the keras-io conv VAE (encoder 3x3 conv 32-64 stride 2 ReLU, dense 16,
   latent 2; decoder dense 7*7*64, 3x3 conv-transpose 64-32 stride 2, 1-channel sigmoid).
   ``keras-io``: the keras-io example's ``VAE`` class and ``train_step``, NumPy arrays into
-  ``fit``, ``compile(optimizer=Adam())`` defaults. ``torch``: the same network, plain loop.
+  ``fit``, ``compile(optimizer=Adam())`` defaults. ``torch``: the same network, a PyTorch loop.
   ``tf_genai``: the zoo VAE at the keras-io sizes (``filters=(32, 64), hidden_units=(16,),
   latent_dim=2``; its own layers: 4x4 swish convs, sub-pixel decoder, logits, dynamic
   binarization) trained the tf_genai way (``devices.training_options()`` + ``make_dataset``).
@@ -22,7 +22,7 @@ Groups (one network each; every implementation trains the same data, batch 128, 
 * ``vae`` / ``dcgan`` — the zoo defaults. ``tf_genai``: ``create(name)`` + training options.
   ``keras-io``: the keras-io ``train_step`` (VAE; DCGAN's ``dcgan_overriding_train_step``)
   over the same zoo networks built in float32, NumPy arrays into ``fit``. ``torch``: the same
-  networks converted layer by layer (:func:`torch_from_keras`), in training mode.
+  networks rebuilt layer by layer in PyTorch (:func:`torch_from_spec`), in training mode.
   ``keras-io+training`` (DCGAN): the keras-io step with ``training=True`` on every network
   call. The example omits it, so in Keras 3 its step runs the generator's batch norm on frozen
   moving statistics (and any dropout off): less work than a correct step
@@ -31,6 +31,16 @@ Groups (one network each; every implementation trains the same data, batch 128, 
   D conv 64-128 stride 2 + global max pool; G dense 7*7*128, conv-transpose 128-128, 7x7 conv
   sigmoid), the DCGAN example's ``train_step``; ``kerasio+opts`` as above. The DCGAN example's
   own 64x64 CelebA networks are ~20 GFLOP per image step, too slow for 2 CPU cores.
+
+PyTorch rows: each group runs every configuration in :data:`TORCH_IMPLS` -- plain fp32
+eager, ``channels_last``, bf16 autocast (only on a CPU with bf16 units), ``torch.compile``, and
+all three together -- and the fastest by median is the peer ("best torch" columns; the line
+under the table names it). A torch worker never imports TensorFlow: a Keras subprocess
+(:func:`torch_problem_worker`) describes the networks (:func:`keras_network_spec`) and writes
+the images, and the worker reports ``tensorflow_loaded`` (the benchmark fails a torch row that
+has it). PyPI's torch 2.14 imports ``torch._dynamo``/triton from ``torch.optim`` and crashed
+in a process that had loaded TensorFlow; this split is what makes the rows run on a fresh
+``pip install -e ".[bench]"``.
 
 FLOPs are counted analytically from the Keras layers (2 x multiply-adds of Dense, Conv2D and
 Conv2DTranspose; elementwise ops ignored) and a training step is taken as 3x the forward pass
@@ -75,11 +85,11 @@ MARK = "@@bench "  # prefix of protocol lines on a worker's stdout
 
 # group -> (images per timed round, implementations in interleaving order)
 GROUPS: dict[str, tuple[int, list[str]]] = {
-    "vae_kerasio": (8000, ["tf_genai", "kerasio+opts", "keras-io", "torch"]),
-    "vae": (8000, ["tf_genai", "keras-io", "torch"]),
-    "dcgan": (2048, ["tf_genai", "keras-io", "keras-io+training", "torch"]),
-    "gan_kerasio": (512, ["kerasio+opts", "keras-io", "torch"]),
-}
+    "vae_kerasio": (8000, ["tf_genai", "kerasio+opts", "keras-io", "torch*"]),
+    "vae": (8000, ["tf_genai", "keras-io", "torch*"]),
+    "dcgan": (2048, ["tf_genai", "keras-io", "keras-io+training", "torch*"]),
+    "gan_kerasio": (512, ["kerasio+opts", "keras-io", "torch*"]),
+}  # "torch*": every configuration in TORCH_IMPLS
 # --ablation: tf_genai with one lever switched off, to show each lever earns its place.
 ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1}}
 
@@ -301,24 +311,87 @@ def gan_step_flops(generator, discriminator, shared_pass: bool = False) -> int:
 
 
 # =============================================================================================
-# PyTorch: the same networks, converted layer by layer from Keras
+# PyTorch: the same networks, described in the Keras process, built in a torch-only process
 # =============================================================================================
 
+# A PyTorch configuration is "torch" plus "+"-joined options; each is one lever a PyTorch user
+# on a CPU would reach for. The strongest one measured is the peer the ratios divide by.
+TORCH_OPTIONS = {
+    "cl": "channels_last memory format (images and conv weights)",
+    "bf16": "torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss",
+    "compile": "torch.compile (inductor) of each network",
+}
+TORCH_IMPLS = ["torch", "torch+cl", "torch+bf16", "torch+compile", "torch+compile+bf16+cl"]
 
-def torch_from_keras(model):
-    """A ``torch.nn.Module`` with the layers and shapes of a Keras network (NCHW layout).
 
-    Supports the layers our and keras-io's networks use; the graph is walked by tensor, so
-    multi-output networks (an encoder's mean and log-variance heads) work.
+def keras_network_spec(model) -> dict:
+    """A JSON-able description of a Keras network for :func:`torch_from_spec`.
+
+    Walks the graph by tensor (multi-output networks such as an encoder's mean and
+    log-variance heads work). Runs in a process with Keras; the torch process never imports
+    TensorFlow (PyTorch 2.14's optimizer imports ``torch._dynamo`` and triton, which crash in a
+    process that has loaded TensorFlow).
     """
-    import torch
     from keras import layers
-    from torch import nn
 
     from tf_genai.layers import FastDropout
 
+    def act(a):
+        return a if isinstance(a, str) else getattr(a, "__name__", "linear")
+
+    def describe(layer) -> dict:
+        in_shape = layer.input.shape
+        if isinstance(layer, layers.Conv2DTranspose):
+            return {"op": "conv_transpose", "in": in_shape[-1], "out": layer.filters,
+                    "k": layer.kernel_size[0], "s": layer.strides[0], "bias": layer.use_bias,
+                    "act": act(layer.activation)}
+        if isinstance(layer, layers.Conv2D):
+            return {"op": "conv", "in": in_shape[-1], "out": layer.filters,
+                    "k": layer.kernel_size[0], "s": layer.strides[0], "bias": layer.use_bias,
+                    "act": act(layer.activation)}
+        if isinstance(layer, layers.Dense):
+            return {"op": "dense", "in": in_shape[-1], "out": layer.units,
+                    "bias": layer.use_bias, "act": act(layer.activation)}
+        if isinstance(layer, layers.BatchNormalization):
+            return {"op": "batch_norm", "dims": len(in_shape), "c": in_shape[-1],
+                    "eps": layer.epsilon, "momentum": 1 - layer.momentum}
+        if isinstance(layer, layers.LeakyReLU):
+            return {"op": "leaky_relu", "slope": float(layer.negative_slope)}
+        if isinstance(layer, layers.ReLU):
+            return {"op": "act", "act": "relu"}
+        if isinstance(layer, layers.Activation):
+            return {"op": "act", "act": act(layer.activation)}
+        if isinstance(layer, (layers.Dropout, FastDropout)):
+            return {"op": "dropout", "rate": layer.rate}
+        if isinstance(layer, layers.Flatten):
+            return {"op": "flatten"}
+        if isinstance(layer, layers.GlobalMaxPooling2D):
+            return {"op": "global_max_pool"}
+        if isinstance(layer, layers.Reshape):
+            return {"op": "reshape", "hwc": list(layer.target_shape)}
+        if isinstance(layer, layers.Cropping2D):
+            return {"op": "crop", "cropping": [list(c) for c in layer.cropping]}
+        if type(layer).__name__ == "PixelShuffle":
+            return {"op": "pixel_shuffle"}
+        raise NotImplementedError(f"no PyTorch equivalent for {type(layer).__name__}")
+
+    index: dict[int, int] = {}  # id(Keras tensor) -> its number in the spec
+
+    def number(tensor) -> int:
+        return index.setdefault(id(tensor), len(index))
+
+    inputs = [number(t) for t in model.inputs]
+    steps = [{"src": number(layer.input), "dst": number(layer.output), **describe(layer)}
+             for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    return {"inputs": inputs, "outputs": [number(t) for t in model.outputs], "steps": steps}
+
+
+def torch_from_spec(spec: dict):
+    """A ``torch.nn.Module`` (NCHW) with the layers and shapes :func:`keras_network_spec` saw."""
+    import torch
+    from torch import nn
+
     def act(name):
-        name = name if isinstance(name, str) else getattr(name, "__name__", "linear")
         return {"relu": nn.ReLU(), "swish": nn.SiLU(), "silu": nn.SiLU(), "sigmoid": nn.Sigmoid(),
                 "tanh": nn.Tanh(), "linear": nn.Identity(),
                 "leaky_relu": nn.LeakyReLU(0.2)}[name]
@@ -331,57 +404,52 @@ def torch_from_keras(model):
         def forward(self, x):
             return self.fn(x)
 
-    def convert(layer):
-        in_shape = layer.input.shape
-        if isinstance(layer, layers.Conv2DTranspose):
-            k, s = layer.kernel_size[0], layer.strides[0]
+    def build(d: dict) -> nn.Module:
+        op = d["op"]
+        if op == "conv_transpose":
+            k, s = d["k"], d["s"]
             p = (k - 1) // 2
-            return nn.Sequential(nn.ConvTranspose2d(in_shape[-1], layer.filters, k, s, p,
+            return nn.Sequential(nn.ConvTranspose2d(d["in"], d["out"], k, s, p,
                                                     output_padding=s - k + 2 * p,
-                                                    bias=layer.use_bias),
-                                 act(layer.activation))
-        if isinstance(layer, layers.Conv2D):
-            k, s = layer.kernel_size[0], layer.strides[0]
-            return nn.Sequential(nn.Conv2d(in_shape[-1], layer.filters, k, s, (k - 1) // 2,
-                                           bias=layer.use_bias), act(layer.activation))
-        if isinstance(layer, layers.Dense):
-            return nn.Sequential(nn.Linear(in_shape[-1], layer.units, bias=layer.use_bias),
-                                 act(layer.activation))
-        if isinstance(layer, layers.BatchNormalization):
-            bn = nn.BatchNorm2d if len(in_shape) == 4 else nn.BatchNorm1d
-            return bn(in_shape[-1], eps=layer.epsilon, momentum=1 - layer.momentum)
-        if isinstance(layer, layers.LeakyReLU):
-            return nn.LeakyReLU(float(layer.negative_slope))
-        if isinstance(layer, layers.ReLU):
-            return nn.ReLU()
-        if isinstance(layer, layers.Activation):
-            return act(layer.activation)
-        if isinstance(layer, (layers.Dropout, FastDropout)):
-            return nn.Dropout(layer.rate)
-        if isinstance(layer, layers.Flatten):
+                                                    bias=d["bias"]), act(d["act"]))
+        if op == "conv":
+            k = d["k"]
+            return nn.Sequential(nn.Conv2d(d["in"], d["out"], k, d["s"], (k - 1) // 2,
+                                           bias=d["bias"]), act(d["act"]))
+        if op == "dense":
+            return nn.Sequential(nn.Linear(d["in"], d["out"], bias=d["bias"]), act(d["act"]))
+        if op == "batch_norm":
+            bn = nn.BatchNorm2d if d["dims"] == 4 else nn.BatchNorm1d
+            return bn(d["c"], eps=d["eps"], momentum=d["momentum"])
+        if op == "leaky_relu":
+            return nn.LeakyReLU(d["slope"])
+        if op == "act":
+            return act(d["act"])
+        if op == "dropout":
+            return nn.Dropout(d["rate"])
+        if op == "flatten":
             return nn.Flatten()
-        if isinstance(layer, layers.GlobalMaxPooling2D):
+        if op == "global_max_pool":
             return nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
-        if isinstance(layer, layers.Reshape):
-            h, w, c = layer.target_shape
+        if op == "reshape":
+            h, w, c = d["hwc"]
             return Lambda(lambda x: x.reshape(-1, c, h, w))
-        if isinstance(layer, layers.Cropping2D):
-            (t, b), (le, r) = layer.cropping
+        if op == "crop":
+            (t, b), (le, r) = d["cropping"]
             return Lambda(lambda x: x[:, :, t:x.shape[2] - b, le:x.shape[3] - r])
-        if type(layer).__name__ == "PixelShuffle":
+        if op == "pixel_shuffle":
             return nn.PixelShuffle(2)
-        raise NotImplementedError(f"no PyTorch equivalent for {type(layer).__name__}")
+        raise NotImplementedError(op)
 
     class Converted(nn.Module):
         def __init__(self):
             super().__init__()
-            self.steps = []  # (input tensor id, output tensor id, module name)
-            for i, layer in enumerate(l for l in model.layers
-                                      if type(l).__name__ != "InputLayer"):
-                self.add_module(f"l{i}", convert(layer))
-                self.steps.append((id(layer.input), id(layer.output), f"l{i}"))
-            self.input_id = id(model.inputs[0])
-            self.output_ids = [id(t) for t in model.outputs]
+            self.steps = []  # (input tensor number, output tensor number, module name)
+            for i, d in enumerate(spec["steps"]):
+                self.add_module(f"l{i}", build(d))
+                self.steps.append((d["src"], d["dst"], f"l{i}"))
+            self.input_id = spec["inputs"][0]
+            self.output_ids = spec["outputs"]
 
         def forward(self, x):
             values = {self.input_id: x}
@@ -390,9 +458,48 @@ def torch_from_keras(model):
             outs = [values[i] for i in self.output_ids]
             return outs[0] if len(outs) == 1 else outs
 
-    net = Converted()
     torch.manual_seed(0)
-    return net
+    return Converted()
+
+
+def torch_problem_worker(group: str, data: str, n: int, out: str) -> None:
+    """In a Keras process: the group's networks as specs, its images and FLOPs, to ``out``
+    (a JSON file) for the torch-only worker."""
+    sys.path.insert(0, str(REPO_ROOT))
+    import numpy as np
+
+    import tf_genai
+
+    images = _unit_float(_load_images(data, n))
+    problem: dict[str, Any] = {"group": group}
+    if group == "vae_kerasio":
+        enc_k, dec_k = kerasio_vae_networks(sampling=False)
+        problem["from_logits"] = False
+    elif group == "vae":
+        zoo = tf_genai.create("vae")
+        enc_k, dec_k = zoo.encoder, zoo.decoder
+        problem["from_logits"] = True
+    elif group == "dcgan":
+        zoo = tf_genai.create("dcgan")
+        gen_k, disc_k = zoo.generator, zoo.discriminator
+        images = images * 2 - 1
+    elif group == "gan_kerasio":
+        gen_k, disc_k = kerasio_gan_networks()
+    else:
+        raise SystemExit(f"unknown configuration {group}/torch")
+    if group.startswith("vae"):
+        problem["flops_per_image"] = vae_step_flops(enc_k, dec_k)
+        problem["networks"] = {"enc": keras_network_spec(enc_k), "dec": keras_network_spec(dec_k)}
+    else:
+        # dcgan: the loop of PyTorch's DCGAN example, one generator pass for both updates
+        # (tf_genai's algorithm); gan_kerasio: the keras-io step, fresh noise for G.
+        problem["shared_pass"] = group == "dcgan"
+        problem["flops_per_image"] = gan_step_flops(gen_k, disc_k, problem["shared_pass"])
+        problem["latent_dim"] = int(gen_k.inputs[0].shape[-1])
+        problem["networks"] = {"gen": keras_network_spec(gen_k),
+                               "disc": keras_network_spec(disc_k)}
+    np.save(out + ".npy", np.ascontiguousarray(images, dtype=np.float32))
+    Path(out).write_text(json.dumps(problem))
 
 
 # =============================================================================================
@@ -528,57 +635,84 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
     return trainer
 
 
-class _TorchTrainer(_Trainer):
-    """A plain PyTorch CPU loop: permute, slice batches, forward, backward, Adam step."""
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic units (AVX512-BF16 or AMX-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-    def __init__(self, group: str, data: str, n: int):
-        import keras
+
+class _TorchTrainer(_Trainer):
+    """A PyTorch CPU loop (forward, backward, Adam step) in a process without TensorFlow.
+
+    ``impl`` is ``torch`` plus options from :data:`TORCH_OPTIONS` (``torch+compile+bf16``).
+    The networks, images and FLOPs come from a Keras subprocess (:func:`torch_problem_worker`).
+    """
+
+    def __init__(self, group: str, impl: str, data: str, n: int):
+        options = impl.split("+")[1:]
+        unknown = [o for o in options if o not in TORCH_OPTIONS]
+        if impl.split("+")[0] != "torch" or unknown:
+            raise SystemExit(f"unknown PyTorch configuration {impl!r}; options: "
+                             f"{', '.join(TORCH_OPTIONS)}")
+        if "bf16" in options and not cpu_has_bf16():
+            raise SystemExit("bf16 autocast needs a CPU with bf16 units (avx512_bf16/amx_bf16)")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "problem.json")
+            subprocess.run([sys.executable, __file__, "--torch-problem", group, "--data", data,
+                            "--images", str(n), "--problem-out", out], check=True,
+                           stdout=subprocess.DEVNULL, cwd=REPO_ROOT)
+            problem = json.loads(Path(out).read_text())
+            import numpy as np
+
+            images = np.load(out + ".npy")
         import torch
 
-        import tf_genai
-
-        images = _unit_float(_load_images(data, n))
         self.n, self.group = n, group
-        if group == "vae_kerasio":
-            enc_k, dec_k = kerasio_vae_networks(sampling=False)
-            self.from_logits = False
-        elif group == "vae":
-            zoo = tf_genai.create("vae")
-            enc_k, dec_k = zoo.encoder, zoo.decoder
-            self.from_logits = True
-        elif group == "dcgan":
-            zoo = tf_genai.create("dcgan")
-            gen_k, disc_k = zoo.generator, zoo.discriminator
-            images = images * 2 - 1
-        elif group == "gan_kerasio":
-            gen_k, disc_k = kerasio_gan_networks()
-        else:
-            raise SystemExit(f"unknown configuration {group}/torch")
+        self.channels_last = "cl" in options
+        self.autocast = "bf16" in options
+        self.flops_per_image = problem["flops_per_image"]
         self.x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+        if self.channels_last:
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+        nets = {k: torch_from_spec(v) for k, v in problem["networks"].items()}
+        if self.channels_last:
+            nets = {k: v.to(memory_format=torch.channels_last) for k, v in nets.items()}
+        params = {k: list(v.parameters()) for k, v in nets.items()}
+        if "compile" in options:
+            nets = {k: torch.compile(v) for k, v in nets.items()}
         if group.startswith("vae"):
-            self.flops_per_image = vae_step_flops(enc_k, dec_k)
-            self.enc, self.dec = torch_from_keras(enc_k), torch_from_keras(dec_k)
-            self.opt = torch.optim.Adam([*self.enc.parameters(), *self.dec.parameters()],
-                                        lr=1e-3)
+            self.from_logits = problem["from_logits"]
+            self.enc, self.dec = nets["enc"], nets["dec"]
+            self.opt = torch.optim.Adam([*params["enc"], *params["dec"]], lr=1e-3)
         else:
-            # dcgan: the loop of PyTorch's DCGAN example, one generator pass for both updates
-            # (tf_genai's algorithm); gan_kerasio: the keras-io step, fresh noise for G.
-            self.shared_pass = group == "dcgan"
-            self.flops_per_image = gan_step_flops(gen_k, disc_k, self.shared_pass)
-            self.latent_dim = gen_k.inputs[0].shape[-1]
-            self.gen, self.disc = torch_from_keras(gen_k), torch_from_keras(disc_k)
-            self.g_opt = torch.optim.Adam(self.gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
-            self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        del keras
-        self.round()  # warm-up
+            self.shared_pass = problem["shared_pass"]
+            self.latent_dim = problem["latent_dim"]
+            self.gen, self.disc = nets["gen"], nets["disc"]
+            self.g_opt = torch.optim.Adam(params["gen"], lr=2e-4, betas=(0.5, 0.999))
+            self.d_opt = torch.optim.Adam(params["disc"], lr=2e-4, betas=(0.5, 0.999))
+        self.round()  # warm-up (and torch.compile's compilation)
+
+    def _ctx(self):
+        import contextlib
+
+        import torch
+
+        if self.autocast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _vae_step(self, xb):
         import torch
         import torch.nn.functional as F
 
-        mean, log_var = self.enc(xb)
-        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)  # (batch, latent)
-        out = self.dec(z)
+        with self._ctx():
+            mean, log_var = self.enc(xb)
+            mean, log_var = mean.float(), log_var.float()  # float32 KL and sampling
+            z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)  # (batch, latent)
+            out = self.dec(z).float()
         bce = (F.binary_cross_entropy_with_logits if self.from_logits
                else F.binary_cross_entropy)(out, xb, reduction="none")
         rec = bce.sum(dim=(1, 2, 3)).mean()
@@ -592,21 +726,24 @@ class _TorchTrainer(_Trainer):
         import torch.nn.functional as F
 
         b = real.shape[0]
-        if self.shared_pass:  # PyTorch's DCGAN example: one G pass, detached for the D update
-            fake = self.gen(torch.randn(b, self.latent_dim))
-        else:
-            with torch.no_grad():
+        with self._ctx():
+            if self.shared_pass:  # PyTorch's DCGAN example: one G pass, detached for D
                 fake = self.gen(torch.randn(b, self.latent_dim))
+            else:
+                with torch.no_grad():
+                    fake = self.gen(torch.randn(b, self.latent_dim))
+            logits = self.disc(torch.cat([fake.detach().to(real.dtype), real])).float()
         labels = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)])
         labels += 0.05 * torch.rand_like(labels)
-        d_loss = F.binary_cross_entropy_with_logits(
-            self.disc(torch.cat([fake.detach(), real])), labels)
+        d_loss = F.binary_cross_entropy_with_logits(logits, labels)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
-        if not self.shared_pass:
-            fake = self.gen(torch.randn(b, self.latent_dim))
-        g_loss = F.binary_cross_entropy_with_logits(self.disc(fake), torch.zeros(b, 1))
+        with self._ctx():
+            if not self.shared_pass:
+                fake = self.gen(torch.randn(b, self.latent_dim))
+            g_logits = self.disc(fake).float()
+        g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.zeros(b, 1))
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
@@ -617,9 +754,9 @@ class _TorchTrainer(_Trainer):
         start = time.perf_counter()
         order = torch.randperm(self.n)
         step = self._vae_step if self.group.startswith("vae") else self._gan_step
-        for i in range(0, self.n, BATCH):
+        for i in range(0, self.n - BATCH + 1, BATCH):  # full batches: one compiled shape
             step(self.x[order[i:i + BATCH]])
-        return self.n / (time.perf_counter() - start)
+        return (self.n // BATCH) * BATCH / (time.perf_counter() - start)
 
 
 def _emit(**payload: Any) -> None:
@@ -630,11 +767,12 @@ def worker(config: str, data: str, n: int, overrides: dict) -> None:
     """Serve timed rounds on stdin commands ``run`` / ``quit`` (see the module docstring)."""
     sys.path.insert(0, str(REPO_ROOT))
     group, impl = config.split("/", 1)
-    if impl == "torch":
-        trainer: _Trainer = _TorchTrainer(group, data, n)
+    if impl.startswith("torch"):
+        trainer: _Trainer = _TorchTrainer(group, impl, data, n)
     else:
         trainer = build_keras_worker(group, impl, data, n, overrides)
-    _emit(ready=True, flops_per_image=trainer.flops_per_image)
+    _emit(ready=True, flops_per_image=trainer.flops_per_image,
+          tensorflow_loaded="tensorflow" in sys.modules)
     for line in sys.stdin:
         command = line.strip()
         if command == "run":
@@ -735,6 +873,13 @@ def run_group(group: str, args: argparse.Namespace) -> list[Worker]:
     n, impls = GROUPS[group]
     if args.quick:
         n = min(n, 1024)
+    impls = [x for i in impls for x in (TORCH_IMPLS if i == "torch*" else [i])]
+    if not cpu_has_bf16():
+        skipped = [i for i in impls if "bf16" in i.split("+")]
+        if skipped:
+            print(f"  {group}: no bf16 units on this CPU: skipping {', '.join(skipped)}",
+                  file=sys.stderr)
+        impls = [i for i in impls if i not in skipped]
     impls = [i for i in impls if args.impls is None or i in args.impls]
     names = [f"{group}/{i}" for i in impls]
     overrides = {name: {} for name in names}
@@ -749,6 +894,8 @@ def run_group(group: str, args: argparse.Namespace) -> list[Worker]:
         try:
             ready = w.read()
             w.flops_per_image = ready["flops_per_image"]
+            if name.split("/", 1)[1].startswith("torch") and ready.get("tensorflow_loaded"):
+                raise RuntimeError("TensorFlow was loaded in the torch worker")
             workers.append(w)
         except RuntimeError as err:
             w.error = str(err).splitlines()[-1] if str(err) else "died"
@@ -770,16 +917,23 @@ def run_group(group: str, args: argparse.Namespace) -> list[Worker]:
 
 
 def print_tables(results: dict[str, list[Worker]], peak: dict[str, float], load: str) -> None:
+    best_torch: dict[str, str] = {}
     print(f"\nload average before: {load}; matmul peak (2048^3, best of 6): "
           f"float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s\n")
     print("| group | implementation | images/s (median) | rounds | vs keras-io "
-          "| vs keras-io+training | vs torch | paired vs keras-io | paired vs torch "
+          "| vs keras-io+training | vs best torch | paired vs keras-io "
+          "| paired vs best torch "
           "| MFLOP/img | GFLOP/s | % fp32 peak | % bf16 peak | peak RSS MiB |")
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
           "| ---: | ---: |")
     for group, workers in results.items():
         rates = {w.name.split("/", 1)[1]: w.rates for w in workers if w.rates}
         med = {impl: statistics.median(r) for impl, r in rates.items()}
+        torch_meds = {impl: m for impl, m in med.items() if impl.startswith("torch")}
+        if torch_meds:  # the strongest PyTorch configuration measured is the peer
+            best = max(torch_meds, key=torch_meds.get)
+            rates["torch (best)"], med["torch (best)"] = rates[best], med[best]
+            best_torch[group] = best
         for w in workers:
             impl = w.name.split("/", 1)[1]
             if w.error:
@@ -798,11 +952,15 @@ def print_tables(results: dict[str, list[Worker]], peak: dict[str, float], load:
                 return f"{statistics.median(a / b for a, b in zip(w.rates, rates[ref])):.2f}x"
 
             print(f"| {group} | {impl} | {m:.0f} | {' '.join(f'{r:.0f}' for r in w.rates)} | "
-                  f"{ratio('keras-io')} | {ratio('keras-io+training')} | {ratio('torch')} | "
-                  f"{paired('keras-io')} | {paired('torch')} | "
+                  f"{ratio('keras-io')} | {ratio('keras-io+training')} | {ratio('torch (best)')} | "
+                  f"{paired('keras-io')} | {paired('torch (best)')} | "
                   f"{w.flops_per_image / 1e6:.1f} | "
                   f"{gflops:.1f} | {100 * gflops / peak['float32']:.0f}% | "
                   f"{100 * gflops / peak['bfloat16']:.0f}% | {w.maxrss_kib / 1024:.0f} |")
+    if best_torch:
+        print("\nbest PyTorch configuration (the peer of the 'best torch' columns): "
+              + "; ".join(f"{g}: {b}" for g, b in best_torch.items())
+              + ". Options: " + "; ".join(f"{k} = {v}" for k, v in TORCH_OPTIONS.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -822,6 +980,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--torch-problem", help=argparse.SUPPRESS)
+    parser.add_argument("--problem-out", help=argparse.SUPPRESS)
     parser.add_argument("--sampling-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-sampling", action="store_true",
                         help="skip the eager vs compiled sampling timing")
@@ -829,6 +989,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.peak:
         matmul_peak_worker()
+        return 0
+    if args.torch_problem:
+        torch_problem_worker(args.torch_problem, args.data, args.images, args.problem_out)
         return 0
     if args.sampling_worker:
         sampling_worker()

@@ -449,6 +449,10 @@ def test_colour_vae_preset_learns_cifar_in_bits_per_dim(shared_data):
 
     grey = registry.create("colour_vae", image_shape=(28, 28, 1))
     assert grey.likelihood == "bernoulli" and grey.latent_dim == 256
+    big = registry.create("colour_vae", image_shape=(64, 64, 3))  # 64x64 photos too
+    big.compile()
+    big.train_on_batch(np.random.default_rng(0).random((4, 64, 64, 3), dtype="float32"))
+    assert tuple(big.sample(2, seed=0).shape) == (2, 64, 64, 3)
     path = shared_data("cifar10/cifar10_subset.npz")
     train_x, _ = data_lib.load(path, split="train")
     test_x, _ = data_lib.load(path, split="heldout")

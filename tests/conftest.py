@@ -92,6 +92,20 @@ def require_inception() -> None:
 
 
 @pytest.fixture(scope="session")
+def require_torch() -> None:
+    """Skip unless PyTorch is installed (the ``bench`` extra; ``.ci/run`` brings it with the
+    ``inception`` extra), fail under ``CI=true``."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return
+    message = 'the PyTorch peer needs torch: pip install -e ".[bench]"'
+    if _on_ci():
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
 def inception_features():
     """One :class:`~tf_genai.evaluation.inception.InceptionFeatures` for the session."""
     require_inception()

@@ -8,27 +8,14 @@ the benchmark's quick mode on real MNIST with two PyTorch configurations.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
-import pytest
-
-from conftest import _on_ci
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "benchmarks")
-
-
-def require_torch() -> None:
-    if importlib.util.find_spec("torch") is not None:
-        return
-    message = 'the PyTorch peer needs torch: pip install -e ".[bench]"'
-    if _on_ci():
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
 
 
 def _throughput():
@@ -62,8 +49,7 @@ def _nchw(shape):
     return [shape[0], shape[3], shape[1], shape[2]] if len(shape) == 4 else list(shape)
 
 
-def test_torch_networks_match_the_keras_shapes_without_tensorflow(tmp_path):
-    require_torch()
+def test_torch_networks_match_the_keras_shapes_without_tensorflow(tmp_path, require_torch):
     import tf_genai
 
     throughput = _throughput()
@@ -86,10 +72,9 @@ def test_torch_networks_match_the_keras_shapes_without_tensorflow(tmp_path):
     assert got == expected
 
 
-def test_quick_benchmark_runs_the_torch_rows(mnist_dir):
+def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch):
     """Real rounds on real MNIST: the keras-io row and two PyTorch configurations report a
     speed, and the best PyTorch configuration is named as the peer."""
-    require_torch()
     proc = subprocess.run(
         [sys.executable, os.path.join(BENCH, "throughput.py"), "--quick", "--groups", "vae",
          "--impls", "keras-io", "torch", "torch+cl", "--no-sampling", "--data", str(mnist_dir)],

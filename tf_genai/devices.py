@@ -44,6 +44,15 @@ DEVICE_KINDS = ("cpu", "gpu")
 # (vdpbf16ps, Intel Cooper Lake+ / AMD Zen 4+) and AMX tiles (Intel Sapphire Rapids+). Without
 # them oneDNN emulates bf16 and mixed_bfloat16 is slower than float32.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+# The flags that decide which oneDNN/Eigen kernels run: part of a machine's fingerprint.
+FINGERPRINT_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+                               "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16"})
+# Environment overrides of single levers: each fixes its lever (the autotuner leaves it alone).
+ENV_OVERRIDES = {
+    "mixed_precision_policy": "TF_GENAI_POLICY",
+    "steps_per_execution": "TF_GENAI_STEPS_PER_EXECUTION",
+    "jit_compile": "TF_GENAI_JIT_COMPILE",
+}
 # Below this many steps per execution the per-step Python/dispatch cost shows on small models;
 # above it callbacks (progress bar, NaN check) see batches too rarely for no measured gain.
 STEPS_PER_EXECUTION = 16
@@ -68,6 +77,27 @@ class DeviceInfo:
     fp16: bool
     amx: bool = False
     flags: frozenset[str] = frozenset()
+    cores: int = 1
+
+    def summary(self) -> str:
+        """One line: ``"cpu: AMD EPYC (2 cores; avx512_bf16; no AMX)"``."""
+        if self.kind == "gpu":
+            units = ", ".join(u for u, on in (("fp16", self.fp16), ("bf16", self.bf16)) if on)
+            return f"gpu: {self.name} ({units or 'no fast 16-bit units'})"
+        simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in self.flags]
+        return (f"cpu: {self.name} ({self.cores} core{'s' if self.cores != 1 else ''}; "
+                f"{' '.join(simd) or 'no AVX2/AVX-512 flags read'}; "
+                f"{'AMX' if self.amx else 'no AMX'})")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this machine for a cached speed measurement: the device, its name,
+        the flags that change which kernels run, and the core count (plus the TensorFlow and
+        Keras versions, whose kernels and training loop the measurement timed)."""
+        return {
+            "kind": self.kind, "name": self.name, "cores": self.cores,
+            "flags": sorted(self.flags & FINGERPRINT_FLAGS),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+        }
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
@@ -132,7 +162,16 @@ def describe(device: str | None = None, *, cpuinfo: str = "/proc/cpuinfo") -> De
         fp16=False,
         amx="amx_bf16" in flags,
         flags=flags,
+        cores=_cores(),
     )
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity mask, which a container limits)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def training_options(device: str | DeviceInfo | None = None) -> dict[str, Any]:
@@ -140,8 +179,12 @@ def training_options(device: str | DeviceInfo | None = None) -> dict[str, Any]:
 
     Args:
         device: ``"cpu"``, ``"gpu"``, a :class:`DeviceInfo`, or None (the GPU if there is one).
-            ``TF_GENAI_POLICY`` in the environment overrides the chosen policy (e.g. to force
-            ``float32`` when comparing runs).
+            The environment overrides single levers (:func:`env_overrides`):
+            ``TF_GENAI_POLICY`` (e.g. ``float32`` when comparing runs),
+            ``TF_GENAI_STEPS_PER_EXECUTION`` and ``TF_GENAI_JIT_COMPILE`` (``0``/``1``).
+
+    This is the flag-based choice; ``tf_genai.training.train`` starts from it and lets
+    :mod:`tf_genai.autotune` replace levers a timed probe of the real step measures faster.
 
     Returns:
         ``{"steps_per_execution": int, "jit_compile": bool, "mixed_precision_policy": str}``:
@@ -155,14 +198,38 @@ def training_options(device: str | DeviceInfo | None = None) -> dict[str, Any]:
     else:
         policy = "mixed_bfloat16" if info.bf16 else "float32"
         jit = False  # measured: XLA on CPU halves Keras' training throughput
-    override = os.environ.get("TF_GENAI_POLICY")
-    if override:
-        policy = _check_policy(override, "TF_GENAI_POLICY")
-    return {
+    options = {
         "steps_per_execution": STEPS_PER_EXECUTION,
         "jit_compile": jit,
         "mixed_precision_policy": policy,
     }
+    return {**options, **env_overrides()}
+
+
+def env_overrides() -> dict[str, Any]:
+    """The levers the environment fixes, checked (``ENV_OVERRIDES`` names the variables).
+
+    Raises:
+        ConfigError: a value that is not a policy name, a positive integer, or a boolean.
+    """
+    fixed: dict[str, Any] = {}
+    for lever, var in ENV_OVERRIDES.items():
+        text = os.environ.get(var, "").strip()
+        if not text:
+            continue
+        if lever == "mixed_precision_policy":
+            fixed[lever] = _check_policy(text, var)
+        elif lever == "steps_per_execution":
+            if not text.isdigit() or int(text) < 1:
+                raise ConfigError(f"{var} must be a positive integer, got {text!r}")
+            fixed[lever] = int(text)
+        else:
+            value = {"1": True, "true": True, "on": True, "0": False, "false": False,
+                     "off": False}.get(text.lower())
+            if value is None:
+                raise ConfigError(f"{var} must be 0 or 1 (true/false), got {text!r}")
+            fixed[lever] = value
+    return fixed
 
 
 def _check_policy(policy: str, source: str = "policy") -> str:

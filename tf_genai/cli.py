@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--deterministic", action="store_true",
                    help="TensorFlow's deterministic ops: two runs with the same --seed end "
                         "bit-identical (and a killed run resumes bit-identical)")
+    tune = t.add_mutually_exclusive_group()
+    tune.add_argument("--no-autotune", dest="autotune", action="store_const", const="off",
+                      default=None,
+                      help="keep the flag-based speed levers (precision policy, steps per "
+                           "execution, XLA) instead of a cached or timed choice")
+    tune.add_argument("--retune", dest="autotune", action="store_const", const="retune",
+                      help="time the speed levers again (at least a minute's budget) and "
+                           "cache the result for this machine and model config")
     t.add_argument("--out", required=True, help="run directory to write")
     t.add_argument("--overwrite", action="store_true", help="replace the run files in --out")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -188,7 +196,7 @@ def _cmd_train(args) -> int:
         early_stopping=args.early_stopping, time_budget=args.time_budget,
         overwrite=args.overwrite, resume=args.resume,
         strategy=args.strategy, deterministic=args.deterministic,
-        verbose=0 if args.quiet else "auto", stream=args.stream,
+        verbose=0 if args.quiet else "auto", stream=args.stream, autotune=args.autotune,
     )
     for kind, path in result.files.items():
         print(f"wrote {kind}: {path}")

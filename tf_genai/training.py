@@ -103,6 +103,7 @@ def train(
     plots: bool = True,
     verbose: int | str = "auto",
     stream: bool = False,
+    autotune: str | None = None,
 ) -> TrainResult:
     """Train the zoo model ``model`` on ``data`` with ``model.fit`` and write the run's files.
 
@@ -124,7 +125,15 @@ def train(
             and ``resume=True`` continues it.
         resume: continue an interrupted run in ``out_dir`` from its last backup.
         strategy: ``None``/``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
-        deterministic: turn on TensorFlow's deterministic ops (bit-identical reruns).
+        deterministic: turn on TensorFlow's deterministic ops (bit-identical reruns). The
+            speed levers are then never probed: this machine's cached choice for the config,
+            else the flag choice.
+        autotune: how the speed levers (precision policy, steps per execution, XLA) are
+            chosen (:mod:`tf_genai.autotune`): ``"auto"`` (a cached or a short timed probe,
+            within 4 % of the run), ``"off"`` (the flag choice of
+            :func:`tf_genai.devices.training_options`), ``"retune"`` (probe again, cache it);
+            None reads ``TF_GENAI_AUTOTUNE``, else auto. The choice is printed in one line
+            (unless ``verbose=0``), kept in ``run.json`` and reused by ``resume=True``.
         stream: read ``data`` (a folder of images, or TFRecord shards) from the files every
             epoch through ``tf.data`` instead of loading it into memory
             (:mod:`tf_genai.data.streaming`): for data larger than memory. The split, the
@@ -162,20 +171,35 @@ def train(
         image_shape = tuple(int(d) for d in images.shape[1:])
     kwargs = _model_kwargs(model, entry, image_shape, labels, data, seed, latent_dim,
                            model_kwargs)
+    backup_dir = None if path is None else path / "backup"
+    dist = _strategy(strategy)
+    tuner = _tuner(model, kwargs, batch_size, strategy, dist, autotune, deterministic,
+                   backup_dir if resume else None)
     if deterministic:
         _make_deterministic(seed)
-    net, dist, options = _build(model, kwargs, strategy)
+    net = _build(model, kwargs, dist, tuner.policy)
 
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
-    backup_dir = None if path is None else path / "backup"
     if backup_dir is not None and not resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
     initial_epoch = checkpointing.backup_epoch(backup_dir) if resume and backup_dir else 0
     train_ds, steps_per_epoch, val_ds, epochs = (_stream_datasets if stream else _datasets)(
         net, files if stream else images, labels, batch_size=batch_size, seed=seed,
         epochs=epochs, initial_epoch=initial_epoch, validation_fraction=validation_fraction)
-    _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay)
+    net, options, tuning = tuner.settle(
+        net, build=lambda policy: _build(model, kwargs, dist, policy),
+        compile=lambda n, opts, spe=None: _compile(n, dist, opts, steps_per_epoch,
+                                                   learning_rate, weight_decay, spe=spe),
+        train_ds=train_ds, steps_per_epoch=steps_per_epoch,
+        remaining_steps=steps_per_epoch * max(0, epochs - initial_epoch),
+        time_budget=time_budget)
+    if verbose != 0:
+        print(tuning.summary(), flush=True)
+    if backup_dir is not None:
+        from tf_genai import autotune as autotune_lib
+
+        autotune_lib.write_resume_file(backup_dir / autotune_lib.RESUME_FILE, tuning)
     cbs, backup, budget = _callbacks(net, callbacks, backup_dir, early_stopping, val_ds,
                                      time_budget)
 
@@ -191,7 +215,9 @@ def train(
             stopped_by_time_budget=bool(budget is not None and budget.spent),
             epochs_done=len(next(iter(history.values()), [])),
             training_options={**options, "strategy": strategy or "default",
-                              "deterministic": deterministic},
+                              "deterministic": deterministic,
+                              "steps_per_execution_used": int(net.steps_per_execution),
+                              "autotune": tuning.to_json()},
             model_kwargs={k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()})
         if stream and plots and net.encodes:  # a few images for the latent plots, not all
             from tf_genai.data import streaming
@@ -257,17 +283,35 @@ def _make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _build(name: str, kwargs: dict, strategy: str | None):
-    """The model, built under the strategy's scope and the device's precision policy."""
-    from tf_genai import devices, distribute, registry
+def _strategy(strategy: str | None):
+    from tf_genai import distribute
 
-    options = devices.training_options()
-    dist = distribute.get_strategy(strategy)
+    return distribute.get_strategy(strategy)
+
+
+def _tuner(name, kwargs, batch_size, strategy, dist, mode, deterministic, resume_dir):
+    """The :class:`tf_genai.autotune.Tuner` of this run's config (checks its mode and the
+    environment's lever overrides before anything is built)."""
+    import tensorflow as tf
+
+    from tf_genai import autotune
+
+    config = {"model": name, "kwargs": kwargs, "batch_size": batch_size,
+              "strategy": strategy or "default", "replicas": dist.num_replicas_in_sync}
+    return autotune.Tuner(
+        config, mode=mode, deterministic=deterministic,
+        multiworker=isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy),
+        resume_file=None if resume_dir is None else resume_dir / autotune.RESUME_FILE)
+
+
+def _build(name: str, kwargs: dict, dist, policy: str):
+    """The model, built under the strategy's scope and the precision policy ``policy``."""
+    from tf_genai import devices, registry
+
     # The policy is needed only while the layers are built (each keeps its own); the caller's
     # global policy is back in force after this block.
-    with dist.scope(), devices.mixed_precision(options["mixed_precision_policy"]):
-        net = registry.create(name, **kwargs)
-    return net, dist, options
+    with dist.scope(), devices.mixed_precision(policy):
+        return registry.create(name, **kwargs)
 
 
 def _datasets(net, images, labels, *, batch_size, seed, epochs, initial_epoch,
@@ -330,7 +374,10 @@ def _stream_datasets(net, files, labels, *, batch_size, seed, epochs, initial_ep
     return train_ds, steps_per_epoch, val_ds, epochs
 
 
-def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay) -> None:
+def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay,
+             spe: int | None = None) -> int:
+    """Compile ``net`` with the run's optimizers and ``options``; returns the steps per
+    execution used (``spe`` when given: the autotuner's probes)."""
     import tensorflow as tf
 
     from tf_genai import distribute
@@ -339,7 +386,7 @@ def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay) -
     # One execution must not run past an epoch's last batch into the next epoch's. Multi-worker
     # runs take one step per execution: Keras' multi-step loop fails to run under them
     # ("You must feed a value for placeholder tensor 'while/cond/Placeholder'").
-    steps_per_execution = 1 if multiworker else largest_divisor(
+    steps_per_execution = 1 if multiworker else spe or largest_divisor(
         steps_per_epoch, options.get("steps_per_execution", 1))
     with dist.scope():
         compile_model(net, learning_rate=learning_rate, weight_decay=weight_decay,
@@ -347,6 +394,7 @@ def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay) -
                       jit_compile=options.get("jit_compile", False))
     if multiworker:
         distribute.scalar_logs_for_multiworker(net)
+    return steps_per_execution
 
 
 def _callbacks(net, user_callbacks, backup_dir, early_stopping, val_ds, time_budget):

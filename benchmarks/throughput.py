@@ -65,6 +65,8 @@ Usage (from the repository root; PyTorch rows need the ``bench`` extra: ``pip in
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import resource
@@ -798,7 +800,9 @@ def matmul_peak_worker() -> None:
             mm(a, b).numpy()
             best = min(best, time.perf_counter() - start)
         result[dtype] = 2 * size**3 / best / 1e9
-    _emit(bf16_units=_bf16_units(), **result)
+    from tf_genai import devices
+
+    _emit(bf16_units=_bf16_units(), machine=devices.describe("cpu").summary(), **result)
 
 
 def sampling_worker() -> None:
@@ -960,6 +964,28 @@ def print_tables(results: dict[str, list[Worker]], peak: dict[str, float], load:
               + ". Options: " + "; ".join(f"{k} = {v}" for k, v in TORCH_OPTIONS.items()))
 
 
+SECTION_BEGIN, SECTION_END = "<!-- cpu kind: {} -->", "<!-- end cpu kind -->"
+
+
+def update_results(path: Path, machine: str, command: str, table: str) -> None:
+    """Put ``table`` into ``path`` as the section of CPU kind ``machine`` (its name, cores,
+    SIMD/bf16/AMX flags), replacing that kind's earlier section and keeping the others'."""
+    begin = SECTION_BEGIN.format(machine)
+    text = path.read_text() if path.exists() else (
+        "# benchmarks/throughput.py, one section per CPU kind\n\nEach section is the latest "
+        "run on that kind of CPU (written by `--results`); compare the ratio columns across "
+        "sections to see how they travel.\n")
+    section = (f"{begin}\n## {machine}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+               f": `{command}`\n\n```text\n{table.strip()}\n```\n{SECTION_END}\n")
+    if begin in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(SECTION_END + "\n")
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", nargs="+", choices=list(GROUPS), default=list(GROUPS))
@@ -982,6 +1008,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-sampling", action="store_true",
                         help="skip the eager vs compiled sampling timing")
+    parser.add_argument("--results", default=None, metavar="FILE.md",
+                        help="keep the table in FILE.md, one section per CPU kind: this run "
+                             "replaces its own CPU kind's section and leaves the others")
     args = parser.parse_args(argv)
 
     if args.peak:
@@ -1000,13 +1029,22 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds = 1
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     peak = measure_peak()
+    print(f"machine: {peak['machine']}", file=sys.stderr)
     results = {}
     for group in args.groups:
         print(f"{group}:", file=sys.stderr)
         results[group] = run_group(group, args, peak["bf16_units"])
     after = measure_peak()
+    machine = peak["machine"]
     peak = {k: max(peak[k], after[k]) for k in ("float32", "bfloat16")}
-    print_tables(results, peak, load)
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        print(f"machine: {machine}")
+        print_tables(results, peak, load)
+    print(table.getvalue(), end="")
+    if args.results:
+        command = "python benchmarks/throughput.py " + " ".join(argv or sys.argv[1:])
+        update_results(Path(args.results), machine, command, table.getvalue())
     if not args.no_sampling:
         t = measure_peak("--sampling-worker")
         print("\n| sampling 256 images | eager model.sample | devices.compiled_sampler | speed-up |")

@@ -72,14 +72,22 @@ def test_torch_networks_match_the_keras_shapes_without_tensorflow(tmp_path, requ
     assert got == expected
 
 
-def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch):
+def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch, tmp_path):
     """Real rounds on real MNIST: the keras-io row and two PyTorch configurations report a
-    speed, and the best PyTorch configuration is named as the peer."""
+    speed, and the best PyTorch configuration is named as the peer; the table is kept in the
+    results file under this CPU kind."""
+    results = tmp_path / "by_cpu.md"
     proc = subprocess.run(
         [sys.executable, os.path.join(BENCH, "throughput.py"), "--quick", "--groups", "vae",
-         "--impls", "keras-io", "torch", "torch+cl", "--no-sampling", "--data", str(mnist_dir)],
+         "--impls", "keras-io", "torch", "torch+cl", "--no-sampling", "--data", str(mnist_dir),
+         "--results", str(results)],
         capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    machine = next(ln for ln in proc.stdout.splitlines() if ln.startswith("machine: "))
+    kind = machine[len("machine: "):]
+    assert kind.startswith("cpu: ") and ("AMX" in kind)
+    kept = results.read_text()
+    assert _throughput().SECTION_BEGIN.format(kind) in kept and "| vae | torch+cl |" in kept
     rows = {}
     for line in proc.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -92,3 +100,15 @@ def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch):
     assert rows["keras-io"][6].endswith("x")  # keras-io against the best PyTorch configuration
     best = [line for line in proc.stdout.splitlines() if line.startswith("best PyTorch")]
     assert best and ("vae: torch" in best[0]), proc.stdout
+
+
+def test_results_file_keeps_one_section_per_cpu_kind(tmp_path):
+    update = _throughput().update_results
+    path = tmp_path / "by_cpu.md"
+    update(path, "cpu: A (2 cores; avx512_bf16; no AMX)", "cmd a", "| t | 1 |")
+    update(path, "cpu: B (2 cores; amx_bf16; AMX)", "cmd b", "| t | 2 |")
+    update(path, "cpu: A (2 cores; avx512_bf16; no AMX)", "cmd a2", "| t | 3 |")
+    text = path.read_text()
+    assert text.count("## cpu: A") == 1 and text.count("## cpu: B") == 1
+    assert "| t | 3 |" in text and "| t | 1 |" not in text and "| t | 2 |" in text
+    assert text.index("## cpu: A") < text.index("## cpu: B")  # a kind keeps its place

@@ -1,0 +1,126 @@
+"""What the autotuner costs and gains in a real ``tf-genai train`` run (issue 19, item 1).
+
+Each config is trained by the CLI in its own process, alternately with ``--no-autotune`` (the
+flag choice of ``devices.training_options``) and with the default autotuning from an empty cache
+(``TF_GENAI_CACHE`` a fresh folder per run: the first run on a machine, the one that pays for the
+probe), in ABBA order so drift hits both alike. Reported: wall seconds of the whole command
+(imports, data, training, saving, plots), the probe's own seconds (``run.json``), the choice
+and what the probe measured. The targets: the autotuned run costs < 5 % more than the flag run
+(``cost``), and its choice is never slower (a changed choice must show a shorter run).
+
+    python benchmarks/autotune_cost.py --configs vae:digits dcgan:mnist --rounds 2 \\
+        --out benchmarks/results/autotune_cost_zen4.md
+
+``mnist`` means the shared MNIST folder (``../shared/data/mnist`` or ``$TF_GENAI_SHARED_DATA``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data(name: str) -> str:
+    if name != "mnist":
+        return name
+    root = os.environ.get("TF_GENAI_SHARED_DATA") or str(REPO.parent / "shared" / "data")
+    return str(Path(root) / "mnist")
+
+
+def run_once(model: str, data: str, autotune: bool, extra: list[str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="autotune_cost_") as tmp:
+        out = Path(tmp) / "run"
+        env = {**os.environ, "TF_GENAI_CACHE": str(Path(tmp) / "cache")}
+        for var in ("TF_GENAI_POLICY", "TF_GENAI_STEPS_PER_EXECUTION", "TF_GENAI_JIT_COMPILE",
+                    "TF_GENAI_AUTOTUNE"):
+            env.pop(var, None)
+        cmd = [sys.executable, "-m", "tf_genai.cli", "train", model, "--data", _data(data),
+               "--out", str(out), "--quiet", *extra, *([] if autotune else ["--no-autotune"])]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        options = json.loads((out / "run.json").read_text())["training_options"]
+    tune = options["autotune"]
+    return {"autotune": autotune, "wall_s": round(wall, 2), "source": tune["source"],
+            "reason": tune["reason"], "probe_s": tune["probe_s"], "speedup": tune["speedup"],
+            "options": tune["options"], "flags": tune["flags"], "measured": tune["measured"],
+            "skipped": [s["why"] for s in tune["skipped"]]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["vae:digits", "dcgan:mnist"],
+                        help="model:data pairs (tf-genai train MODEL --data DATA)")
+    parser.add_argument("--rounds", type=int, default=2, help="ABBA pairs per config")
+    parser.add_argument("--extra", default="", help="more tf-genai train arguments, e.g. "
+                        "'--epochs 20'")
+    parser.add_argument("--out", default=None, help="a .md file (a .json is written beside it)")
+    args = parser.parse_args(argv)
+
+    from tf_genai import devices
+
+    machine = devices.describe().summary()
+    print(machine, flush=True)
+    results = {"machine": machine, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "configs": {}}
+    for config in args.configs:
+        model, _, data = config.partition(":")
+        runs = []
+        for r in range(args.rounds):
+            order = (False, True) if r % 2 == 0 else (True, False)
+            for autotune in order:
+                row = run_once(model, data or "digits", autotune, args.extra.split())
+                runs.append(row)
+                print(f"{config} {'auto' if autotune else 'flags'}: {row['wall_s']} s, "
+                      f"{row['source']} ({row['reason']}), probe {row['probe_s']} s", flush=True)
+        off = [r["wall_s"] for r in runs if not r["autotune"]]
+        on = [r["wall_s"] for r in runs if r["autotune"]]
+        results["configs"][config] = {
+            "flags_wall_s": statistics.median(off), "auto_wall_s": statistics.median(on),
+            "cost": round(statistics.median(on) / statistics.median(off) - 1, 4),
+            "probe_share": round(statistics.median(r["probe_s"] for r in runs if r["autotune"])
+                                 / statistics.median(on), 4),
+            "runs": runs}
+    lines = [f"# Autotune cost and gain in `tf-genai train` ({results['when']})", "",
+             f"Machine: {machine}. Command: `python benchmarks/autotune_cost.py --configs "
+             f"{' '.join(args.configs)} --rounds {args.rounds}"
+             + (f" --extra '{args.extra}'" if args.extra else "") + "`.", "",
+             "| config | flag run (s) | autotuned run (s) | cost | probe s (share) | choice |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for config, res in results["configs"].items():
+        auto = next(r for r in res["runs"] if r["autotune"])
+        probe = statistics.median(r["probe_s"] for r in res["runs"] if r["autotune"])
+        lines.append(f"| {config} | {res['flags_wall_s']:.1f} | {res['auto_wall_s']:.1f} | "
+                     f"{res['cost']:+.1%} | {probe:.1f} ({res['probe_share']:.1%}) | "
+                     f"{auto['source']}: {auto['reason']} |")
+    lines.append("")
+    for config, res in results["configs"].items():
+        auto = next(r for r in res["runs"] if r["autotune"])
+        steps = "; ".join(
+            f"{m['options']['mixed_precision_policy']}, XLA "
+            f"{'on' if m['options']['jit_compile'] else 'off'}, spe "
+            f"{m['options']['steps_per_execution']}: {m['ms_per_step']} ms/step"
+            for m in auto["measured"])
+        lines.append(f"- {config}: probe measured {steps or 'nothing'}"
+                     + (f"; skipped: {'; '.join(auto['skipped'])}" if auto["skipped"] else ""))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

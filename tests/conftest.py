@@ -113,3 +113,22 @@ def inception_features():
     from tf_genai.evaluation.inception import InceptionFeatures
 
     return InceptionFeatures()
+
+
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """``benchmark_module("throughput")``: a script of ``benchmarks/`` imported as a module
+    (``benchmarks/`` is on ``sys.path`` only while it imports, for its own sibling imports)."""
+    import importlib
+    import sys
+
+    def load(name: str):
+        bench = str(REPO_ROOT / "benchmarks")
+        sys.path.insert(0, bench)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(bench)
+
+    return load
+

@@ -5,22 +5,13 @@ checked against the layer arithmetic by hand, and the window between the markers
 """
 
 import json
-import os
-import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-
 
 @pytest.fixture(scope="module")
-def profile_step():
-    sys.path.insert(0, BENCH)
-    try:
-        import profile_step
-    finally:
-        sys.path.remove(BENCH)
-    return profile_step
+def profile_step(benchmark_module):
+    return benchmark_module("profile_step")
 
 
 CONV = ("onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:avx10_1_512_amx,"

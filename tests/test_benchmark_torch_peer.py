@@ -13,18 +13,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "benchmarks")
 
 
-def _throughput():
-    sys.path.insert(0, BENCH)
-    try:
-        import throughput
-    finally:
-        sys.path.remove(BENCH)
-    return throughput
+@pytest.fixture(scope="module")
+def throughput(benchmark_module):
+    return benchmark_module("throughput")
 
 
 TORCH_SHAPES = """
@@ -49,10 +46,10 @@ def _nchw(shape):
     return [shape[0], shape[3], shape[1], shape[2]] if len(shape) == 4 else list(shape)
 
 
-def test_torch_networks_match_the_keras_shapes_without_tensorflow(tmp_path, require_torch):
+def test_torch_networks_match_the_keras_shapes_without_tensorflow(tmp_path, require_torch,
+                                                                 throughput):
     import tf_genai
 
-    throughput = _throughput()
     vae, dcgan = tf_genai.create("vae"), tf_genai.create("dcgan")
     nets = {"encoder": vae.encoder, "decoder": vae.decoder, "generator": dcgan.generator,
             "discriminator": dcgan.discriminator}
@@ -72,7 +69,7 @@ def test_torch_networks_match_the_keras_shapes_without_tensorflow(tmp_path, requ
     assert got == expected
 
 
-def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch, tmp_path):
+def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch, tmp_path, throughput):
     """Real rounds on real MNIST: the keras-io row and two PyTorch configurations report a
     speed, and the best PyTorch configuration is named as the peer; the table is kept in the
     results file under this CPU kind."""
@@ -87,7 +84,7 @@ def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch, tmp_path)
     kind = machine[len("machine: "):]
     assert kind.startswith("cpu: ") and ("AMX" in kind)
     kept = results.read_text()
-    assert _throughput().SECTION_BEGIN.format(kind) in kept and "| vae | torch+cl |" in kept
+    assert throughput.SECTION_BEGIN.format(kind) in kept and "| vae | torch+cl |" in kept
     rows = {}
     for line in proc.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -102,8 +99,8 @@ def test_quick_benchmark_runs_the_torch_rows(mnist_dir, require_torch, tmp_path)
     assert best and ("vae: torch" in best[0]), proc.stdout
 
 
-def test_results_file_keeps_one_section_per_cpu_kind(tmp_path):
-    update = _throughput().update_results
+def test_results_file_keeps_one_section_per_cpu_kind(tmp_path, throughput):
+    update = throughput.update_results
     path = tmp_path / "by_cpu.md"
     update(path, "cpu: A (2 cores; avx512_bf16; no AMX)", "cmd a", "| t | 1 |")
     update(path, "cpu: B (2 cores; amx_bf16; AMX)", "cmd b", "| t | 2 |")

@@ -143,16 +143,14 @@ def summarize(group: str, records: list[dict], info: dict, peak: dict) -> str:
            f"{100 * info['flops_per_image'] * throughput.BATCH / (step_ms / 1000) / 1e9 / peak['bfloat16']:.0f} % "
            f"of the bf16 matmul peak ({peak['bfloat16']:.0f} GFLOP/s).", ""]
 
-    by_kind = collections.defaultdict(lambda: [0.0, 0, 0])
+    by_kind = collections.defaultdict(lambda: [0.0, 0])
     for r in records:
-        isa = r["impl"]
-        row = by_kind[(r["kind"], isa)]
+        row = by_kind[(r["kind"], r["impl"])]
         row[0] += r["ms"]
         row[1] += r["flops"]
-        row[2] += 1
     out += ["| primitive | implementation | ms/step | share of step | GFLOP/s | % bf16 peak |",
             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for (kind, impl), (ms, flops, _) in sorted(by_kind.items(), key=lambda kv: -kv[1][0]):
+    for (kind, impl), (ms, flops) in sorted(by_kind.items(), key=lambda kv: -kv[1][0]):
         rate = flops / (ms / 1000) / 1e9 if flops and ms else 0
         out.append(f"| {kind} | `{impl}` | {ms / steps:.2f} | {100 * ms / steps / step_ms:.1f} % "
                    f"| {rate:.0f} | {100 * rate / peak['bfloat16']:.0f} % |" if flops else
@@ -161,17 +159,11 @@ def summarize(group: str, records: list[dict], info: dict, peak: dict) -> str:
     out += ["", "The costliest shapes (convolutions, deconvolutions, matmuls):", "",
             "| primitive | pass | dtype | problem | implementation | ms/step | GFLOP/s | % bf16 peak |",
             "| --- | --- | --- | --- | --- | ---: | ---: | ---: |"]
-    shapes = collections.defaultdict(lambda: [0.0, 0])
-    for r in records:
-        if r["flops"]:
-            row = shapes[(r["kind"], r["prop"], r["dtype"], r["problem"], r["impl"])]
-            row[0] += r["ms"]
-            row[1] += r["flops"]
-    for (kind, prop, dtype, problem, impl), (ms, flops) in sorted(
-            shapes.items(), key=lambda kv: -kv[1][0])[:14]:
-        rate = flops / (ms / 1000) / 1e9
-        out.append(f"| {kind} | {prop} | {dtype} | `{problem}` | `{impl}` | {ms / steps:.2f} | "
-                   f"{rate:.0f} | {100 * rate / peak['bfloat16']:.0f} % |")
+    for row in [r for r in aggregate(records, steps) if r["flops_per_step"]][:14]:
+        rate = row["flops_per_step"] / (row["ms_per_step"] / 1000) / 1e9
+        out.append(f"| {row['kind']} | {row['prop']} | {row['dtype']} | `{row['problem']}` | "
+                   f"`{row['impl']}` | {row['ms_per_step']:.2f} | {rate:.0f} | "
+                   f"{100 * rate / peak['bfloat16']:.0f} % |")
     return "\n".join(out) + "\n"
 
 
@@ -189,7 +181,7 @@ def main(argv=None) -> int:
         return 0
 
     peak = throughput.measure_peak()
-    text = [f"# Training step profile by oneDNN primitive", "",
+    text = ["# Training step profile by oneDNN primitive", "",
             f"`python benchmarks/profile_step.py --groups {' '.join(args.groups)}` "
             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); machine: "
             f"{peak['machine']}; matmul peak {peak['float32']:.0f} GFLOP/s float32, "

@@ -110,9 +110,10 @@ def _settle(tuner, steps_per_epoch=12, remaining_steps=100_000, built=None):
     """Settle ``tuner`` on mlp_vae/digits the way training.train does; ``built`` collects
     each model built, by id, with its variables' values when it was built."""
     from tf_genai import data
-    from tf_genai.training import _build, _compile, _strategy, epoch_dataset
+    from tf_genai.distribute import get_strategy
+    from tf_genai.training import _build, _compile, epoch_dataset
 
-    dist = _strategy(None)
+    dist = get_strategy(None)
     kwargs = CONFIG["kwargs"]
 
     def build(policy):

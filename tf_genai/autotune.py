@@ -58,7 +58,6 @@ import json
 import math
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -119,16 +118,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` whole or not at all (``outputs.write_bytes``)."""
+    from tf_genai.outputs import write_bytes
+
+    write_bytes(path, json.dumps(data, indent=2, default=str).encode())
 
 
 def read_cache(key: str) -> dict[str, Any] | None:

@@ -79,6 +79,11 @@ def get_strategy(name: str | None = None) -> tf.distribute.Strategy:
     )
 
 
+def is_multiworker(strategy: tf.distribute.Strategy) -> bool:
+    """Whether ``strategy`` spans several workers (each with its own process and machine)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
 def local_devices() -> list[str]:
     """The logical devices a mirrored strategy should use: every GPU, else every CPU device.
 

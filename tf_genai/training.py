@@ -172,7 +172,9 @@ def train(
     kwargs = _model_kwargs(model, entry, image_shape, labels, data, seed, latent_dim,
                            model_kwargs)
     backup_dir = None if path is None else path / "backup"
-    dist = _strategy(strategy)
+    from tf_genai import distribute
+
+    dist = distribute.get_strategy(strategy)
     tuner = _tuner(model, kwargs, batch_size, strategy, dist, autotune, deterministic,
                    backup_dir if resume else None)
     if deterministic:
@@ -283,24 +285,16 @@ def _make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _strategy(strategy: str | None):
-    from tf_genai import distribute
-
-    return distribute.get_strategy(strategy)
-
-
 def _tuner(name, kwargs, batch_size, strategy, dist, mode, deterministic, resume_dir):
     """The :class:`tf_genai.autotune.Tuner` of this run's config (checks its mode and the
     environment's lever overrides before anything is built)."""
-    import tensorflow as tf
-
-    from tf_genai import autotune
+    from tf_genai import autotune, distribute
 
     config = {"model": name, "kwargs": kwargs, "batch_size": batch_size,
               "strategy": strategy or "default", "replicas": dist.num_replicas_in_sync}
     return autotune.Tuner(
         config, mode=mode, deterministic=deterministic,
-        multiworker=isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy),
+        multiworker=distribute.is_multiworker(dist),
         resume_file=None if resume_dir is None else resume_dir / autotune.RESUME_FILE)
 
 
@@ -378,11 +372,9 @@ def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay,
              spe: int | None = None) -> int:
     """Compile ``net`` with the run's optimizers and ``options``; returns the steps per
     execution used (``spe`` when given: the autotuner's probes)."""
-    import tensorflow as tf
-
     from tf_genai import distribute
 
-    multiworker = isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy)
+    multiworker = distribute.is_multiworker(dist)
     # One execution must not run past an epoch's last batch into the next epoch's. Multi-worker
     # runs take one step per execution: Keras' multi-step loop fails to run under them
     # ("You must feed a value for placeholder tensor 'while/cond/Placeholder'").

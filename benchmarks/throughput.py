@@ -92,8 +92,11 @@ GROUPS: dict[str, tuple[int, list[str]]] = {
     "dcgan": (2048, ["tf_genai", "keras-io", "keras-io+training", "torch*"]),
     "gan_kerasio": (512, ["kerasio+opts", "keras-io", "torch*"]),
 }  # "torch*": every configuration in TORCH_IMPLS
-# --ablation: tf_genai with one lever switched off, to show each lever earns its place.
-ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1}}
+# --ablation: tf_genai with one lever switched off, to show each lever earns its place
+# ("groups": where the lever exists; every group when absent). "f32-out": the VAE decoder's
+# output layer back in float32 under mixed_bfloat16 (it computes in bfloat16 since issue 19).
+ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1},
+             "tf_genai[f32-out]": {"float32_output": True, "groups": ["vae", "vae_kerasio"]}}
 
 
 # =============================================================================================
@@ -581,6 +584,12 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
     from tf_genai.data import make_dataset
 
     images = _load_images(data, n)
+    if overrides.get("float32_output"):  # this worker process only: the f32-out ablation
+        from tf_genai.models.vae import model as vae_model
+
+        build_decoder = vae_model.build_decoder
+        vae_model.build_decoder = lambda *a, **k: build_decoder(*a, **{**k, "output_dtype":
+                                                                       "float32"})
     kerasio = impl in ("keras-io", "keras-io+training")
     opts = {"steps_per_execution": 1, "jit_compile": "auto", "mixed_precision_policy":
             "float32"} if kerasio else _options(overrides)
@@ -887,6 +896,8 @@ def run_group(group: str, args: argparse.Namespace, bf16_units: bool) -> list[Wo
     ablate = args.ablation is not None and (not args.ablation or group in args.ablation)
     if ablate and "tf_genai" in impls:
         for label, override in ABLATIONS.items():
+            if group not in override.get("groups", [group]):
+                continue
             names.append(f"{group}/{label}")
             overrides[names[-1]] = override
     workers = []

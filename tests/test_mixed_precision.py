@@ -98,9 +98,36 @@ def test_vae_heldout_loss_matches_float32(policy, digits, float32_vae):
     )
     model = mixed["model"]
     assert model.encoder.get_layer("conv_0").compute_dtype == policy.split("_")[1]
+    # The Bernoulli output convolution computes in bfloat16 under mixed_bfloat16 only.
+    expected = "bfloat16" if policy == "mixed_bfloat16" else "float32"
+    assert _output_layer(model.decoder).compute_dtype == expected
     # Loss scaling: Keras wraps the VAE's optimizer under mixed_float16 only.
     scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert scaled == (policy == "mixed_float16")
+
+
+def _output_layer(decoder):
+    """The decoder's last layer with a kernel: the one that computes the raw outputs."""
+    return next(layer for layer in reversed(decoder.layers) if hasattr(layer, "kernel"))
+
+
+@pytest.mark.parametrize("architecture", ["conv", "mlp"])
+@pytest.mark.parametrize("policy", ("float32", *MIXED))
+def test_decoder_output_layer_dtype_follows_the_likelihood(policy, architecture):
+    """Only a Bernoulli decoder under mixed_bfloat16 computes its output layer in the policy
+    dtype; logistic and Gaussian parameters, and mixed_float16, keep it float32. The outputs
+    are float32 in every case."""
+    net = dict(architecture=architecture, latent_dim=4, filters=(8,), hidden_units=(16,))
+    with devices.mixed_precision(policy):
+        for likelihood, shape in (("bernoulli", (8, 8, 1)), ("logistic", (8, 8, 3)),
+                                  ("gaussian", (8, 8, 1))):
+            model = tf_genai.create("vae", image_shape=shape, likelihood=likelihood, **net)
+            expected = "bfloat16" if (policy, likelihood) == ("mixed_bfloat16",
+                                                               "bernoulli") else "float32"
+            assert _output_layer(model.decoder).compute_dtype == expected, (likelihood, policy)
+            assert model.decoder.output.dtype == "float32"
+            raw = model.decoder_logits(np.zeros((2, 4), "float32"))
+            assert raw.dtype == "float32" and bool(np.isfinite(np.asarray(raw)).all())
 
 
 @pytest.mark.slow

@@ -123,6 +123,7 @@ def build_decoder(
     hidden_units: Sequence[int] = (256,),
     activation: str = "swish",
     params_per_channel: int = 1,
+    output_dtype: str | None = "float32",
     name: str = "decoder",
 ) -> keras.Model:
     """p(x | z[, y]): latents ``(batch, latent)`` -> raw outputs ``(batch, H, W, C * P)``,
@@ -133,6 +134,13 @@ def build_decoder(
     ceil(W/2^n) x filters[-1]`` grid, ``n = len(filters)`` x2 sub-pixel upsamplings (channels
     ``filters`` reversed, the last one to ``C``), then a crop to exactly ``H x W``.
     ``mlp``: the dense ``hidden_units`` reversed, then a dense layer to ``H*W*C``.
+
+    ``output_dtype`` is the compute dtype of the last convolution or dense layer, the one that
+    produces the raw outputs: ``"float32"``, or None for the global policy's (bfloat16 under
+    ``mixed_bfloat16``). The outputs are cast to float32 either way. On the AMX Xeon the
+    float32 output convolution of the MNIST VAE ran on AVX-512 and took 13 % of a bfloat16
+    training step (``benchmarks/results/profile_step_xeon_amx.md``); the VAE runs it in the
+    bfloat16 for Bernoulli logits only (see ``VAE``).
     """
     h, w, c = _check(image_shape, architecture)
     c = c * int(params_per_channel)  # the output channels
@@ -155,7 +163,7 @@ def build_decoder(
         for i in reversed(range(n)):
             last = i == 0
             out = c if last else filters[i - 1]
-            x = layers.Conv2D(4 * out, 3, padding="same", dtype="float32" if last else None,
+            x = layers.Conv2D(4 * out, 3, padding="same", dtype=output_dtype if last else None,
                               name=f"up_conv_{n - 1 - i}")(x)
             # (batch, h0 * 2^(n-i), w0 * 2^(n-i), filters[i-1] or C)
             x = PixelShuffle(dtype="float32" if last else None,
@@ -163,13 +171,15 @@ def build_decoder(
             if not last:
                 x = layers.Activation(activation, name=f"up_act_{n - 1 - i}")(x)
         if n == 0:
-            x = layers.Conv2D(c, 3, padding="same", dtype="float32", name="out")(x)
+            x = layers.Conv2D(c, 3, padding="same", dtype=output_dtype, name="out")(x)
         dh, dw = h0 * 2**n - h, w0 * 2**n - w
         if dh or dw:  # the ceil-divided grid overshoots: crop back to exactly H x W
             x = layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)),
                                   dtype="float32", name="crop")(x)  # (batch, H, W, C)
     else:
-        x = layers.Dense(h * w * c, dtype="float32", name="out")(x)
+        x = layers.Dense(h * w * c, dtype=output_dtype, name="out")(x)
         x = layers.Reshape((h, w, c), dtype="float32", name="image")(x)  # (batch, H, W, C)
+    if x.dtype != "float32":  # a policy-dtype output layer with no float32 layer after it
+        x = layers.Activation("linear", dtype="float32", name="to_float32")(x)
     inputs = z if labels is None else [z, labels]
     return keras.Model(inputs, x, name=name)

@@ -8,7 +8,9 @@ machine spanning a round cancels out of; on this VM single-process speed jumps b
 levels from round to round, so both are printed and 10+ rounds are worth the minutes),
 achieved GFLOP/s against a measured matmul peak, and peak RSS as markdown tables.
 
-Groups (one network each; every implementation trains the same data, batch 128, float32 Adam):
+Groups (one network each; every implementation trains the same data, batch 128, Adam with
+float32 weights: Keras' in the keras-io rows, ``tf_genai.optimizers``' fused one in the tf_genai
+and kerasio+opts rows):
 
 * ``vae_kerasio`` — the keras-io conv VAE (encoder 3x3 conv 32-64 stride 2 ReLU, dense 16,
   latent 2; decoder dense 7*7*64, 3x3 conv-transpose 64-32 stride 2, 1-channel sigmoid).
@@ -95,8 +97,10 @@ GROUPS: dict[str, tuple[int, list[str]]] = {
 # --ablation: tf_genai with one lever switched off, to show each lever earns its place
 # ("groups": where the lever exists; every group when absent). "f32-out": the VAE decoder's
 # output layer back in float32 under mixed_bfloat16 (it computes in bfloat16 since issue 19).
+# "keras-adam": Keras' own Adam instead of tf_genai.optimizers' fused one.
 ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1},
-             "tf_genai[f32-out]": {"float32_output": True, "groups": ["vae", "vae_kerasio"]}}
+             "tf_genai[f32-out]": {"float32_output": True, "groups": ["vae", "vae_kerasio"]},
+             "tf_genai[keras-adam]": {"keras_adam": True}}
 
 
 # =============================================================================================
@@ -636,15 +640,20 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
         else:
             raise SystemExit(f"unknown configuration {group}/{impl}")
 
+    # keras-io rows: Keras' Adam. tf_genai and kerasio+opts rows: tf_genai.optimizers' fused
+    # Adam (the zoo recipe, same hyper-parameters); the keras-adam ablation swaps Keras' back.
+    from tf_genai import optimizers
+
+    adam = keras.optimizers.Adam if kerasio or overrides.get("keras_adam") else optimizers.Adam
     if is_gan and impl == "tf_genai":
-        model.compile(**compile_kwargs)  # the zoo GAN's default optimizers
+        model.compile(d_optimizer=adam(2e-4, beta_1=0.5), g_optimizer=adam(2e-4, beta_1=0.5),
+                      **compile_kwargs)  # the zoo GAN's default optimizers
     elif is_gan:
-        model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-                      g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+        model.compile(d_optimizer=adam(2e-4, beta_1=0.5), g_optimizer=adam(2e-4, beta_1=0.5),
                       loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
                       **compile_kwargs)
     else:
-        model.compile(optimizer=keras.optimizers.Adam(), **compile_kwargs)
+        model.compile(optimizer=adam(), **compile_kwargs)  # Adam(1e-3), the zoo VAE's too
     trainer = _KerasTrainer(model, fit_kwargs, n)
     trainer.flops_per_image = flops
     return trainer

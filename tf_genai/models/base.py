@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tf_genai import distribute, ranges
+from tf_genai import distribute, optimizers, ranges
 from tf_genai.errors import ConfigError, DataError
 
 # Message prefix of the in-graph label check; :meth:`GenerativeModel.fit` turns the
@@ -482,7 +482,8 @@ class GenerativeModel(keras.Model):
 
 
 def adam(learning_rate: float, weight_decay: float = 0.0, **kwargs: Any):
-    """Adam, or AdamW with decoupled weight decay (Loshchilov & Hutter 2019) when it is > 0."""
+    """Adam, or AdamW with decoupled weight decay (Loshchilov & Hutter 2019) when it is > 0:
+    Keras' optimizers with TensorFlow's fused update kernel (:mod:`tf_genai.optimizers`)."""
     if weight_decay:
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, **kwargs)
-    return keras.optimizers.Adam(learning_rate, **kwargs)
+        return optimizers.AdamW(learning_rate, weight_decay=weight_decay, **kwargs)
+    return optimizers.Adam(learning_rate, **kwargs)

@@ -12,14 +12,22 @@ epochs, ~5 s for ``dcgan`` (steps of ~0.3 s). The same happens with a bare
 iterator for the whole fit) no epoch stalled. For a 1,024-image round or a 16-step epoch that is
 up to half the wall time; for MNIST's 125-step epochs at batch 64 about a tenth.
 
-Each row prints the first three step times (seconds) of every epoch::
+The cause (found 2026-12-06, 2-core AMD EPYC Zen 4): tf.data's autotuning. Ending an
+iterator waits for the autotuning model thread's next wake-up, and that thread sleeps on a
+schedule that doubles from 10 ms, so an epoch ends at the next 10 ms x (2^k - 1) after its
+iterator started: a 1.4 s ``dcgan`` epoch (steps_per_execution 16) at 2.55 s, a 0.3 s ``vae``
+epoch at 0.63 s, and a 6 s ``ddpm`` epoch (16 steps) at 10.2 s, a 4-5 s stall; the 7-9 s
+above came from slower steps. With
+``tf.data.Options().autotune.enabled = False`` no epoch stalled, so ``make_dataset`` (and the
+streaming pipeline) set it since then (``tf_genai.data.pipeline._options``); ``tf-genai train``
+had already been spared by its repeated dataset.
 
-    python benchmarks/epoch_stall.py                     # ddpm: finite vs repeated dataset
+Rows: ``autotune`` (``make_dataset`` with autotuning switched back on: the old pipeline),
+``finite`` (``make_dataset`` now, a new iterator every epoch) and ``repeated`` (one iterator,
+``steps_per_epoch``). Each prints the first three step times (seconds) of every epoch::
+
+    python benchmarks/epoch_stall.py                     # ddpm
     python benchmarks/epoch_stall.py --model dcgan --epochs 8
-
-Not fixed yet (issue 19): the candidate is handing ``fit`` a repeated dataset with
-``steps_per_epoch`` from the library's own training entry, once the resume and determinism
-tests show the batch order is unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -78,11 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     x = x[: args.images]
     steps = int(np.ceil(len(x) / args.batch))
     scale = "symmetric" if args.model not in ("vae", "mlp_vae", "iwae") else "unit"
-    for label, repeat in (("finite", False), ("repeated", True)):
+    for label, repeat, autotune in (("autotune", False, True), ("finite", False, False),
+                                    ("repeated", True, False)):
         keras.utils.set_random_seed(0)
         model = tf_genai.create(args.model, image_shape=x.shape[1:], seed=0)
         model.compile(steps_per_execution=1)
         ds = data_lib.make_dataset(x, batch_size=args.batch, scale=scale, seed=0, repeat=repeat)
+        if autotune:  # make_dataset before 2026-12-06: tf.data's autotuning model thread on
+            options = tf.data.Options()
+            options.autotune.enabled = True
+            ds = ds.with_options(options)
         cb = StepTimes(label)
         model.fit(ds, epochs=args.epochs, steps_per_epoch=steps if repeat else None,
                   callbacks=[cb], verbose=0)
@@ -90,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         typical = float(np.median([t for e in cb.epochs for t in e[1:]]))
         stalled = sum(t > 3 * typical for t in later)
         print(f"{label}: {stalled} of {len(later)} later epochs stalled (first step > 3x the "
-              f"median step {typical:.2f} s); worst {max(later):.2f} s", flush=True)
+              f"median step {typical:.2f} s); worst {max(later):.2f} s; later epochs "
+              f"{sum(map(sum, cb.epochs[1:])):.1f} s in all", flush=True)
     return 0
 
 

@@ -126,3 +126,21 @@ def test_binarize_once_is_fixed_by_seed(mnist):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert abs(a.mean() - (x / 255.0).mean()) < 0.01
+
+
+def test_autotuning_model_thread_is_off_in_memory_and_streamed(tmp_path):
+    """tf.data's autotuning thread made ending an iterator (every fit epoch) wait up to its next
+    doubling wake-up; benchmarks/epoch_stall.py measures it. Both pipelines switch it off."""
+    from PIL import Image
+
+    from tf_genai.data.streaming import scan_folder, stream_dataset
+
+    x = np.zeros((10, 4, 4, 1), np.uint8)
+    for ds in (make_dataset(x, batch_size=4), make_dataset(x, batch_size=4, binarize=True),
+               make_dataset(x, np.arange(10) % 2, batch_size=4, repeat=True)):
+        assert ds.options().autotune.enabled is False
+    for i in range(3):
+        Image.fromarray(np.full((4, 4), i, np.uint8)).save(tmp_path / f"{i}.png")
+    streamed = stream_dataset(scan_folder(tmp_path, split="all"), batch_size=2)
+    assert streamed.options().autotune.enabled is False
+    assert sum(int(b.shape[0]) for b in streamed) == 3  # and it still yields every image

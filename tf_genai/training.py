@@ -476,7 +476,9 @@ def epoch_dataset(
     # A resumed run may have finished already: keep one epoch so fit can start (and stop).
     first = min(int(initial_epoch), int(epochs) - 1)
     dataset = tf.data.Dataset.range(first, int(epochs)).flat_map(one_epoch)
-    return dataset.prefetch(tf.data.AUTOTUNE), steps_per_epoch
+    # The probe (tf_genai.autotune) ends an iterator per fit call: autotuning's thread off.
+    options = data_lib.pipeline.pipeline_options()
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options), steps_per_epoch
 
 
 def write_run(model, history, path: Path, *, images=None, labels=None, seed: int = 0,

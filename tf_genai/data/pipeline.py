@@ -115,14 +115,14 @@ def to_model_range(ds: tf.data.Dataset, *, labelled: bool, dtype: Any, scale: st
         ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda b, lab: (to_float(b), lab), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(pipeline_options())
 
 
-def _options() -> tf.data.Options:
-    """The pipeline's ``tf.data`` options: autotuning's model thread off.
+def pipeline_options() -> tf.data.Options:
+    """The ``tf.data`` options of every tf_genai input pipeline: autotuning's model thread off.
 
-    With it on, ending an iterator (``fit`` ends one per epoch, validation included; a Python
-    ``for`` loop per pass) waited for that thread's next wake-up, on a schedule that doubles
+    With it on, ending an iterator (``fit`` ends one per epoch, validation included, and per
+    call: the autotuner's probe calls it a dozen times; a Python ``for`` loop per pass) waited for that thread's next wake-up, on a schedule that doubles
     from 10 ms: a 1.4 s ``dcgan`` epoch then ended at 2.55 s (10 ms x (2^8 - 1)) in about half
     the epochs, and a 0.3 s ``vae`` epoch at 0.63 s (2-core AMD EPYC Zen 4, TensorFlow 2.21;
     ``benchmarks/epoch_stall.py``). Without it ``AUTOTUNE`` means the core count for the map

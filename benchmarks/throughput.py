@@ -54,13 +54,6 @@ The PyTorch ``dcgan`` row does the same, as PyTorch's own DCGAN example does (``
 for D, then ``netD(fake)`` for G), so it is the equivalent loop; the keras-io rows draw fresh
 noise for the G step as the keras-io example does.
 
-Each worker's round starts after ``--gap`` idle seconds (default 2). Without the gap the row after
-a ``torch+compile`` row ran slower: on the 2-core Zen 4 (2026-12-06, ``--groups dcgan``, 5-6
-rounds) tf_genai, first in each round, measured 1,402-1,410 images/s with a torch+compile worker
-in the set against 1,565-1,616 without one, keras-io (second) 3 % slower; with a 2 s gap and the
-torch+compile worker present it measured 1,512 (paired vs keras-io 1.66x against 1.43x without
-the gap). What keeps the CPU busy after a compiled PyTorch round was not identified.
-
 Last, the time to draw 256 samples from the default ``vae`` and ``dcgan``: eager
 ``model.sample`` against :func:`tf_genai.devices.compiled_sampler`.
 
@@ -933,7 +926,6 @@ def run_group(group: str, args: argparse.Namespace, bf16_units: bool) -> list[Wo
     live = [w for w in workers if not w.error]
     for r in range(args.rounds):
         for w in live:  # A, B, C, A, B, C, ...
-            time.sleep(args.gap)  # let the previous worker's threads go idle
             w.send("run")
             w.rates.append(w.read()["images_per_s"])
         print(f"  round {r + 1}: " + ", ".join(f"{w.name.split('/', 1)[1]} {w.rates[-1]:.0f}"
@@ -1027,9 +1019,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time tf_genai with each lever off (in these groups; all "
                              "groups when none is named)")
     parser.add_argument("--quick", action="store_true", help="1 round of <= 1024 images")
-    parser.add_argument("--gap", type=float, default=2.0, metavar="SECONDS",
-                        help="idle time before each worker's round (default 2; see the "
-                             "module docstring)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--images", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)

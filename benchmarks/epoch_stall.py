@@ -17,10 +17,9 @@ iterator waits for the autotuning model thread's next wake-up, and that thread s
 schedule that doubles from 10 ms, so an epoch ends at the next 10 ms x (2^k - 1) after its
 iterator started: a 1.4 s ``dcgan`` epoch (steps_per_execution 16) at 2.55 s, a 0.3 s ``vae``
 epoch at 0.63 s, and a 6 s ``ddpm`` epoch (16 steps) at 10.2 s, a 4-5 s stall; the 7-9 s
-above came from slower steps. With
-``tf.data.Options().autotune.enabled = False`` no epoch stalled, so ``make_dataset`` (and the
-streaming pipeline) set it since then (``tf_genai.data.pipeline._options``); ``tf-genai train``
-had already been spared by its repeated dataset.
+above came from slower steps. With ``tf.data.Options().autotune.enabled = False`` no epoch
+stalled, so ``make_dataset``, the streaming pipeline and ``training.epoch_dataset`` set it since
+then (``tf_genai.data.pipeline.pipeline_options``).
 
 Rows: ``autotune`` (``make_dataset`` with autotuning switched back on: the old pipeline),
 ``finite`` (``make_dataset`` now, a new iterator every epoch) and ``repeated`` (one iterator,

@@ -640,20 +640,24 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
         else:
             raise SystemExit(f"unknown configuration {group}/{impl}")
 
-    # keras-io rows: Keras' Adam. tf_genai and kerasio+opts rows: tf_genai.optimizers' fused
-    # Adam (the zoo recipe, same hyper-parameters); the keras-adam ablation swaps Keras' back.
+    # tf_genai rows: the zoo recipe (tf_genai.optimizers' fused Adam; the keras-adam ablation
+    # puts Keras' Adam with the same config in its place). keras-io rows: Keras' Adam;
+    # kerasio+opts: the fused one, a tf_genai option.
     from tf_genai import optimizers
 
-    adam = keras.optimizers.Adam if kerasio or overrides.get("keras_adam") else optimizers.Adam
-    if is_gan and impl == "tf_genai":
-        model.compile(d_optimizer=adam(2e-4, beta_1=0.5), g_optimizer=adam(2e-4, beta_1=0.5),
-                      **compile_kwargs)  # the zoo GAN's default optimizers
+    adam = keras.optimizers.Adam if kerasio else optimizers.Adam
+    if impl == "tf_genai":
+        recipe = model.default_optimizers()
+        if overrides.get("keras_adam"):
+            recipe = {k: keras.optimizers.Adam.from_config(o.get_config())
+                      for k, o in recipe.items()}
+        model.compile(**recipe, **compile_kwargs)
     elif is_gan:
         model.compile(d_optimizer=adam(2e-4, beta_1=0.5), g_optimizer=adam(2e-4, beta_1=0.5),
                       loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
                       **compile_kwargs)
     else:
-        model.compile(optimizer=adam(), **compile_kwargs)  # Adam(1e-3), the zoo VAE's too
+        model.compile(optimizer=adam(), **compile_kwargs)
     trainer = _KerasTrainer(model, fit_kwargs, n)
     trainer.flops_per_image = flops
     return trainer

@@ -97,10 +97,15 @@ GROUPS: dict[str, tuple[int, list[str]]] = {
 # --ablation: tf_genai with one lever switched off, to show each lever earns its place
 # ("groups": where the lever exists; every group when absent). "f32-out": the VAE decoder's
 # output layer back in float32 under mixed_bfloat16 (it computes in bfloat16 since issue 19).
-# "keras-adam": Keras' own Adam instead of tf_genai.optimizers' fused one.
+# "keras-adam": Keras' own Adam instead of tf_genai.optimizers' fused one. "f32-wgrad" is the
+# other way round: a lever the flags leave off, switched on (float32 weight gradients for the
+# convolutions, which the autotuner turns on where its probe measures them faster). Naming
+# ablation labels in --impls runs only those.
 ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1},
              "tf_genai[f32-out]": {"float32_output": True, "groups": ["vae", "vae_kerasio"]},
-             "tf_genai[keras-adam]": {"keras_adam": True}}
+             "tf_genai[keras-adam]": {"keras_adam": True},
+             "tf_genai[f32-wgrad]": {"float32_weight_gradients": True,
+                                     "groups": ["vae", "vae_kerasio", "dcgan"]}}
 
 
 # =============================================================================================
@@ -576,6 +581,8 @@ def _options(overrides: dict[str, Any]) -> dict[str, Any]:
         opts["mixed_precision_policy"] = overrides["policy"]
     if "spe" in overrides:
         opts["steps_per_execution"] = overrides["spe"]
+    if "float32_weight_gradients" in overrides:
+        opts["float32_weight_gradients"] = overrides["float32_weight_gradients"]
     return opts
 
 
@@ -652,6 +659,9 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
             recipe = {k: keras.optimizers.Adam.from_config(o.get_config())
                       for k, o in recipe.items()}
         model.compile(**recipe, **compile_kwargs)
+        from tf_genai.layers import set_float32_weight_gradients
+
+        set_float32_weight_gradients(model, opts["float32_weight_gradients"])
     elif is_gan:
         model.compile(d_optimizer=adam(2e-4, beta_1=0.5), g_optimizer=adam(2e-4, beta_1=0.5),
                       loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
@@ -908,8 +918,9 @@ def run_group(group: str, args: argparse.Namespace, bf16_units: bool) -> list[Wo
     overrides = {name: {} for name in names}
     ablate = args.ablation is not None and (not args.ablation or group in args.ablation)
     if ablate and "tf_genai" in impls:
+        named = [i for i in args.impls or [] if i in ABLATIONS]
         for label, override in ABLATIONS.items():
-            if group not in override.get("groups", [group]):
+            if group not in override.get("groups", [group]) or (named and label not in named):
                 continue
             names.append(f"{group}/{label}")
             overrides[names[-1]] = override

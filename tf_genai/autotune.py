@@ -7,7 +7,8 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
 :func:`tf_genai.training.train` hands the choice to a :class:`Tuner`:
 
 1. **Fixed choices first.** A lever the environment sets (``TF_GENAI_POLICY``,
-   ``TF_GENAI_STEPS_PER_EXECUTION``, ``TF_GENAI_JIT_COMPILE``) is never probed. ``--resume``
+   ``TF_GENAI_FLOAT32_WEIGHT_GRADIENTS``, ``TF_GENAI_STEPS_PER_EXECUTION``,
+   ``TF_GENAI_JIT_COMPILE``) is never probed. ``--resume``
    reuses the levers the run started with (``backup/autotune.json``). ``--no-autotune``
    (``autotune="off"``, or ``TF_GENAI_AUTOTUNE=0``) keeps the flag choice. Multi-worker runs keep
    it too: every worker must build the same model, and each would time its own machine.
@@ -21,7 +22,13 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
 3. **The probe.** Levers are probed one at a time, from the flag choice, in the order of their
    likely gain: the precision policy (CPU: float32 and ``mixed_bfloat16``, the latter only where
    the CPU has bf16 units, since oneDNN emulates it elsewhere; GPU: ``mixed_float16``, float32,
-   ``mixed_bfloat16`` where compute capability >= 8), XLA (``jit_compile``), then
+   ``mixed_bfloat16`` where compute capability >= 8), float32 weight gradients for the
+   convolutions (CPU, under ``mixed_bfloat16``, for a model with :class:`tf_genai.layers.Conv2D`
+   or ``Conv2DTranspose`` layers: :func:`tf_genai.layers.conv2d_float32_weight_gradients`;
+   oneDNN's bf16 backward-weights kernels ran at 3-12 % of the AMX bf16 peak at the zoo's
+   layer shapes; on a 2-core Zen 4 they ran 0.80-1.18x as fast as float32 ones and the lever
+   made the zoo steps 3-6 % slower, so the flags leave it off), XLA
+   (``jit_compile``), then
    ``steps_per_execution`` (x4, only for steps short enough, < 10 ms, for the per-execution
    Python round trip to matter). Each candidate is a model built with the run's own arguments
    (same seed, hence the same initial weights), compiled as the run compiles it, and trained by
@@ -67,7 +74,11 @@ from tf_genai.errors import ConfigError
 
 MODES = ("auto", "off", "retune")
 AUTOTUNE_ENV = "TF_GENAI_AUTOTUNE"
-LEVERS = ("mixed_precision_policy", "jit_compile", "steps_per_execution")
+LEVERS = ("mixed_precision_policy", "float32_weight_gradients", "jit_compile",
+          "steps_per_execution")
+# Levers added after runs were saved: a resume file without one gets this value (what those
+# runs trained with).
+LEVER_DEFAULTS = {"float32_weight_gradients": False}
 BUDGET_FRACTION = 0.04
 RETUNE_BUDGET_S = 60.0
 MARGIN = 0.05
@@ -77,7 +88,7 @@ SPE_STEP_LIMIT_S = 0.010  # steps longer than this: the per-execution round trip
 XLA_TRACE_FACTOR = 4.0
 CACHE_FILE = "autotune.json"
 RESUME_FILE = "autotune.json"  # in the run's backup folder
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the float32_weight_gradients lever
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -179,6 +190,8 @@ class Decision:
         o = self.options
         what = (f"{o['mixed_precision_policy']}, steps_per_execution "
                 f"{o['steps_per_execution']}, XLA {'on' if o['jit_compile'] else 'off'}")
+        if o.get("float32_weight_gradients"):
+            what += ", float32 weight gradients"
         line = f"autotune: {what} ({self.source}: {self.reason}"
         if self.speedup is not None:
             line += f"; {self.speedup:.2f}x the flag choice's step"
@@ -196,6 +209,8 @@ def _lever_text(options: dict[str, Any], lever: str) -> str:
         return f"XLA {'on' if value else 'off'}"
     if lever == "steps_per_execution":
         return f"steps_per_execution {value}"
+    if lever == "float32_weight_gradients":
+        return f"float32 weight gradients {'on' if value else 'off'}"
     return str(value)
 
 
@@ -277,6 +292,7 @@ class Tuner:
         self.deterministic = deterministic
         self.probe_needed = False
         self._time_budget: float | None = None
+        self._conv_layers = 0  # the model's layers the float32_weight_gradients lever applies to
         self._cached_cost: tuple[float, float] | None = None  # (step_s, probe cost_s)
         self.decision = self._plan(multiworker, resume_file)
 
@@ -294,8 +310,8 @@ class Tuner:
         if resume_file is not None and resume_file.is_file():
             saved = _read_json(resume_file)
             if saved and isinstance(saved.get("options"), dict):
-                options = {k: saved["options"][k] for k in LEVERS if k in saved["options"]}
-                if len(options) == len(LEVERS):
+                options = {k: saved["options"].get(k, LEVER_DEFAULTS.get(k)) for k in LEVERS}
+                if all(v is not None for v in options.values()):
                     return self._decide(options, "resume", "the levers this run started with")
         if self.mode == "off":
             return self._decide(self.flags, "flags", "autotune off")
@@ -361,7 +377,10 @@ class Tuner:
         return max(budget, RETUNE_BUDGET_S) if self.mode == "retune" else budget
 
     def _probe(self, net, build, compile, probe_ds, remaining_steps):
+        from tf_genai.layers import weight_gradient_layers
+
         start = time.perf_counter()
+        self._conv_layers = len(weight_gradient_layers(net))
         flags = dict(self.decision.options)
         # The flag choice, compiled as the run will be: if it stays, the run keeps its trace.
         base = self._candidate(net, flags, compile, probe_ds, spe=None)
@@ -469,6 +488,12 @@ class Tuner:
             else:
                 values = ["float32"] + ["mixed_bfloat16"] * self.info.bf16
             out = [({**current, lever: v}, None) for v in values if v != current[lever]]
+        elif lever == "float32_weight_gradients":
+            # Only where it can change anything and was looked into: the model's own
+            # convolutions under bf16 on a CPU (on GPUs it is not measured, so not offered).
+            if (self.info.kind == "cpu" and current["mixed_precision_policy"] == "mixed_bfloat16"
+                    and self._conv_layers):
+                out = [({**current, lever: not current[lever]}, None)]
         elif lever == "jit_compile":
             out = [({**current, lever: not current[lever]}, None)]
         else:

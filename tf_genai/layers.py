@@ -3,6 +3,10 @@
 :class:`FusedBatchNormalization` is ``keras.layers.BatchNormalization`` whose training-mode
 forward and backward pass are TensorFlow's fused kernels (see its docstring).
 
+:class:`Conv2D` and :class:`Conv2DTranspose` are Keras' layers that can take their weight
+gradients in float32 under a bfloat16 compute dtype (the ``float32_weight_gradients`` lever,
+see :func:`float32_weight_gradients`).
+
 :class:`FastDropout` is ``keras.layers.Dropout`` (inverted dropout, Srivastava et al. 2014,
 "Dropout: A Simple Way to Prevent Neural Networks from Overfitting", JMLR 15) with a cheaper
 mask. ``keras.layers.Dropout`` on TensorFlow draws one float32 uniform per element
@@ -208,3 +212,159 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             tf.cast(self.moving_variance, "float32") * momentum + variance * (1.0 - momentum)
         )
         return tf.cast(tf.reshape(y, shape), self.compute_dtype)
+
+
+# =============================================================================================
+# Convolutions whose weight gradients can be computed in float32 under mixed_bfloat16
+# =============================================================================================
+
+
+def _float32(t):
+    return tf.cast(t, tf.float32)
+
+
+def conv2d_float32_weight_gradients(x, kernel, bias=None, *, strides, padding: str,
+                                    transpose: bool = False, output_shape=None):
+    """A 2-D convolution (or transposed convolution) in ``x``'s dtype whose kernel and bias
+    gradients are computed in float32.
+
+    ``x``: (N, H, W, C) bfloat16/float16; ``kernel``/``bias``: the float32 variables' values
+    (the kernel in Keras' layout: (kh, kw, in, out), or (kh, kw, out, in) when ``transpose``).
+    The forward pass and the input gradient are the stock ops on ``x.dtype`` (the kernel cast
+    as Keras' autocast casts it); the kernel gradient is ``Conv2DBackpropFilter`` on the
+    float32 values of ``x`` and the output gradient, and the bias gradient their float32 sum.
+
+    Same maths as the stock layer, with two differences: the weight gradients are not rounded
+    to bfloat16 on the way to the float32 variables (so they are closer to a float32 run's:
+    ``tests/test_layers.py``), and they run on the float32 kernels, which on some CPUs are
+    faster than the bfloat16 ones at these layer shapes (oneDNN's bf16 backward-weights kernels
+    ran at 3-12 % of the AMX bf16 peak in ``benchmarks/results/profile_step_xeon_amx.md``).
+    """
+    s4 = [1, int(strides[0]), int(strides[1]), 1]
+
+    def conv(x, kernel, *maybe_bias):
+        k = tf.cast(kernel, x.dtype)
+        if transpose:
+            y = tf.raw_ops.Conv2DBackpropInput(input_sizes=output_shape, filter=k, out_backprop=x,
+                                               strides=s4, padding=padding)
+        else:
+            y = tf.raw_ops.Conv2D(input=x, filter=k, strides=s4, padding=padding)
+        if maybe_bias:
+            y = tf.nn.bias_add(y, tf.cast(maybe_bias[0], y.dtype))
+
+        def grad(dy):
+            if transpose:  # y = conv^T(x): dx = conv(dy), dk from (input dy, output grad x)
+                dx = tf.raw_ops.Conv2D(input=dy, filter=k, strides=s4, padding=padding)
+                dk = tf.raw_ops.Conv2DBackpropFilter(
+                    input=_float32(dy), filter_sizes=tf.shape(kernel), out_backprop=_float32(x),
+                    strides=s4, padding=padding)
+            else:
+                dx = tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=s4,
+                    padding=padding)
+                dk = tf.raw_ops.Conv2DBackpropFilter(
+                    input=_float32(x), filter_sizes=tf.shape(kernel), out_backprop=_float32(dy),
+                    strides=s4, padding=padding)
+            if maybe_bias:
+                return dx, dk, tf.reduce_sum(_float32(dy), axis=[0, 1, 2])
+            return dx, dk
+
+        return y, grad
+
+    args = (x, kernel) if bias is None else (x, kernel, bias)
+    return tf.custom_gradient(conv)(*args)
+
+
+def _raw_float32(variable):
+    """A Keras variable's float32 value, not autocast (None where there is none to take)."""
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+    raw = getattr(variable, "_value", None)
+    if raw is None or in_stateless_scope() or not isinstance(raw, tf.Variable):
+        return None
+    value = tf.convert_to_tensor(raw)
+    return value if value.dtype == tf.float32 else None
+
+
+class _Float32WeightGradients:
+    """The mix-in of :class:`Conv2D` and :class:`Conv2DTranspose`: with
+    ``float32_weight_gradients`` set (by :func:`set_float32_weight_gradients`, which
+    ``GenerativeModel.compile`` calls), a training-mode call on bfloat16 or float16 inputs
+    takes its weight gradients in float32 (:func:`conv2d_float32_weight_gradients`).
+    Everything else -- inference, float32 models, other backends, dilated or grouped or
+    channels-first convolutions -- is the Keras layer's own code."""
+
+    float32_weight_gradients = False  # a training lever, not part of the layer's config
+
+    def _float32_weights(self, inputs, training):
+        if not (training and self.float32_weight_gradients and self.trainable):
+            return None
+        if keras.backend.backend() != "tensorflow" or self.rank != 2:
+            return None
+        if self.data_format != "channels_last" or tuple(self.dilation_rate) != (1, 1):
+            return None
+        if getattr(self, "groups", 1) != 1 or inputs.dtype not in (tf.bfloat16, tf.float16):
+            return None
+        kernel = _raw_float32(self.kernel)
+        bias = _raw_float32(self.bias) if self.use_bias else None
+        if kernel is None or (self.use_bias and bias is None):
+            return None
+        return kernel, bias
+
+    def _activate(self, outputs):
+        return outputs if self.activation is None else self.activation(outputs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Conv2D(_Float32WeightGradients, keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` with the ``float32_weight_gradients`` lever (see the mix-in)."""
+
+    def call(self, inputs, training=None):
+        weights = self._float32_weights(inputs, training)
+        if weights is None:
+            return super().call(inputs)
+        out = conv2d_float32_weight_gradients(
+            inputs, *weights, strides=self.strides, padding=self.padding.upper())
+        return self._activate(out)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Conv2DTranspose(_Float32WeightGradients, keras.layers.Conv2DTranspose):
+    """``keras.layers.Conv2DTranspose`` with the ``float32_weight_gradients`` lever."""
+
+    def call(self, inputs, training=None):
+        weights = self._float32_weights(inputs, training)
+        height, width = inputs.shape[1], inputs.shape[2]
+        if (weights is None or self.output_padding is not None or height is None
+                or width is None or self.padding not in ("same", "valid")):
+            return super().call(inputs)
+        sh, sw = self.strides
+        kh, kw = self.kernel_size
+        if self.padding == "same":
+            out_hw = (height * sh, width * sw)
+        else:
+            out_hw = ((height - 1) * sh + kh, (width - 1) * sw + kw)
+        output_shape = tf.stack([tf.shape(inputs)[0], out_hw[0], out_hw[1], self.filters])
+        out = conv2d_float32_weight_gradients(
+            inputs, *weights, strides=self.strides, padding=self.padding.upper(),
+            transpose=True, output_shape=output_shape)
+        return self._activate(out)
+
+
+def weight_gradient_layers(model) -> list[keras.layers.Layer]:
+    """The layers of ``model`` (nested models included) the ``float32_weight_gradients`` lever
+    applies to: its :class:`Conv2D` and :class:`Conv2DTranspose` layers."""
+    return [layer for layer in model._flatten_layers(include_self=True, recursive=True)
+            if isinstance(layer, _Float32WeightGradients)]
+
+
+def set_float32_weight_gradients(model, enabled: bool) -> int:
+    """Set the ``float32_weight_gradients`` lever on every :class:`Conv2D` and
+    :class:`Conv2DTranspose` in ``model`` (nested models included); returns how many.
+
+    It takes effect at the next trace of the train step (``compile`` makes a new one).
+    """
+    layers = weight_gradient_layers(model)
+    for layer in layers:
+        layer.float32_weight_gradients = bool(enabled)
+    return len(layers)

@@ -35,7 +35,13 @@ import numpy as np
 from keras import layers
 
 from tf_genai.errors import ConfigError
-from tf_genai.layers import FastDropout, FusedBatchNormalization, scoped_network
+from tf_genai.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    FastDropout,
+    FusedBatchNormalization,
+    scoped_network,
+)
 
 ARCHITECTURES = ("conv", "mlp")
 LABEL_EMBEDDING_DIM = 50  # size of the learned label code concatenated to z (and to D's features)
@@ -129,13 +135,13 @@ def build_generator(
         h = layers.ReLU(name="project_relu")(h)
         h = layers.Reshape((h0, w0, filters[0]), name="to_map")(h)  # (batch, h0, w0, F)
         for i, f in enumerate(filters[1:]):
-            h = layers.Conv2DTranspose(
+            h = Conv2DTranspose(
                 f, 4, strides=2, padding="same", use_bias=False,
                 kernel_initializer=init.kernel(), name=f"up_{i}",
             )(h)  # spatial size doubles
             h = FusedBatchNormalization(synchronized=True, name=f"up_{i}_bn")(h)
             h = layers.ReLU(name=f"up_{i}_relu")(h)
-        h = layers.Conv2DTranspose(
+        h = Conv2DTranspose(
             channels, 4, strides=2, padding="same", kernel_initializer=init.kernel(),
             name="to_channels",
         )(h)
@@ -199,7 +205,7 @@ def build_discriminator(
             code = layers.Reshape((height, width, 1), name="label_map")(code)  # (batch, H, W, 1)
             h = layers.Concatenate(name="image_and_label")([h, code])  # (batch, H, W, C+1)
         for i in range(num_upsamplings(image_shape)):
-            h = layers.Conv2D(
+            h = Conv2D(
                 base_filters * 2**i, 4, strides=2, padding="same",
                 kernel_initializer=init.kernel(), name=f"down_{i}",
             )(h)  # spatial size halves

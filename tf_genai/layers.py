@@ -4,8 +4,8 @@
 forward and backward pass are TensorFlow's fused kernels (see its docstring).
 
 :class:`Conv2D` and :class:`Conv2DTranspose` are Keras' layers that can take their weight
-gradients in float32 under a bfloat16 compute dtype (the ``float32_weight_gradients`` lever,
-see :func:`float32_weight_gradients`).
+gradients in float32 under a bfloat16 compute dtype (the ``float32_weight_gradients`` training
+lever: :func:`set_float32_weight_gradients`, :func:`conv2d_float32_weight_gradients`).
 
 :class:`FastDropout` is ``keras.layers.Dropout`` (inverted dropout, Srivastava et al. 2014,
 "Dropout: A Simple Way to Prevent Neural Networks from Overfitting", JMLR 15) with a cheaper
@@ -236,9 +236,12 @@ def conv2d_float32_weight_gradients(x, kernel, bias=None, *, strides, padding: s
 
     Same maths as the stock layer, with two differences: the weight gradients are not rounded
     to bfloat16 on the way to the float32 variables (so they are closer to a float32 run's:
-    ``tests/test_layers.py``), and they run on the float32 kernels, which on some CPUs are
-    faster than the bfloat16 ones at these layer shapes (oneDNN's bf16 backward-weights kernels
-    ran at 3-12 % of the AMX bf16 peak in ``benchmarks/results/profile_step_xeon_amx.md``).
+    ``tests/test_float32_weight_gradients.py``), and they run on oneDNN's float32 kernels. The
+    reason to: its bf16 backward-weights kernels ran at 3-12 % of the AMX bf16 peak at the zoo's
+    layer shapes (``benchmarks/results/profile_step_xeon_amx.md``). Whether float32 ones beat
+    them there is not measured; on a 2-core Zen 4 they did not (the zoo steps ran 3-6 % slower
+    with the lever: ``benchmarks/results/float32_weight_gradients_zen4.md``), which is why only
+    the autotuner's probe turns the lever on.
     """
     s4 = [1, int(strides[0]), int(strides[1]), 1]
 

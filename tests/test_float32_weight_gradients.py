@@ -16,22 +16,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from test_autotune import BF16_CPU, own_cache  # noqa: F401 (autouse: own cache, no env levers)
+
 from tf_genai import autotune, devices, layers
 from tf_genai.devices import DeviceInfo
 from tf_genai.training import train
-
-BF16_CPU = DeviceInfo(kind="cpu", name="Test CPU", bf16=True, fp16=False,
-                      flags=frozenset({"avx2", "avx512f", "avx512_bf16"}), cores=2)
-
-
-@pytest.fixture(autouse=True)
-def float32_policy_after(tmp_path, monkeypatch):
-    monkeypatch.setenv("TF_GENAI_CACHE", str(tmp_path / "cache"))
-    for var in [*devices.ENV_OVERRIDES.values(), autotune.AUTOTUNE_ENV]:
-        monkeypatch.delenv(var, raising=False)
-    keras.mixed_precision.set_global_policy("float32")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
 
 
 def _net(policy: str, stock: bool = False) -> keras.Model:

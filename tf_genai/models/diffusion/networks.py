@@ -140,7 +140,7 @@ def build_unet(
 
     def conv(h, filters, kernel=3, strides=1, kind="conv"):
         return Conv2D(filters, kernel, strides=strides, padding="same",
-                             kernel_initializer=init.kernel(), name=uid(kind))(h)
+                      kernel_initializer=init.kernel(), name=uid(kind))(h)
 
     def res_block(h, filters):
         skip = h
@@ -183,7 +183,7 @@ def build_unet(
         h = layers.ZeroPadding2D((pad_h, pad_w), name=uid("pad"))(h)  # (batch, H', W', C)
     if patch > 1:
         h = Conv2D(widths[0], patch, strides=patch, kernel_initializer=init.kernel(),
-                          name=uid("patch_stem"))(h)  # (batch, H'/p, W'/p, w0)
+                   name=uid("patch_stem"))(h)  # (batch, H'/p, W'/p, w0)
     else:
         h = conv(h, widths[0], kind="stem")
     skips = [h]
@@ -216,10 +216,10 @@ def build_unet(
     h = layers.Activation("silu", name=uid("out_silu"))(h)
     if patch > 1:
         out = Conv2DTranspose(channels, patch, strides=patch, kernel_initializer="zeros",
-                                     dtype="float32", name=f"{name}_output")(h)
+                              dtype="float32", name=f"{name}_output")(h)
     else:
         out = Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
-                            dtype="float32", name=f"{name}_output")(h)
+                     dtype="float32", name=f"{name}_output")(h)
     # out: (batch, H', W', C) float32
     if any(pad_h + pad_w):
         out = layers.Cropping2D((pad_h, pad_w), dtype="float32", name=f"{name}_crop")(out)

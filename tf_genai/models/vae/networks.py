@@ -99,7 +99,7 @@ def build_encoder(
         for i, f in enumerate(filters):
             # (batch, ceil(H / 2^(i+1)), ceil(W / 2^(i+1)), f)
             x = Conv2D(f, 4, strides=2, padding="same", activation=activation,
-                              name=f"conv_{i}")(x)
+                       name=f"conv_{i}")(x)
     x = layers.Flatten(name="flatten")(x)  # (batch, features)
     if one_hot is not None:
         x = layers.Concatenate(name="concat_label")([x, one_hot])
@@ -164,7 +164,7 @@ def build_decoder(
             last = i == 0
             out = c if last else filters[i - 1]
             x = Conv2D(4 * out, 3, padding="same", dtype=output_dtype if last else None,
-                              name=f"up_conv_{n - 1 - i}")(x)
+                       name=f"up_conv_{n - 1 - i}")(x)
             # (batch, h0 * 2^(n-i), w0 * 2^(n-i), filters[i-1] or C)
             x = PixelShuffle(dtype="float32" if last else None,
                              name="out" if last else f"up_{n - 1 - i}")(x)

@@ -302,7 +302,7 @@ class _Float32WeightGradients:
     def _float32_weights(self, inputs, training):
         if not (training and self.float32_weight_gradients and self.trainable):
             return None
-        if keras.backend.backend() != "tensorflow" or self.rank != 2:
+        if keras.backend.backend() != "tensorflow":
             return None
         if self.data_format != "channels_last" or tuple(self.dilation_rate) != (1, 1):
             return None
@@ -337,17 +337,14 @@ class Conv2DTranspose(_Float32WeightGradients, keras.layers.Conv2DTranspose):
 
     def call(self, inputs, training=None):
         weights = self._float32_weights(inputs, training)
-        height, width = inputs.shape[1], inputs.shape[2]
-        if (weights is None or self.output_padding is not None or height is None
-                or width is None or self.padding not in ("same", "valid")):
+        # The input gradient (a convolution of the output gradient) has the input's shape only
+        # without output_padding; the output size is the layer's own rule.
+        if weights is None or self.output_padding is not None:
             return super().call(inputs)
-        sh, sw = self.strides
-        kh, kw = self.kernel_size
-        if self.padding == "same":
-            out_hw = (height * sh, width * sw)
-        else:
-            out_hw = ((height - 1) * sh + kh, (width - 1) * sw + kw)
-        output_shape = tf.stack([tf.shape(inputs)[0], out_hw[0], out_hw[1], self.filters])
+        _, height, width, _ = self.compute_output_shape(inputs.shape)
+        if None in (height, width):
+            return super().call(inputs)
+        output_shape = tf.stack([tf.shape(inputs)[0], height, width, self.filters])
         out = conv2d_float32_weight_gradients(
             inputs, *weights, strides=self.strides, padding=self.padding.upper(),
             transpose=True, output_shape=output_shape)

@@ -112,7 +112,9 @@ def main(argv=None) -> int:
             f"{'on' if m['options']['jit_compile'] else 'off'}, spe "
             f"{m['options']['steps_per_execution']}"
             + (", float32 weight gradients" if m["options"].get("float32_weight_gradients")
-               else "") + f": {m['ms_per_step']} ms/step"
+               else "")
+            + (", unfused layers" if not m["options"].get("fused_layers", True) else "")
+            + f": {m['ms_per_step']} ms/step"
             for m in auto["measured"])
         lines.append(f"- {config}: probe measured {steps or 'nothing'}"
                      + (f"; skipped: {'; '.join(auto['skipped'])}" if auto["skipped"] else ""))

@@ -99,13 +99,15 @@ GROUPS: dict[str, tuple[int, list[str]]] = {
 # output layer back in float32 under mixed_bfloat16 (it computes in bfloat16 since issue 19).
 # "keras-adam": Keras' own Adam instead of tf_genai.optimizers' fused one. "f32-wgrad" is the
 # other way round: a lever the flags leave off, switched on (float32 weight gradients for the
-# convolutions, which the autotuner turns on where its probe measures them faster). Naming
+# convolutions, which the autotuner turns on where its probe measures them faster). "unfused":
+# the fused_layers lever off (Keras' batch norm, a float32 uniform per dropout element). Naming
 # ablation labels in --impls runs only those.
 ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1},
              "tf_genai[f32-out]": {"float32_output": True, "groups": ["vae", "vae_kerasio"]},
              "tf_genai[keras-adam]": {"keras_adam": True},
              "tf_genai[f32-wgrad]": {"float32_weight_gradients": True,
-                                     "groups": ["vae", "vae_kerasio", "dcgan"]}}
+                                     "groups": ["vae", "vae_kerasio", "dcgan"]},
+             "tf_genai[unfused]": {"fused_layers": False, "groups": ["dcgan"]}}
 
 
 # =============================================================================================
@@ -581,8 +583,9 @@ def _options(overrides: dict[str, Any]) -> dict[str, Any]:
         opts["mixed_precision_policy"] = overrides["policy"]
     if "spe" in overrides:
         opts["steps_per_execution"] = overrides["spe"]
-    if "float32_weight_gradients" in overrides:
-        opts["float32_weight_gradients"] = overrides["float32_weight_gradients"]
+    for lever in ("float32_weight_gradients", "fused_layers"):
+        if lever in overrides:
+            opts[lever] = overrides[lever]
     return opts
 
 
@@ -659,9 +662,10 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
             recipe = {k: keras.optimizers.Adam.from_config(o.get_config())
                       for k, o in recipe.items()}
         model.compile(**recipe, **compile_kwargs)
-        from tf_genai.layers import set_float32_weight_gradients
+        from tf_genai.layers import set_float32_weight_gradients, set_fused_layers
 
         set_float32_weight_gradients(model, opts["float32_weight_gradients"])
+        set_fused_layers(model, opts["fused_layers"])
     elif is_gan:
         model.compile(d_optimizer=adam(2e-4, beta_1=0.5), g_optimizer=adam(2e-4, beta_1=0.5),
                       loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),

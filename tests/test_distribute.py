@@ -258,6 +258,23 @@ def test_mirrored_on_two_cpu_devices_equals_one_device(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.subprocess
+def test_mirrored_with_unfused_layers_equals_one_device(tmp_path):
+    """The fused_layers lever off: Keras' synchronized batch norm and a float32 uniform per
+    element for dropout; the dcgan (both kinds of layer) still trains as on one device."""
+    out = tmp_path / "unfused.json"
+    env = dict(_env(), TF_GENAI_POLICY="float32", TF_GENAI_FUSED_LAYERS="0")
+    _run_worker("mirrored", {"models": ["dcgan"], "out": str(out)}, timeout=900, env=env)
+    r = json.loads(out.read_text())["dcgan"]
+    assert r["replicas"] == 2 and r["changed"] > 1e-4, r
+    print(f"dcgan, unfused layers: max |w_mirrored - w_single| = {r['max_abs_diff']:.2e}")
+    assert r["max_abs_diff"] <= TOLERANCE, r["max_abs_diff"]
+    for key, values in r["history_single"].items():
+        np.testing.assert_allclose(r["history_mirrored"][key], values, rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("n, models", [(31, ["vae", "dcgan", "ddpm"])])
 def test_mirrored_with_uneven_replica_batches_equals_one_device(tmp_path, n, models):
     """31 images in batches of 16 end on a batch of 15 (8 + 7 on two replicas: the split a data

@@ -7,8 +7,8 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
 :func:`tf_genai.training.train` hands the choice to a :class:`Tuner`:
 
 1. **Fixed choices first.** A lever the environment sets (``TF_GENAI_POLICY``,
-   ``TF_GENAI_FLOAT32_WEIGHT_GRADIENTS``, ``TF_GENAI_STEPS_PER_EXECUTION``,
-   ``TF_GENAI_JIT_COMPILE``) is never probed. ``--resume``
+   ``TF_GENAI_FLOAT32_WEIGHT_GRADIENTS``, ``TF_GENAI_FUSED_LAYERS``,
+   ``TF_GENAI_STEPS_PER_EXECUTION``, ``TF_GENAI_JIT_COMPILE``) is never probed. ``--resume``
    reuses the levers the run started with (``backup/autotune.json``). ``--no-autotune``
    (``autotune="off"``, or ``TF_GENAI_AUTOTUNE=0``) keeps the flag choice. Multi-worker runs keep
    it too: every worker must build the same model, and each would time its own machine.
@@ -27,7 +27,10 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
    or ``Conv2DTranspose`` layers: :func:`tf_genai.layers.conv2d_float32_weight_gradients`;
    oneDNN's bf16 backward-weights kernels ran at 3-12 % of the AMX bf16 peak at the zoo's
    layer shapes; on a 2-core Zen 4 they ran 0.80-1.18x as fast as float32 ones and the lever
-   made the zoo steps 3-6 % slower, so the flags leave it off), XLA
+   made the zoo steps 3-6 % slower, so the flags leave it off), the fused layers
+   (``fused_layers``: :class:`tf_genai.layers.FusedBatchNormalization`'s fused kernel and
+   :class:`~tf_genai.layers.FastDropout`'s 16-bit mask against Keras' batch norm and a float32
+   uniform per element, for a model that has such layers; the flags keep them on), XLA
    (``jit_compile``), then
    ``steps_per_execution`` (x4, only for steps short enough, < 10 ms, for the per-execution
    Python round trip to matter). Each candidate is a model built with the run's own arguments
@@ -51,10 +54,8 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
 What was chosen, why, what each candidate measured and what the probe cost go into ``run.json``
 (``training_options.autotune``) and into one printed line (:meth:`Decision.summary`).
 
-Not a lever here: the fused layers (:class:`tf_genai.layers.FusedBatchNormalization`,
-:class:`~tf_genai.layers.FastDropout`) are part of the networks, always on, with their own
-benchmarks; XLA on CPU is probed last and rarely fits the budget (its compile alone took 5 s for
-the digits VAE, whose step it made slower).
+XLA on CPU is probed late and rarely fits the budget (its compile alone took 5 s for the
+digits VAE, whose step it made slower).
 """
 
 from __future__ import annotations
@@ -74,11 +75,11 @@ from tf_genai.errors import ConfigError
 
 MODES = ("auto", "off", "retune")
 AUTOTUNE_ENV = "TF_GENAI_AUTOTUNE"
-LEVERS = ("mixed_precision_policy", "float32_weight_gradients", "jit_compile",
+LEVERS = ("mixed_precision_policy", "float32_weight_gradients", "fused_layers", "jit_compile",
           "steps_per_execution")
 # Levers added after runs were saved: a resume file without one gets this value (what those
 # runs trained with).
-LEVER_DEFAULTS = {"float32_weight_gradients": False}
+LEVER_DEFAULTS = {"float32_weight_gradients": False, "fused_layers": True}
 BUDGET_FRACTION = 0.04
 RETUNE_BUDGET_S = 60.0
 MARGIN = 0.05
@@ -88,7 +89,7 @@ SPE_STEP_LIMIT_S = 0.010  # steps longer than this: the per-execution round trip
 XLA_TRACE_FACTOR = 4.0
 CACHE_FILE = "autotune.json"
 RESUME_FILE = "autotune.json"  # in the run's backup folder
-CACHE_VERSION = 2  # 2: the float32_weight_gradients lever
+CACHE_VERSION = 3  # 2: the float32_weight_gradients lever; 3: fused_layers
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -192,6 +193,8 @@ class Decision:
                 f"{o['steps_per_execution']}, XLA {'on' if o['jit_compile'] else 'off'}")
         if o.get("float32_weight_gradients"):
             what += ", float32 weight gradients"
+        if not o.get("fused_layers", True):
+            what += ", unfused layers"
         line = f"autotune: {what} ({self.source}: {self.reason}"
         if self.speedup is not None:
             line += f"; {self.speedup:.2f}x the flag choice's step"
@@ -211,6 +214,8 @@ def _lever_text(options: dict[str, Any], lever: str) -> str:
         return f"steps_per_execution {value}"
     if lever == "float32_weight_gradients":
         return f"float32 weight gradients {'on' if value else 'off'}"
+    if lever == "fused_layers":
+        return f"fused layers {'on' if value else 'off'}"
     return str(value)
 
 
@@ -293,6 +298,7 @@ class Tuner:
         self.probe_needed = False
         self._time_budget: float | None = None
         self._conv_layers = 0  # the model's layers the float32_weight_gradients lever applies to
+        self._fused_layers = 0  # the model's layers the fused_layers lever changes
         self._cached_cost: tuple[float, float] | None = None  # (step_s, probe cost_s)
         self.decision = self._plan(multiworker, resume_file)
 
@@ -377,10 +383,11 @@ class Tuner:
         return max(budget, RETUNE_BUDGET_S) if self.mode == "retune" else budget
 
     def _probe(self, net, build, compile, probe_ds, remaining_steps):
-        from tf_genai.layers import weight_gradient_layers
+        from tf_genai.layers import fused_layers, weight_gradient_layers
 
         start = time.perf_counter()
         self._conv_layers = len(weight_gradient_layers(net))
+        self._fused_layers = len(fused_layers(net))
         flags = dict(self.decision.options)
         # The flag choice, compiled as the run will be: if it stays, the run keeps its trace.
         base = self._candidate(net, flags, compile, probe_ds, spe=None)
@@ -493,6 +500,9 @@ class Tuner:
             # convolutions under bf16 on a CPU (on GPUs it is not measured, so not offered).
             if (self.info.kind == "cpu" and current["mixed_precision_policy"] == "mixed_bfloat16"
                     and self._conv_layers):
+                out = [({**current, lever: not current[lever]}, None)]
+        elif lever == "fused_layers":
+            if self._fused_layers:  # a model without such layers would time the same step
                 out = [({**current, lever: not current[lever]}, None)]
         elif lever == "jit_compile":
             out = [({**current, lever: not current[lever]}, None)]

@@ -53,6 +53,7 @@ ENV_OVERRIDES = {
     "steps_per_execution": "TF_GENAI_STEPS_PER_EXECUTION",
     "jit_compile": "TF_GENAI_JIT_COMPILE",
     "float32_weight_gradients": "TF_GENAI_FLOAT32_WEIGHT_GRADIENTS",
+    "fused_layers": "TF_GENAI_FUSED_LAYERS",
 }
 # Below this many steps per execution the per-step Python/dispatch cost shows on small models;
 # above it callbacks (progress bar, NaN check) see batches too rarely for no measured gain.
@@ -182,19 +183,22 @@ def training_options(device: str | DeviceInfo | None = None) -> dict[str, Any]:
         device: ``"cpu"``, ``"gpu"``, a :class:`DeviceInfo`, or None (the GPU if there is one).
             The environment overrides single levers (:func:`env_overrides`):
             ``TF_GENAI_POLICY`` (e.g. ``float32`` when comparing runs),
-            ``TF_GENAI_STEPS_PER_EXECUTION``, ``TF_GENAI_JIT_COMPILE`` and
-            ``TF_GENAI_FLOAT32_WEIGHT_GRADIENTS`` (``0``/``1``).
+            ``TF_GENAI_STEPS_PER_EXECUTION``, ``TF_GENAI_JIT_COMPILE``,
+            ``TF_GENAI_FLOAT32_WEIGHT_GRADIENTS`` and ``TF_GENAI_FUSED_LAYERS`` (``0``/``1``).
 
     This is the flag-based choice; ``tf_genai.training.train`` starts from it and lets
     :mod:`tf_genai.autotune` replace levers a timed probe of the real step measures faster.
 
     Returns:
         ``{"steps_per_execution": int, "jit_compile": bool, "mixed_precision_policy": str,
-        "float32_weight_gradients": bool}``: pass the first two to ``model.compile``, the policy
-        to :func:`mixed_precision` (or :func:`apply_mixed_precision`) before the model is built,
-        and the last to :func:`tf_genai.layers.set_float32_weight_gradients` (the flags never
-        turn it on: it paid on no CPU we measured, so only a probe that measures it faster on
-        the machine at hand does; :mod:`tf_genai.autotune`).
+        "float32_weight_gradients": bool, "fused_layers": bool}``: pass the first two to
+        ``model.compile``, the policy to :func:`mixed_precision` (or
+        :func:`apply_mixed_precision`) before the model is built,
+        ``float32_weight_gradients`` to :func:`tf_genai.layers.set_float32_weight_gradients`
+        (the flags never turn it on: it paid on no CPU we measured, so only a probe that
+        measures it faster on the machine at hand does; :mod:`tf_genai.autotune`) and
+        ``fused_layers`` to :func:`tf_genai.layers.set_fused_layers` (on: the fused batch norm
+        and 16-bit dropout mask were faster wherever we measured; a probe can turn them off).
     """
     info = device if isinstance(device, DeviceInfo) else describe(device)
     if info.kind == "gpu":
@@ -208,6 +212,7 @@ def training_options(device: str | DeviceInfo | None = None) -> dict[str, Any]:
         "jit_compile": jit,
         "mixed_precision_policy": policy,
         "float32_weight_gradients": False,
+        "fused_layers": True,
     }
     return {**options, **env_overrides()}
 

@@ -28,6 +28,13 @@ The price: the drop probability is ``round(rate * 65536) / 65536`` (0.3 -> 0.300
 kept values are scaled by the exact inverse of the resulting keep probability, so the expected
 output still equals the input. The mask comes from the layer's own ``SeedGenerator``, so a
 model's seed fixes it, as with ``keras.layers.Dropout``; ``noise_shape`` is not supported.
+
+**The fused_layers lever.** Both fast paths were measured on one kind of CPU. Each layer keeps
+its plain variant: with ``fused_layers`` off (:func:`set_fused_layers`; the autotuner probes it,
+``TF_GENAI_FUSED_LAYERS=0`` fixes it), :class:`FusedBatchNormalization` runs Keras' own batch
+norm and :class:`FastDropout` draws one float32 uniform per element, as ``keras.layers.Dropout``
+does (still per global batch, so replicas still drop what one device drops). Same weights,
+config and inference either way; the lever is a layer attribute, not part of the config.
 """
 
 from __future__ import annotations
@@ -91,14 +98,29 @@ def batch_segments_in_force() -> int:
     return getattr(_SEGMENTS, "count", 1)
 
 
+class _FusedVariant:
+    """The mix-in of :class:`FusedBatchNormalization` and :class:`FastDropout`: ``fused``
+    (default True) selects the layer's fast training-mode path, False its plain variant
+    (module docstring). Set by :func:`set_fused_layers`, which ``tf_genai.training`` calls."""
+
+    fused = True  # a training lever, not part of the layer's config
+
+
 def _uniform_bits(shape, seed):
     """Full-range uint32 random integers of ``shape`` (a tuple of ints or scalar tensors)."""
     dims = tf.stack([tf.cast(d, tf.int32) for d in shape])
     return tf.random.stateless_uniform(dims, seed, minval=None, maxval=None, dtype=tf.uint32)
 
 
+def _uniform_floats(shape, seed):
+    """float32 uniforms in [0, 1) of ``shape``, as ``tf.nn.experimental.stateless_dropout``
+    draws them."""
+    dims = tf.stack([tf.cast(d, tf.int32) for d in shape])
+    return tf.random.stateless_uniform(dims, seed, dtype=tf.float32)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FastDropout(keras.layers.Layer):
+class FastDropout(_FusedVariant, keras.layers.Layer):
     """Inverted dropout from 16-bit random integers; inference mode returns the input unchanged.
 
     Args:
@@ -122,8 +144,9 @@ class FastDropout(keras.layers.Layer):
 
     @property
     def keep_probability(self) -> float:
-        """The exact probability that an element is kept (``1 - rate`` to 1 / 65536)."""
-        return (_LEVELS - self.threshold) / _LEVELS
+        """The exact probability that an element is kept (``1 - rate`` to 1 / 65536 with
+        ``fused``; ``1 - rate`` without)."""
+        return (_LEVELS - self.threshold) / _LEVELS if self.fused else 1.0 - self.rate
 
     def call(self, inputs, training: bool = False):
         if not training or self.threshold == 0:
@@ -135,6 +158,13 @@ class FastDropout(keras.layers.Layer):
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
         # 32 random bits per two elements of each example, drawn for the global batch of each
         # segment and sliced per replica, so N replicas drop what one device drops.
+        if not self.fused:  # the plain variant: one float32 uniform per element
+            uniform = distribute.random_for_batch(
+                _uniform_floats, (segments, shape[0] // segments, per_example),
+                batch_axis=1, seed=seed)
+            keep = tf.reshape(uniform >= self.rate, shape)
+            scale = tf.constant(1.0 / (1.0 - self.rate), inputs.dtype)
+            return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
         bits = distribute.random_for_batch(
             _uniform_bits, (segments, shape[0] // segments, (per_example + 1) // 2),
             batch_axis=1, seed=seed,
@@ -152,7 +182,7 @@ class FastDropout(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+class FusedBatchNormalization(_FusedVariant, keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` (Ioffe & Szegedy 2015, arXiv:1502.03167) whose
     training-mode pass is one fused TensorFlow kernel.
 
@@ -176,7 +206,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fused_applies(self, inputs, training, mask) -> bool:
-        if not (training and self.trainable) or mask is not None or self.renorm:
+        if not (self.fused and training and self.trainable) or mask is not None or self.renorm:
             return False
         if keras.backend.backend() != "tensorflow" or len(inputs.shape) < 2:
             return False
@@ -367,4 +397,21 @@ def set_float32_weight_gradients(model, enabled: bool) -> int:
     layers = weight_gradient_layers(model)
     for layer in layers:
         layer.float32_weight_gradients = bool(enabled)
+    return len(layers)
+
+
+def fused_layers(model) -> list[keras.layers.Layer]:
+    """The layers of ``model`` (nested models included) the ``fused_layers`` lever changes:
+    its :class:`FusedBatchNormalization` layers and its :class:`FastDropout` layers that drop
+    anything (rate > 0)."""
+    return [layer for layer in model._flatten_layers(include_self=True, recursive=True)
+            if isinstance(layer, _FusedVariant) and getattr(layer, "threshold", 1) != 0]
+
+
+def set_fused_layers(model, enabled: bool) -> int:
+    """Set the ``fused_layers`` lever on every layer :func:`fused_layers` lists; returns how
+    many. It takes effect at the next trace of the train step (``compile`` makes a new one)."""
+    layers = fused_layers(model)
+    for layer in layers:
+        layer.fused = bool(enabled)
     return len(layers)

@@ -373,7 +373,7 @@ def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay,
     """Compile ``net`` with the run's optimizers and ``options``; returns the steps per
     execution used (``spe`` when given: the autotuner's probes)."""
     from tf_genai import distribute
-    from tf_genai.layers import set_float32_weight_gradients
+    from tf_genai.layers import set_float32_weight_gradients, set_fused_layers
 
     multiworker = distribute.is_multiworker(dist)
     # One execution must not run past an epoch's last batch into the next epoch's. Multi-worker
@@ -386,6 +386,7 @@ def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay,
                       steps_per_execution=steps_per_execution,
                       jit_compile=options.get("jit_compile", False))
     set_float32_weight_gradients(net, options.get("float32_weight_gradients", False))
+    set_fused_layers(net, options.get("fused_layers", True))
     if multiworker:
         distribute.scalar_logs_for_multiworker(net)
     return steps_per_execution

@@ -4,6 +4,7 @@ and config, overridable, recorded in run.json and reused on --resume and under -
 from __future__ import annotations
 
 import json
+import statistics
 
 import keras
 import numpy as np
@@ -43,6 +44,21 @@ def test_pick_moves_only_for_a_clear_gain():
     assert autotune.pick(10.0, [9.6, 9.0]) == 1  # 10 % faster: taken
     assert autotune.pick(10.0, [12.0]) is None  # slower: never taken
     assert autotune.pick(10.0, [9.0], margin=0.2) is None
+
+
+def test_paired_times_cancel_a_slow_round_and_ignore_earlier_stages():
+    # The incumbent is timed in this stage only; a round where the machine is twice as slow
+    # for both sides leaves the challenger's ratio at 0.98: no move.
+    current_s, (challenger_s,) = autotune.paired_times([10.0, 20.0, 10.0], [[9.8, 19.6, 9.8]])
+    assert current_s == 10.0 and challenger_s == pytest.approx(9.8)
+    assert autotune.pick(current_s, [challenger_s]) is None
+    # Unpaired medians of windows from different stretches of time would have moved it: an
+    # incumbent timed earlier in a slow spell (20, 20, 20) against the same challenger.
+    assert autotune.pick(statistics.median([20.0, 20.0, 20.0, 10.0, 20.0, 10.0]),
+                         [statistics.median([9.8, 19.6, 9.8])]) == 0
+    # A real gain in every round is taken.
+    current_s, times = autotune.paired_times([10.0, 12.0, 10.0], [[9.0, 10.8, 9.1], [10.0] * 3])
+    assert times[0] == pytest.approx(9.0) and autotune.pick(current_s, times) == 0
 
 
 def test_environment_fixes_levers_and_bad_values_fail_before_anything_is_written(

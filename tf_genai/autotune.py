@@ -404,6 +404,7 @@ class Tuner:
         best = ref
         measured, skipped = {}, []
         build_s = 0.3  # replaced by the first build's measured time
+        gain = 1.0  # the flag choice's time per step over the choice's, stage by stage
         first_cost = None
         for lever in LEVERS:
             if lever in self.fixed:
@@ -438,16 +439,20 @@ class Tuner:
             if not stage:
                 continue
             stage.insert(0, best)
+            earlier = len(best.windows)  # the incumbent's windows from earlier stages
             for _ in range(ROUNDS):
                 for cand in stage:
                     self._window(cand, probe_ds)
-            for cand in stage:
+            current_s, challengers_s = paired_times(
+                best.windows[earlier:], [c.windows for c in stage[1:]])
+            for cand, cand_s in zip(stage, [current_s, *challengers_s]):
                 measured[json.dumps(cand.options, sort_keys=True)] = {
-                    "options": cand.options, "ms_per_step": round(cand.step_s * 1e3, 3),
+                    "options": cand.options, "ms_per_step": round(cand_s * 1e3, 3),
                     "trace_s": round(cand.trace_s, 2)}
-            winner = pick(stage[0].step_s, [c.step_s for c in stage[1:]])
+            winner = pick(current_s, challengers_s)
             if winner is not None:
                 best = stage[1 + winner]
+                gain *= current_s / challengers_s[winner]
         if best is None or best is ref:
             best = base  # the flag choice, compiled for the run
         probe_s = round(time.perf_counter() - start - shared_trace, 2)
@@ -461,8 +466,7 @@ class Tuner:
                 write_cache(self.key, {"probed": False, "options": flags, "step_s": step_s,
                                        "cost_s": first_cost, "when": _now()})
         else:
-            reference = ref.step_s
-            speedup = round(reference / (best.step_s if best is not base else reference), 3)
+            speedup = round(gain, 3)
             changed = [_lever_text(best.options, k) for k in LEVERS
                        if best.options[k] != flags[k]]
             self.decision = self._decide(
@@ -536,6 +540,24 @@ class Tuner:
         cand.net.fit(probe_ds, epochs=1, steps_per_epoch=executions * cand.spe, verbose=0,
                      callbacks=[clock], shuffle=False)
         cand.windows.append(sum(clock.durations) / (len(clock.durations) * cand.spe))
+
+
+def paired_times(current: list[float], challengers: list[list[float]]
+                 ) -> tuple[float, list[float]]:
+    """Seconds per step of a stage's incumbent and challengers, from windows timed in
+    interleaved rounds (``current[r]`` and each ``challengers[i][r]`` in round ``r``).
+
+    The incumbent's is the median of its windows in this stage, not of those from earlier
+    stages too: the machine's speed drifts. That is the likely cause when a 2-core Zen 4 probe
+    timed the DCGAN's flag choice at 95.8 ms/step over windows from two stages (the next run:
+    81.2) and took float32 weight gradients at 83.0 for 13 % faster (the benchmark measures
+    them 6 % slower).
+    A challenger's is that median times the median of its per-round ratios to the incumbent,
+    so a slow spell that hits one round hits both sides of its ratio.
+    """
+    current_s = statistics.median(current)
+    return current_s, [current_s * statistics.median([c / i for c, i in zip(windows, current)])
+                       for windows in challengers]
 
 
 def pick(current_s: float, candidate_s: list[float], margin: float = MARGIN) -> int | None:

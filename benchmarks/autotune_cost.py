@@ -40,8 +40,9 @@ def run_once(model: str, data: str, autotune: bool, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="autotune_cost_") as tmp:
         out = Path(tmp) / "run"
         env = {**os.environ, "TF_GENAI_CACHE": str(Path(tmp) / "cache")}
-        for var in ("TF_GENAI_POLICY", "TF_GENAI_STEPS_PER_EXECUTION", "TF_GENAI_JIT_COMPILE",
-                    "TF_GENAI_AUTOTUNE"):
+        from tf_genai.devices import ENV_OVERRIDES
+
+        for var in (*ENV_OVERRIDES.values(), "TF_GENAI_AUTOTUNE"):
             env.pop(var, None)
         cmd = [sys.executable, "-m", "tf_genai.cli", "train", model, "--data", _data(data),
                "--out", str(out), "--quiet", *extra, *([] if autotune else ["--no-autotune"])]

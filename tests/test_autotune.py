@@ -178,6 +178,31 @@ def test_probe_times_candidates_caches_and_leaves_the_model_untouched(monkeypatc
     assert line.startswith("autotune: ") and "probe" in line and "flag choice" in line
 
 
+@pytest.mark.parametrize("float32_windows, moved, rounds", [
+    ([0.009] * 3 + [0.0105] * 3, False, 6),  # 10 % faster, then not: noise, not taken
+    ([0.009] * 6, True, 6),  # 10 % faster in the stage and in the confirmation: taken
+    ([0.007] * 3, True, 3),  # 1.43x: a clear gain, taken without confirmation rounds
+])
+def test_a_lever_moves_only_when_its_gain_is_confirmed(monkeypatch, float32_windows, moved,
+                                                       rounds):
+    """The probe's decision rule on scripted timings (the real builds and traces, fake clock):
+    mixed_bfloat16, the flag choice, times 10 ms a step throughout."""
+    monkeypatch.setenv("TF_GENAI_JIT_COMPILE", "0")
+    script = {"mixed_bfloat16": iter([0.010] * 20), "float32": iter(float32_windows)}
+
+    def window(cand, probe_ds):
+        cand.windows.append(next(script[cand.options["mixed_precision_policy"]]))
+
+    monkeypatch.setattr(autotune.Tuner, "_window", staticmethod(window))
+    _, options, decision = _settle(autotune.Tuner(CONFIG, mode="retune", device=BF16_CPU))
+    assert options["mixed_precision_policy"] == ("float32" if moved else "mixed_bfloat16")
+    row = next(m for m in decision.measured if m["options"]["mixed_precision_policy"] == "float32")
+    assert row["rounds"] == rounds
+    assert next(script["float32"], None) is None  # every scripted window was used
+    if moved:
+        assert decision.speedup == pytest.approx(0.010 / float32_windows[0], abs=1e-3)
+
+
 def test_a_short_run_keeps_the_flags_and_the_next_one_does_not_time_again():
     tuner = autotune.Tuner(CONFIG, device=BF16_CPU)
     net, options, decision = _settle(tuner, remaining_steps=200)

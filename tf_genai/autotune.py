@@ -36,9 +36,12 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
    Python round trip to matter). Each candidate is a model built with the run's own arguments
    (same seed, hence the same initial weights), compiled as the run compiles it, and trained by
    Keras' own ``fit`` on one real batch of the run's data, repeated; after a warm-up execution
-   (the trace), the candidates are timed in interleaved windows and compared by their median
-   time per step. A lever changes only when a candidate is at least ``MARGIN`` (5 %) faster
-   than the current choice, so noise cannot make the choice slower than the flags'. The model
+   (the trace), the candidates are timed in interleaved windows, ``ROUNDS`` of them each.
+   A lever changes only when a candidate is at least ``MARGIN`` (5 %) faster than the current
+   choice over the stage's rounds, paired by round (:func:`paired_times`), and still is after
+   as many rounds again (the confirmation; skipped for a gain of ``CLEAR_GAIN``, 1.25x, or
+   more; a gain the budget leaves no time to confirm is not taken), so noise cannot make the
+   choice slower than the flags'. The model
    that wins is the run's model: its weights and random-generator states are put back to what
    they were before the probe, and it is compiled afresh, so the probe leaves no trace in the
    training itself.
@@ -83,6 +86,7 @@ LEVER_DEFAULTS = {"float32_weight_gradients": False, "fused_layers": True}
 BUDGET_FRACTION = 0.04
 RETUNE_BUDGET_S = 60.0
 MARGIN = 0.05
+CLEAR_GAIN = 1.25  # a measured gain this large is taken without confirmation rounds
 ROUNDS = 3
 WINDOW_S = 0.1  # the least time a timed window runs; shorter windows are timer noise
 SPE_STEP_LIMIT_S = 0.010  # steps longer than this: the per-execution round trip is < 1 %
@@ -448,11 +452,37 @@ class Tuner:
             for cand, cand_s in zip(stage, [current_s, *challengers_s]):
                 measured[json.dumps(cand.options, sort_keys=True)] = {
                     "options": cand.options, "ms_per_step": round(cand_s * 1e3, 3),
-                    "trace_s": round(cand.trace_s, 2)}
+                    "trace_s": round(cand.trace_s, 2), "rounds": ROUNDS}
             winner = pick(current_s, challengers_s)
-            if winner is not None:
-                best = stage[1 + winner]
+            if winner is None:
+                continue
+            # A lever moves only when the gain holds over as many rounds again: one stage's
+            # three short windows a side put the same two candidates 0.92-1.12x apart on a
+            # 2-core Zen 4 (benchmarks/autotune_repeat.py). A gain beyond CLEAR_GAIN (bf16
+            # against float32: 1.35-1.6x there) is not noise and is taken at once.
+            challenger = stage[1 + winner]
+            if current_s / challengers_s[winner] >= CLEAR_GAIN:
+                best = challenger
                 gain *= current_s / challengers_s[winner]
+                continue
+            spent = time.perf_counter() - start - shared_trace
+            if spent + 2 * ROUNDS * window_s > budget:
+                skipped.append({"options": challenger.options, "why": (
+                    f"budget: measured {current_s / challengers_s[winner]:.2f}x faster, no "
+                    f"time left to confirm it ({max(0.0, budget - spent):.1f} s of "
+                    f"{budget:.1f} s)")})
+                continue
+            for _ in range(ROUNDS):
+                self._window(best, probe_ds)
+                self._window(challenger, probe_ds)
+            current_s, (challenger_s,) = paired_times(best.windows[earlier:],
+                                                      [challenger.windows])
+            for cand, cand_s in ((best, current_s), (challenger, challenger_s)):
+                measured[json.dumps(cand.options, sort_keys=True)].update(
+                    ms_per_step=round(cand_s * 1e3, 3), rounds=2 * ROUNDS)
+            if pick(current_s, [challenger_s]) is not None:
+                best = challenger
+                gain *= current_s / challenger_s
         if best is None or best is ref:
             best = base  # the flag choice, compiled for the run
         probe_s = round(time.perf_counter() - start - shared_trace, 2)

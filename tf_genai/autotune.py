@@ -459,7 +459,7 @@ class Tuner:
             # A lever moves only when the gain holds over as many rounds again: one stage's
             # three short windows a side put the same two candidates 0.92-1.12x apart on a
             # 2-core Zen 4 (benchmarks/autotune_repeat.py). A gain beyond CLEAR_GAIN (bf16
-            # against float32: 1.35-1.6x there) is not noise and is taken at once.
+            # against float32: 1.4-1.6x there) is not noise and is taken at once.
             challenger = stage[1 + winner]
             if current_s / challengers_s[winner] >= CLEAR_GAIN:
                 best = challenger
@@ -577,13 +577,10 @@ def paired_times(current: list[float], challengers: list[list[float]]
     """Seconds per step of a stage's incumbent and challengers, from windows timed in
     interleaved rounds (``current[r]`` and each ``challengers[i][r]`` in round ``r``).
 
-    The incumbent's is the median of its windows in this stage, not of those from earlier
-    stages too: the machine's speed drifts. That is the likely cause when a 2-core Zen 4 probe
-    timed the DCGAN's flag choice at 95.8 ms/step over windows from two stages (the next run:
-    81.2) and took float32 weight gradients at 83.0 for 13 % faster (the benchmark measures
-    them 6 % slower).
-    A challenger's is that median times the median of its per-round ratios to the incumbent,
-    so a slow spell that hits one round hits both sides of its ratio.
+    The incumbent's is the median of its windows in this stage only, the ones timed between
+    the challengers' (the machine's speed drifts from one stage to the next). A challenger's is
+    that median times the median of its per-round ratios to the incumbent, so a slow spell that
+    hits one round hits both sides of its ratio.
     """
     current_s = statistics.median(current)
     return current_s, [current_s * statistics.median([c / i for c, i in zip(windows, current)])

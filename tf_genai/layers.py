@@ -156,21 +156,20 @@ class FastDropout(_FusedVariant, keras.layers.Layer):
         segments = batch_segments_in_force()
         # int32 seed of shape (2,), as Keras' own TensorFlow random ops derive it.
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
-        # 32 random bits per two elements of each example, drawn for the global batch of each
-        # segment and sliced per replica, so N replicas drop what one device drops.
-        if not self.fused:  # the plain variant: one float32 uniform per element
+        if self.fused:
+            # 32 random bits per two elements of each example, drawn for the global batch of
+            # each segment and sliced per replica, so N replicas drop what one device drops.
+            bits = distribute.random_for_batch(
+                _uniform_bits, (segments, shape[0] // segments, (per_example + 1) // 2),
+                batch_axis=1, seed=seed,
+            )  # (segments, local batch, ceil(per_example / 2)) full-range 32-bit integers
+            halves = tf.reshape(tf.bitcast(bits, tf.uint16), (shape[0], -1))[:, :per_example]
+            keep = tf.reshape(halves >= tf.constant(self.threshold, tf.uint16), shape)
+        else:  # the plain variant: one float32 uniform per element, drawn the same way
             uniform = distribute.random_for_batch(
                 _uniform_floats, (segments, shape[0] // segments, per_example),
                 batch_axis=1, seed=seed)
             keep = tf.reshape(uniform >= self.rate, shape)
-            scale = tf.constant(1.0 / (1.0 - self.rate), inputs.dtype)
-            return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
-        bits = distribute.random_for_batch(
-            _uniform_bits, (segments, shape[0] // segments, (per_example + 1) // 2),
-            batch_axis=1, seed=seed,
-        )  # (segments, local batch, ceil(per_example / 2)) full-range 32-bit integers
-        halves = tf.reshape(tf.bitcast(bits, tf.uint16), (shape[0], -1))[:, :per_example]
-        keep = tf.reshape(halves >= tf.constant(self.threshold, tf.uint16), shape)
         scale = tf.constant(1.0 / self.keep_probability, inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
 
@@ -202,7 +201,8 @@ class FusedBatchNormalization(_FusedVariant, keras.layers.BatchNormalization):
     axis, without ``mask``, ``renorm`` or cross-replica ``synchronized`` statistics under a
     strategy with more than one replica; everything else is the Keras layer's own code (so
     ``synchronized=True`` still synchronises when there is something to synchronise with).
-    Inputs of any rank >= 2 are viewed as ``(N, 1, L, C)`` for the kernel.
+    Inputs of any rank >= 2 are viewed as ``(N, 1, L, C)`` for the kernel. With the
+    ``fused_layers`` lever off (``fused = False``) every call is the Keras layer's own code.
     """
 
     def _fused_applies(self, inputs, training, mask) -> bool:

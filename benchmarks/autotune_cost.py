@@ -85,25 +85,49 @@ def main(argv=None) -> int:
                 runs.append(row)
                 print(f"{config} {'auto' if autotune else 'flags'}: {row['wall_s']} s, "
                       f"{row['source']} ({row['reason']}), probe {row['probe_s']} s", flush=True)
-        off = [r["wall_s"] for r in runs if not r["autotune"]]
-        on = [r["wall_s"] for r in runs if r["autotune"]]
-        results["configs"][config] = {
-            "flags_wall_s": statistics.median(off), "auto_wall_s": statistics.median(on),
+        results["configs"][config] = summarise(runs)
+    text = report(results, args)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Medians of the flag and autotuned runs, the cost by medians and paired: the median over
+    rounds of each round's autotuned / flag run (the two runs of a round are back to back, so
+    a drift of the machine's speed over the whole benchmark cancels out of it)."""
+    off = [r["wall_s"] for r in runs if not r["autotune"]]
+    on = [r["wall_s"] for r in runs if r["autotune"]]
+    pairs = [(a, b) for a, b in zip(runs[0::2], runs[1::2])]
+    paired = [(a if a["autotune"] else b)["wall_s"] / (b if a["autotune"] else a)["wall_s"] - 1
+              for a, b in pairs]
+    return {"flags_wall_s": statistics.median(off), "auto_wall_s": statistics.median(on),
             "cost": round(statistics.median(on) / statistics.median(off) - 1, 4),
+            "paired_costs": [round(c, 4) for c in paired],
+            "paired_cost": round(statistics.median(paired), 4),
             "probe_share": round(statistics.median(r["probe_s"] for r in runs if r["autotune"])
                                  / statistics.median(on), 4),
             "runs": runs}
+
+
+def report(results: dict, args) -> str:
+    """The Markdown table and the probes' measurements."""
     lines = [f"# Autotune cost and gain in `tf-genai train` ({results['when']})", "",
-             f"Machine: {machine}. Command: `python benchmarks/autotune_cost.py --configs "
+             f"Machine: {results['machine']}. Command: `python benchmarks/autotune_cost.py --configs "
              f"{' '.join(args.configs)} --rounds {args.rounds}"
              + (f" --extra '{args.extra}'" if args.extra else "") + "`.", "",
-             "| config | flag run (s) | autotuned run (s) | cost | probe s (share) | choice |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
+             "| config | flag run (s) | autotuned run (s) | cost (medians) | cost (paired: "
+             "median; per round) | probe s (share) | choice |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for config, res in results["configs"].items():
         auto = next(r for r in res["runs"] if r["autotune"])
         probe = statistics.median(r["probe_s"] for r in res["runs"] if r["autotune"])
         lines.append(f"| {config} | {res['flags_wall_s']:.1f} | {res['auto_wall_s']:.1f} | "
-                     f"{res['cost']:+.1%} | {probe:.1f} ({res['probe_share']:.1%}) | "
+                     f"{res['cost']:+.1%} | {res['paired_cost']:+.1%}; "
+                     f"{', '.join(f'{c:+.1%}' for c in res['paired_costs'])} | "
+                     f"{probe:.1f} ({res['probe_share']:.1%}) | "
                      f"{auto['source']}: {auto['reason']} |")
     lines.append("")
     for config, res in results["configs"].items():
@@ -119,12 +143,7 @@ def main(argv=None) -> int:
             for m in auto["measured"])
         lines.append(f"- {config}: probe measured {steps or 'nothing'}"
                      + (f"; skipped: {'; '.join(auto['skipped'])}" if auto["skipped"] else ""))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2))
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

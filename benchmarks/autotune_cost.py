@@ -94,15 +94,27 @@ def main(argv=None) -> int:
     return 0
 
 
+def options_text(options: dict) -> str:
+    """One probe candidate's levers, e.g. ``mixed_bfloat16, XLA off, spe 16, unfused layers``."""
+    parts = [options["mixed_precision_policy"], f"XLA {'on' if options['jit_compile'] else 'off'}",
+             f"spe {options['steps_per_execution']}"]
+    if options.get("float32_weight_gradients"):
+        parts.append("float32 weight gradients")
+    if not options.get("fused_layers", True):
+        parts.append("unfused layers")
+    return ", ".join(parts)
+
+
 def summarise(runs: list[dict]) -> dict:
     """Medians of the flag and autotuned runs, the cost by medians and paired: the median over
     rounds of each round's autotuned / flag run (the two runs of a round are back to back, so
     a drift of the machine's speed over the whole benchmark cancels out of it)."""
     off = [r["wall_s"] for r in runs if not r["autotune"]]
     on = [r["wall_s"] for r in runs if r["autotune"]]
-    pairs = [(a, b) for a, b in zip(runs[0::2], runs[1::2])]
-    paired = [(a if a["autotune"] else b)["wall_s"] / (b if a["autotune"] else a)["wall_s"] - 1
-              for a, b in pairs]
+    paired = []
+    for a, b in zip(runs[0::2], runs[1::2]):
+        auto, flags = (a, b) if a["autotune"] else (b, a)
+        paired.append(auto["wall_s"] / flags["wall_s"] - 1)
     return {"flags_wall_s": statistics.median(off), "auto_wall_s": statistics.median(on),
             "cost": round(statistics.median(on) / statistics.median(off) - 1, 4),
             "paired_costs": [round(c, 4) for c in paired],
@@ -132,15 +144,8 @@ def report(results: dict, args) -> str:
     lines.append("")
     for config, res in results["configs"].items():
         auto = next(r for r in res["runs"] if r["autotune"])
-        steps = "; ".join(
-            f"{m['options']['mixed_precision_policy']}, XLA "
-            f"{'on' if m['options']['jit_compile'] else 'off'}, spe "
-            f"{m['options']['steps_per_execution']}"
-            + (", float32 weight gradients" if m["options"].get("float32_weight_gradients")
-               else "")
-            + (", unfused layers" if not m["options"].get("fused_layers", True) else "")
-            + f": {m['ms_per_step']} ms/step"
-            for m in auto["measured"])
+        steps = "; ".join(f"{options_text(m['options'])}: {m['ms_per_step']} ms/step"
+                          for m in auto["measured"])
         lines.append(f"- {config}: probe measured {steps or 'nothing'}"
                      + (f"; skipped: {'; '.join(auto['skipped'])}" if auto["skipped"] else ""))
     return "\n".join(lines) + "\n"

@@ -28,17 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from autotune_cost import _data  # noqa: E402
-
-
-def _text(options: dict) -> str:
-    parts = [options["mixed_precision_policy"], f"XLA {'on' if options['jit_compile'] else 'off'}",
-             f"spe {options['steps_per_execution']}"]
-    if options.get("float32_weight_gradients"):
-        parts.append("float32 weight gradients")
-    if not options.get("fused_layers", True):
-        parts.append("unfused layers")
-    return ", ".join(parts)
+from autotune_cost import _data, options_text  # noqa: E402
 
 
 def probe_once(model: str, data: str, batch_size: int, retune: bool) -> dict:
@@ -92,8 +82,8 @@ def main(argv=None) -> int:
             d["wall_s"] = round(time.perf_counter() - start, 1)
             decisions.append(d)
             moved = d["options"] != {**d["flags"], **d["fixed"]}
-            choices[_text(d["options"]) + (" (moved)" if moved else "")] += 1
-            measured = "; ".join(f"{_text(m['options'])}: {m['ms_per_step']}"
+            choices[options_text(d["options"]) + (" (moved)" if moved else "")] += 1
+            measured = "; ".join(f"{options_text(m['options'])}: {m['ms_per_step']}"
                                  for m in d["measured"])
             print(f"probe {i + 1}: {d['source']}: {d['reason']} (probe {d['probe_s']} s, "
                   f"{d['wall_s']} s in all) | {measured}", flush=True)

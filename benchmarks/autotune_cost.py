@@ -8,6 +8,11 @@ probe), in ABBA order so drift hits both alike. Reported: wall seconds of the wh
 and what the probe measured. The targets: the autotuned run costs < 5 % more than the flag run
 (``cost``), and its choice is never slower (a changed choice must show a shorter run).
 
+``--shared-cache`` gives a config's autotuned runs one cache instead: the first probes from
+the flag choice, each later one starts from the cached choice and probes the levers the earlier
+budgets left pending (``tf_genai.autotune``, rule 5), as a user's successive runs of one config
+do. The report then lists each autotuned run's probe in order.
+
     python benchmarks/autotune_cost.py --configs vae:digits dcgan:mnist --rounds 2 \\
         --out benchmarks/results/autotune_cost_zen4.md
 
@@ -36,10 +41,12 @@ def _data(name: str) -> str:
     return str(Path(root) / "mnist")
 
 
-def run_once(model: str, data: str, autotune: bool, extra: list[str]) -> dict:
+def run_once(model: str, data: str, autotune: bool, extra: list[str],
+             cache: str | None = None) -> dict:
+    """One CLI run; ``cache``: the autotune cache folder (default: a fresh one)."""
     with tempfile.TemporaryDirectory(prefix="autotune_cost_") as tmp:
         out = Path(tmp) / "run"
-        env = {**os.environ, "TF_GENAI_CACHE": str(Path(tmp) / "cache")}
+        env = {**os.environ, "TF_GENAI_CACHE": cache or str(Path(tmp) / "cache")}
         from tf_genai.devices import ENV_OVERRIDES
 
         for var in (*ENV_OVERRIDES.values(), "TF_GENAI_AUTOTUNE"):
@@ -56,7 +63,7 @@ def run_once(model: str, data: str, autotune: bool, extra: list[str]) -> dict:
     return {"autotune": autotune, "wall_s": round(wall, 2), "source": tune["source"],
             "reason": tune["reason"], "probe_s": tune["probe_s"], "speedup": tune["speedup"],
             "options": tune["options"], "flags": tune["flags"], "measured": tune["measured"],
-            "skipped": [s["why"] for s in tune["skipped"]]}
+            "skipped": [s["why"] for s in tune["skipped"]], "pending": tune.get("pending", [])}
 
 
 def main(argv=None) -> int:
@@ -67,6 +74,9 @@ def main(argv=None) -> int:
     parser.add_argument("--extra", default="", help="more tf-genai train arguments, e.g. "
                         "'--epochs 20'")
     parser.add_argument("--out", default=None, help="a .md file (a .json is written beside it)")
+    parser.add_argument("--shared-cache", action="store_true",
+                        help="one autotune cache for a config's autotuned runs (later runs "
+                        "probe the levers earlier ones left pending)")
     args = parser.parse_args(argv)
 
     from tf_genai import devices
@@ -78,13 +88,16 @@ def main(argv=None) -> int:
     for config in args.configs:
         model, _, data = config.partition(":")
         runs = []
-        for r in range(args.rounds):
-            order = (False, True) if r % 2 == 0 else (True, False)
-            for autotune in order:
-                row = run_once(model, data or "digits", autotune, args.extra.split())
-                runs.append(row)
-                print(f"{config} {'auto' if autotune else 'flags'}: {row['wall_s']} s, "
-                      f"{row['source']} ({row['reason']}), probe {row['probe_s']} s", flush=True)
+        with tempfile.TemporaryDirectory(prefix="autotune_cost_cache_") as shared:
+            for r in range(args.rounds):
+                order = (False, True) if r % 2 == 0 else (True, False)
+                for autotune in order:
+                    row = run_once(model, data or "digits", autotune, args.extra.split(),
+                                   cache=shared if args.shared_cache else None)
+                    runs.append(row)
+                    print(f"{config} {'auto' if autotune else 'flags'}: {row['wall_s']} s, "
+                          f"{row['source']} ({row['reason']}), probe {row['probe_s']} s, "
+                          f"pending {row['pending']}", flush=True)
         results["configs"][config] = summarise(runs)
     text = report(results, args)
     print(text)
@@ -129,7 +142,8 @@ def report(results: dict, args) -> str:
     lines = [f"# Autotune cost and gain in `tf-genai train` ({results['when']})", "",
              f"Machine: {results['machine']}. Command: `python benchmarks/autotune_cost.py --configs "
              f"{' '.join(args.configs)} --rounds {args.rounds}"
-             + (f" --extra '{args.extra}'" if args.extra else "") + "`.", "",
+             + (f" --extra '{args.extra}'" if args.extra else "")
+             + (" --shared-cache" if args.shared_cache else "") + "`.", "",
              "| config | flag run (s) | autotuned run (s) | cost (medians) | cost (paired: "
              "median; per round) | probe s (share) | choice |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -148,6 +162,12 @@ def report(results: dict, args) -> str:
                           for m in auto["measured"])
         lines.append(f"- {config}: probe measured {steps or 'nothing'}"
                      + (f"; skipped: {'; '.join(auto['skipped'])}" if auto["skipped"] else ""))
+        if getattr(args, "shared_cache", False):
+            for i, r in enumerate((r for r in res["runs"] if r["autotune"]), 1):
+                lines.append(f"  - autotuned run {i}: {r['wall_s']} s, {r['source']}: "
+                             f"{r['reason']}; probe {r['probe_s']} s; chose "
+                             f"{options_text(r['options'])}; pending: "
+                             f"{', '.join(r['pending']) or 'none'}")
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
+import types
 
 import keras
 import numpy as np
@@ -122,8 +124,8 @@ def test_plan_rules_without_a_probe(tmp_path):
         "resume", "float32", False)
 
 
-def _settle(tuner, steps_per_epoch=12, remaining_steps=100_000, built=None):
-    """Settle ``tuner`` on mlp_vae/digits the way training.train does; ``built`` collects
+def _settle(tuner, steps_per_epoch=12, remaining_steps=100_000, built=None, model="mlp_vae"):
+    """Settle ``tuner`` on ``model``/digits the way training.train does; ``built`` collects
     each model built, by id, with its variables' values when it was built."""
     from tf_genai import data
     from tf_genai.distribute import get_strategy
@@ -133,7 +135,7 @@ def _settle(tuner, steps_per_epoch=12, remaining_steps=100_000, built=None):
     kwargs = CONFIG["kwargs"]
 
     def build(policy):
-        net = _build("mlp_vae", kwargs, dist, policy)
+        net = _build(model, kwargs, dist, policy)
         if built is not None:
             built[id(net)] = [v.numpy() for v in net.variables]
         return net
@@ -201,6 +203,71 @@ def test_a_lever_moves_only_when_its_gain_is_confirmed(monkeypatch, float32_wind
     assert next(script["float32"], None) is None  # every scripted window was used
     if moved:
         assert decision.speedup == pytest.approx(0.010 / float32_windows[0], abs=1e-3)
+
+
+def _fake_clock(monkeypatch, step_s):
+    """Script the probe's clock: builds and traces take no time on it, each timed window
+    advances it by ``WINDOW_S`` and measures ``step_s(options)`` seconds per step. Returns the
+    list of the options of every window timed."""
+    now = [0.0]
+    monkeypatch.setattr(autotune, "time", types.SimpleNamespace(
+        perf_counter=lambda: now[0], strftime=time.strftime))
+    timed = []
+
+    def window(cand, probe_ds):
+        now[0] += autotune.WINDOW_S
+        timed.append(cand.options)
+        cand.windows.append(step_s(cand.options))
+
+    monkeypatch.setattr(autotune.Tuner, "_window", staticmethod(window))
+    return timed
+
+
+def test_levers_the_budget_left_out_are_probed_by_the_next_run_of_the_config(monkeypatch):
+    """A run whose budget covers the policy alone leaves float32 weight gradients pending; the
+    next run of the config starts from the cached choice and probes them (and takes them: 1.43x
+    on the scripted clock); the one after that reuses the cache and times nothing. Real builds
+    and traces of the conv VAE, scripted step times."""
+    monkeypatch.setenv("TF_GENAI_JIT_COMPILE", "0")
+    config = {**CONFIG, "model": "vae"}
+    timed = _fake_clock(monkeypatch, lambda o: 0.014 if o["mixed_precision_policy"] == "float32"
+                        else 0.007 if o["float32_weight_gradients"] else 0.010)
+    # 4,000 steps of 10 ms: a budget of 1.2 s, a stage of two candidates costs 0.72-1.02 s.
+    tuner = autotune.Tuner(config, device=BF16_CPU)
+    _, options, first = _settle(tuner, model="vae", remaining_steps=4000)
+    assert first.source == "probe" and first.reason == "the flag choice measured fastest"
+    assert options == devices.training_options(BF16_CPU)
+    assert first.pending == ["float32_weight_gradients"]
+    assert "left to a later run: float32 weight gradients" in first.summary()
+    assert {o["float32_weight_gradients"] for o in timed} == {False}
+    entry = autotune.read_cache(tuner.key)
+    assert entry["pending"] == ["float32_weight_gradients"] and entry["cost_s"] > 0
+
+    # --deterministic takes the choice so far and times nothing; so does a run too short for
+    # the pending lever's predicted cost (from the cache: nothing is timed to know it).
+    det = autotune.Tuner(config, deterministic=True, device=BF16_CPU)
+    assert (det.decision.source, det.probe_needed, det.decision.pending) == (
+        "cache", False, ["float32_weight_gradients"])
+    timed.clear()
+    _, _, short = _settle(autotune.Tuner(config, device=BF16_CPU), model="vae",
+                          remaining_steps=100)
+    assert timed == [] and short.source == "cache"
+    assert short.pending == ["float32_weight_gradients"]
+
+    _, options, second = _settle(autotune.Tuner(config, device=BF16_CPU), model="vae",
+                                 remaining_steps=4000)
+    assert {o["mixed_precision_policy"] for o in timed} == {"mixed_bfloat16"}  # policy: done
+    assert second.source == "probe" and options["float32_weight_gradients"] is True
+    assert second.reason == "measured faster: float32 weight gradients on"
+    assert second.pending == [] and second.speedup == pytest.approx(0.010 / 0.007, abs=1e-3)
+    policies = {m["options"]["mixed_precision_policy"] for m in second.measured}
+    assert policies == {"float32", "mixed_bfloat16"}  # the first run's rows are kept
+
+    timed.clear()
+    _, options, third = _settle(autotune.Tuner(config, device=BF16_CPU), model="vae",
+                                remaining_steps=4000)
+    assert timed == [] and third.source == "cache" and third.pending == []
+    assert options["float32_weight_gradients"] is True
 
 
 def test_a_short_run_keeps_the_flags_and_the_next_one_does_not_time_again():

@@ -18,7 +18,8 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
    ``~/.cache/tf_genai``), keyed by the machine fingerprint (:meth:`DeviceInfo.fingerprint`: CPU
    or GPU name, kernel-relevant flags, cores, TensorFlow and Keras versions) and the model config
    (zoo name, constructor arguments, batch size, strategy and replicas). A later run of the same
-   config on the same machine reuses it at no cost; ``--retune`` measures again.
+   config on the same machine reuses it at no cost (and probes what it left pending: 5);
+   ``--retune`` measures again.
 3. **The probe.** Levers are probed one at a time, from the flag choice, in the order of their
    likely gain: the precision policy (CPU: float32 and ``mixed_bfloat16``, the latter only where
    the CPU has bf16 units, since oneDNN emulates it elsewhere; GPU: ``mixed_float16``, float32,
@@ -58,6 +59,15 @@ AMD Zen 4 (``avx512_bf16``) the default VAE on the 8x8 digits ran 6.7 ms a step 
    drifting, against the issue's 5 % target: ``benchmarks/results/autotune_cost_zen4_*.md``;
    in one library run the probe was 8.2 of the 9 extra seconds, and the training that followed
    ran as fast as without it, 218.8 against 219.9 s.)
+5. **Pending levers.** A lever whose candidates the budget left out (or whose gain it left no
+   time to confirm) is *pending*: the cache keeps it with the choice so far, and the next run of
+   the config in ``auto`` mode starts from that choice and probes the pending levers, within its
+   own 3 % budget (a run too short for the next one's predicted cost times nothing). So a
+   default ``tf-genai train dcgan`` on MNIST, whose budget covers the precision policy alone,
+   leaves float32 weight gradients, the fused layers and XLA to the runs after it, one run's
+   budget at a time, instead of never probing them; each run costs at most its own share.
+   ``--deterministic`` uses the choice so far and probes nothing; ``--retune`` starts again
+   from the flag choice. Pending levers are named in the printed line and in ``run.json``.
 
 What was chosen, why, what each candidate measured and what the probe cost go into ``run.json``
 (``training_options.autotune``) and into one printed line (:meth:`Decision.summary`).
@@ -98,7 +108,7 @@ SPE_STEP_LIMIT_S = 0.010  # steps longer than this: the per-execution round trip
 XLA_TRACE_FACTOR = 4.0
 CACHE_FILE = "autotune.json"
 RESUME_FILE = "autotune.json"  # in the run's backup folder
-CACHE_VERSION = 3  # 2: the float32_weight_gradients lever; 3: fused_layers
+CACHE_VERSION = 4  # 2: the float32_weight_gradients lever; 3: fused_layers; 4: pending levers
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -179,9 +189,12 @@ class Decision:
         fixed: the levers the environment fixed.
         measured: ``{"options", "ms_per_step", "trace_s"}`` per probed candidate.
         skipped: ``{"options", "why"}`` per candidate left out.
-        speedup: the flag choice's time per step over the chosen one's (probe only).
+        speedup: the flag choice's time per step over the chosen one's (measured by the
+            probes of this config on this machine, this run's and the cached ones).
         probe_s: seconds the probe spent (0 without one).
         device: :meth:`DeviceInfo.summary` of the machine.
+        pending: the levers no probe has decided yet for lack of budget, in probe order; a
+            later run of the config that is long enough probes them (module docstring, 5).
     """
 
     options: dict[str, Any]
@@ -194,6 +207,7 @@ class Decision:
     speedup: float | None = None
     probe_s: float = 0.0
     device: str = ""
+    pending: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         """One line for ``tf-genai train``: the choice, where it came from, gain and cost."""
@@ -209,10 +223,18 @@ class Decision:
             line += f"; {self.speedup:.2f}x the flag choice's step"
         if self.probe_s:
             line += f"; probe {self.probe_s:.1f} s"
+        if self.pending:
+            line += "; left to a later run: " + ", ".join(LEVER_NAMES[k] for k in self.pending)
         return line + ")"
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+LEVER_NAMES = {"mixed_precision_policy": "precision policy",
+               "float32_weight_gradients": "float32 weight gradients",
+               "fused_layers": "fused layers", "jit_compile": "XLA",
+               "steps_per_execution": "steps per execution"}
 
 
 def _lever_text(options: dict[str, Any], lever: str) -> str:
@@ -309,6 +331,7 @@ class Tuner:
         self._conv_layers = 0  # the model's layers the float32_weight_gradients lever applies to
         self._fused_layers = 0  # the model's layers the fused_layers lever changes
         self._cached_cost: tuple[float, float] | None = None  # (step_s, probe cost_s)
+        self._continued: dict[str, Any] | None = None  # a cached probe with pending levers
         self.decision = self._plan(multiworker, resume_file)
 
     @property
@@ -337,13 +360,20 @@ class Tuner:
             return self._decide(self.flags, "flags", "every lever set by the environment")
         cached = None if self.mode == "retune" else read_cache(self.key)
         if cached and cached.get("probed"):
-            return self._decide(cached["options"], "cache",
-                                f"measured on this machine {cached.get('when', '')}".strip())
+            pending = [k for k in LEVERS if k in cached.get("pending", ()) and k not in self.fixed]
+            decision = self._decide(
+                cached["options"], "cache",
+                f"measured on this machine {cached.get('when', '')}".strip(),
+                speedup=cached.get("speedup"), pending=pending)
+            if pending and not self.deterministic:  # this run may probe what is left
+                self._continued = cached
+                self._cached_cost = _cost(cached)
+                self.probe_needed = True
+            return decision
         if self.deterministic:
             return self._decide(self.flags, "flags",
                                 "--deterministic never probes and no cached choice exists")
-        if cached and cached.get("step_s") and cached.get("cost_s"):
-            self._cached_cost = (float(cached["step_s"]), float(cached["cost_s"]))
+        self._cached_cost = _cost(cached) if cached else None
         self.probe_needed = True
         return self._decide(self.flags, "flags", "not probed yet")
 
@@ -376,7 +406,8 @@ class Tuner:
         if self._cached_cost is not None and self._budget(
                 self._cached_cost[0], remaining_steps) < self._cached_cost[1]:
             step_s, _ = self._cached_cost
-            self.decision.reason = self._too_short(step_s, remaining_steps)
+            if self._continued is None:  # else: the cached choice, its pending levers listed
+                self.decision.reason = self._too_short(step_s, remaining_steps)
             compile(net, self.decision.options)
             return net, self.decision.options, self.decision
         return self._probe(net, build, compile, train_ds.take(1).cache().repeat(),
@@ -397,8 +428,12 @@ class Tuner:
         start = time.perf_counter()
         self._conv_layers = len(weight_gradient_layers(net))
         self._fused_layers = len(fused_layers(net))
+        # The starting point: the flag choice, or a cached probe's choice whose pending levers
+        # this run probes. Compiled as the run will be: if it stays, the run keeps its trace.
         flags = dict(self.decision.options)
-        # The flag choice, compiled as the run will be: if it stays, the run keeps its trace.
+        continued = self._continued or {}
+        levers = [k for k in LEVERS if k not in self.fixed and (
+            not continued or k in self.decision.pending)]
         base = self._candidate(net, flags, compile, probe_ds, spe=None)
         shared_trace = base.trace_s
         self._window(base, probe_ds)
@@ -411,13 +446,15 @@ class Tuner:
         window_s = max(WINDOW_S, probe_spe * step_s)
         ref = base if probe_spe == base.spe else None  # the flag choice at probe_spe
         best = ref
-        measured, skipped = {}, []
+        measured = {json.dumps(m["options"], sort_keys=True): m
+                    for m in continued.get("measured", [])}  # earlier runs' rows, then ours
+        skipped, pending = [], []
+        timed = False  # whether a candidate was timed in this run
         build_s = 0.3  # replaced by the first build's measured time
-        gain = 1.0  # the flag choice's time per step over the choice's, stage by stage
-        first_cost = None
-        for lever in LEVERS:
-            if lever in self.fixed:
-                continue
+        # The flag choice's time per step over the choice's, stage by stage (and run by run).
+        gain = float(continued.get("speedup") or 1.0)
+        first_cost = None  # predicted cost of the first candidate the budget left out
+        for lever in levers:
             current = (best or base).options
             stage = []
             for options, why_not in self._alternates(lever, current, step_s):
@@ -429,9 +466,10 @@ class Tuner:
                     2 * ROUNDS * window_s
                 if ref is None:  # the flag choice must be timed at probe_spe too
                     cost += build_s + shared_trace + ROUNDS * window_s
-                first_cost = cost if first_cost is None else first_cost
                 spent = time.perf_counter() - start - shared_trace
                 if spent + cost > budget:
+                    first_cost = cost if first_cost is None else first_cost
+                    pending += [lever] if lever not in pending else []
                     skipped.append({"options": options, "why": (
                         f"budget: {cost:.1f} s more predicted, {max(0.0, budget - spent):.1f} s "
                         f"left of {budget:.1f} s ({BUDGET_FRACTION:.0%} of the predicted "
@@ -447,6 +485,7 @@ class Tuner:
                 stage.append(self._candidate(cand_net, options, compile, probe_ds, spe=spe))
             if not stage:
                 continue
+            timed = True
             stage.insert(0, best)
             earlier = len(best.windows)  # the incumbent's windows from earlier stages
             for _ in range(ROUNDS):
@@ -472,6 +511,9 @@ class Tuner:
                 continue
             spent = time.perf_counter() - start - shared_trace
             if spent + 2 * ROUNDS * window_s > budget:
+                if first_cost is None:  # a later run times the whole stage again
+                    first_cost = build_s + shared_trace + 2 * ROUNDS * window_s
+                pending += [lever] if lever not in pending else []
                 skipped.append({"options": challenger.options, "why": (
                     f"budget: measured {current_s / challengers_s[winner]:.2f}x faster, no "
                     f"time left to confirm it ({max(0.0, budget - spent):.1f} s of "
@@ -491,7 +533,14 @@ class Tuner:
         if best is None or best is ref:
             best = base  # the flag choice, compiled for the run
         probe_s = round(time.perf_counter() - start - shared_trace, 2)
-        if not measured:
+        if not timed and continued:
+            # The cached choice stays; what the budget left out stays pending. The step time
+            # and the next candidate's cost let a later run decide without timing.
+            self.decision.skipped, self.decision.probe_s = skipped, probe_s
+            self.decision.pending = pending
+            write_cache(self.key, {**continued, "pending": pending, "step_s": step_s,
+                                   "cost_s": first_cost})
+        elif not timed:
             self.decision.reason = (self._too_short(step_s, remaining_steps) if skipped
                                     else "no other candidate on this device")
             self.decision.skipped, self.decision.probe_s = skipped, probe_s
@@ -502,16 +551,18 @@ class Tuner:
                                        "cost_s": first_cost, "when": _now()})
         else:
             speedup = round(gain, 3)
+            flag_choice = {**self.flags, **self.fixed}
             changed = [_lever_text(best.options, k) for k in LEVERS
-                       if best.options[k] != flags[k]]
+                       if best.options[k] != flag_choice[k]]
             self.decision = self._decide(
                 best.options, "probe",
                 ("measured faster: " + ", ".join(changed)) if changed
                 else "the flag choice measured fastest",
                 measured=list(measured.values()), skipped=skipped, speedup=speedup,
-                probe_s=probe_s)
+                probe_s=probe_s, pending=pending)
             write_cache(self.key, {"probed": True, "options": best.options, "speedup": speedup,
-                                   "when": _now(), "measured": list(measured.values())})
+                                   "when": _now(), "measured": list(measured.values()),
+                                   "pending": pending, "step_s": step_s, "cost_s": first_cost})
         # The winner is the run's model, as it was before the probe. Compiled as the run
         # compiles it, it keeps its trace; otherwise it is compiled afresh (new optimizers).
         _restore(best.snapshot)
@@ -599,6 +650,14 @@ def pick(current_s: float, candidate_s: list[float], margin: float = MARGIN) -> 
         return None
     i = min(range(len(candidate_s)), key=candidate_s.__getitem__)
     return i if candidate_s[i] < current_s * (1 - margin) else None
+
+
+def _cost(entry: dict[str, Any]) -> tuple[float, float] | None:
+    """A cache entry's ``(step_s, cost_s)``: the step time it measured and the predicted cost
+    of the first candidate its probe's budget left out (None if it has not both)."""
+    if entry.get("step_s") and entry.get("cost_s"):
+        return float(entry["step_s"]), float(entry["cost_s"])
+    return None
 
 
 def _now() -> str:

@@ -11,7 +11,10 @@ and what the probe measured. The targets: the autotuned run costs < 5 % more tha
 ``--shared-cache`` gives a config's autotuned runs one cache instead: the first probes from
 the flag choice, each later one starts from the cached choice and probes the levers the earlier
 budgets left pending (``tf_genai.autotune``, rule 5), as a user's successive runs of one config
-do. The report then lists each autotuned run's probe in order.
+do. The report then lists each autotuned run's probe in order. ``--after-first`` measures the
+run after the first instead: one autotuned run fills a cache (reported, not paired), and every
+autotuned run of the rounds starts from a copy of that cache, so each pays for probing what the
+first left pending.
 
     python benchmarks/autotune_cost.py --configs vae:digits dcgan:mnist --rounds 2 \\
         --out benchmarks/results/autotune_cost_zen4.md
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,7 +81,11 @@ def main(argv=None) -> int:
     parser.add_argument("--shared-cache", action="store_true",
                         help="one autotune cache for a config's autotuned runs (later runs "
                         "probe the levers earlier ones left pending)")
+    parser.add_argument("--after-first", action="store_true",
+                        help="each autotuned run starts from the cache one autotuned run left")
     args = parser.parse_args(argv)
+    if args.shared_cache and args.after_first:
+        parser.error("--shared-cache or --after-first, not both")
 
     from tf_genai import devices
 
@@ -89,16 +97,29 @@ def main(argv=None) -> int:
         model, _, data = config.partition(":")
         runs = []
         with tempfile.TemporaryDirectory(prefix="autotune_cost_cache_") as shared:
+            first, first_row = Path(shared) / "first", None
+            if args.after_first:
+                first_row = run_once(model, data or "digits", True, args.extra.split(),
+                                     cache=str(first))
+                print(f"{config} first autotuned run (not paired): {first_row['wall_s']} s, "
+                      f"{first_row['source']} ({first_row['reason']}), probe "
+                      f"{first_row['probe_s']} s, pending {first_row['pending']}", flush=True)
             for r in range(args.rounds):
                 order = (False, True) if r % 2 == 0 else (True, False)
                 for autotune in order:
+                    cache = shared if args.shared_cache else None
+                    if args.after_first and autotune:
+                        cache = str(Path(shared) / f"round{r}")
+                        shutil.copytree(first, cache)
                     row = run_once(model, data or "digits", autotune, args.extra.split(),
-                                   cache=shared if args.shared_cache else None)
+                                   cache=cache)
                     runs.append(row)
                     print(f"{config} {'auto' if autotune else 'flags'}: {row['wall_s']} s, "
                           f"{row['source']} ({row['reason']}), probe {row['probe_s']} s, "
                           f"pending {row['pending']}", flush=True)
         results["configs"][config] = summarise(runs)
+        if first_row is not None:
+            results["configs"][config]["first_run"] = first_row
     text = report(results, args)
     print(text)
     if args.out:
@@ -143,7 +164,8 @@ def report(results: dict, args) -> str:
              f"Machine: {results['machine']}. Command: `python benchmarks/autotune_cost.py --configs "
              f"{' '.join(args.configs)} --rounds {args.rounds}"
              + (f" --extra '{args.extra}'" if args.extra else "")
-             + (" --shared-cache" if args.shared_cache else "") + "`.", "",
+             + (" --shared-cache" if getattr(args, "shared_cache", False) else "")
+             + (" --after-first" if getattr(args, "after_first", False) else "") + "`.", "",
              "| config | flag run (s) | autotuned run (s) | cost (medians) | cost (paired: "
              "median; per round) | probe s (share) | choice |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -162,6 +184,16 @@ def report(results: dict, args) -> str:
                           for m in auto["measured"])
         lines.append(f"- {config}: probe measured {steps or 'nothing'}"
                      + (f"; skipped: {'; '.join(auto['skipped'])}" if auto["skipped"] else ""))
+        first = res.get("first_run")
+        if first:
+            lines.append(f"  - the first autotuned run (fills the cache the paired ones start "
+                         f"from; not paired): {first['wall_s']} s, {first['source']}: "
+                         f"{first['reason']}; probe {first['probe_s']} s; pending: "
+                         f"{', '.join(first['pending']) or 'none'}")
+            for i, r in enumerate((r for r in res["runs"] if r["autotune"]), 1):
+                lines.append(f"  - autotuned run {i} (from that cache): {r['wall_s']} s, "
+                             f"{r['source']}: {r['reason']}; probe {r['probe_s']} s; pending: "
+                             f"{', '.join(r['pending']) or 'none'}")
         if getattr(args, "shared_cache", False):
             for i, r in enumerate((r for r in res["runs"] if r["autotune"]), 1):
                 lines.append(f"  - autotuned run {i}: {r['wall_s']} s, {r['source']}: "

@@ -130,7 +130,8 @@ def train(
             else the flag choice.
         autotune: how the speed levers (precision policy, steps per execution, XLA) are
             chosen (:mod:`tf_genai.autotune`): ``"auto"`` (a cached or a short timed probe,
-            within 3 % of the run's training), ``"off"`` (the flag choice of
+            within 3 % of the run's training; levers a cached probe's budget left pending are
+            probed from its choice), ``"off"`` (the flag choice of
             :func:`tf_genai.devices.training_options`), ``"retune"`` (probe again, cache it);
             None reads ``TF_GENAI_AUTOTUNE``, else auto. The choice is printed in one line
             (unless ``verbose=0``), kept in ``run.json`` and reused by ``resume=True``.

@@ -45,16 +45,23 @@ def _data(name: str) -> str:
     return str(Path(root) / "mnist")
 
 
+def run_env(cache: str) -> dict:
+    """The environment of a measured run: autotune cache ``cache``, no lever or autotune mode
+    fixed by the caller's environment."""
+    from tf_genai.devices import ENV_OVERRIDES
+
+    env = {**os.environ, "TF_GENAI_CACHE": cache}
+    for var in (*ENV_OVERRIDES.values(), "TF_GENAI_AUTOTUNE"):
+        env.pop(var, None)
+    return env
+
+
 def run_once(model: str, data: str, autotune: bool, extra: list[str],
              cache: str | None = None) -> dict:
     """One CLI run; ``cache``: the autotune cache folder (default: a fresh one)."""
     with tempfile.TemporaryDirectory(prefix="autotune_cost_") as tmp:
         out = Path(tmp) / "run"
-        env = {**os.environ, "TF_GENAI_CACHE": cache or str(Path(tmp) / "cache")}
-        from tf_genai.devices import ENV_OVERRIDES
-
-        for var in (*ENV_OVERRIDES.values(), "TF_GENAI_AUTOTUNE"):
-            env.pop(var, None)
+        env = run_env(cache or str(Path(tmp) / "cache"))
         cmd = [sys.executable, "-m", "tf_genai.cli", "train", model, "--data", _data(data),
                "--out", str(out), "--quiet", *extra, *([] if autotune else ["--no-autotune"])]
         start = time.perf_counter()
@@ -190,15 +197,11 @@ def report(results: dict, args) -> str:
                          f"from; not paired): {first['wall_s']} s, {first['source']}: "
                          f"{first['reason']}; probe {first['probe_s']} s; pending: "
                          f"{', '.join(first['pending']) or 'none'}")
+        if first or getattr(args, "shared_cache", False):  # each autotuned run, in order
             for i, r in enumerate((r for r in res["runs"] if r["autotune"]), 1):
-                lines.append(f"  - autotuned run {i} (from that cache): {r['wall_s']} s, "
-                             f"{r['source']}: {r['reason']}; probe {r['probe_s']} s; pending: "
-                             f"{', '.join(r['pending']) or 'none'}")
-        if getattr(args, "shared_cache", False):
-            for i, r in enumerate((r for r in res["runs"] if r["autotune"]), 1):
-                lines.append(f"  - autotuned run {i}: {r['wall_s']} s, {r['source']}: "
-                             f"{r['reason']}; probe {r['probe_s']} s; chose "
-                             f"{options_text(r['options'])}; pending: "
+                lines.append(f"  - autotuned run {i}{' (from that cache)' if first else ''}: "
+                             f"{r['wall_s']} s, {r['source']}: {r['reason']}; probe "
+                             f"{r['probe_s']} s; chose {options_text(r['options'])}; pending: "
                              f"{', '.join(r['pending']) or 'none'}")
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from autotune_cost import _data  # noqa: E402
+from autotune_cost import _data, run_env  # noqa: E402
 
 CHILD = r"""
 import json, os, sys, time
@@ -54,18 +53,15 @@ print(json.dumps({"import_s": round(imported - start, 2),
 
 
 def run_once(model: str, data: str, mode: str, cache: str) -> dict:
-    from tf_genai.devices import ENV_OVERRIDES
+    from tf_genai.autotune import CACHE_FILE
 
-    env = {**os.environ, "TF_GENAI_CACHE": cache}
-    for var in (*ENV_OVERRIDES.values(), "TF_GENAI_AUTOTUNE"):
-        env.pop(var, None)
-    proc = subprocess.run([sys.executable, "-c", CHILD, model, data, mode], env=env,
+    proc = subprocess.run([sys.executable, "-c", CHILD, model, data, mode], env=run_env(cache),
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{model} {mode} failed:\n{proc.stderr[-3000:]}")
     row = {"mode": mode, **json.loads(proc.stdout.strip().splitlines()[-1])}
-    entries = (json.loads((Path(cache) / "autotune.json").read_text()).get("entries", {})
-               if (Path(cache) / "autotune.json").is_file() else {})
+    path = Path(cache) / CACHE_FILE
+    entries = json.loads(path.read_text()).get("entries", {}) if path.is_file() else {}
     row["pending"] = [e.get("pending") for e in entries.values()]
     return row
 

@@ -47,8 +47,6 @@ def test_cpu_bf16_units_choose_mixed_bfloat16(tmp_path, extra, bf16, amx):
         "steps_per_execution": devices.STEPS_PER_EXECUTION,
         "jit_compile": False,
         "mixed_precision_policy": "mixed_bfloat16" if bf16 else "float32",
-        "float32_weight_gradients": False,  # only a probe that measures it faster turns it on
-        "fused_layers": True,  # only a probe that measures the plain layers faster turns it off
     }
 
 
@@ -65,8 +63,6 @@ def test_gpu_options_use_xla_and_float16_on_tensor_cores(fp16, policy):
         "steps_per_execution": devices.STEPS_PER_EXECUTION,
         "jit_compile": True,
         "mixed_precision_policy": policy,
-        "float32_weight_gradients": False,
-        "fused_layers": True,
     }
 
 

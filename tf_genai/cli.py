@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-genai`` (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
         prog="tf-genai",
-        description="Train, sample, evaluate, plot and export VAEs and GANs (Keras 3 / TensorFlow).",
+        description="Train, sample, evaluate, plot and export generative image models: VAEs, GANs "
+                    "and diffusion models (Keras 3 / TensorFlow).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
@@ -104,14 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--deterministic", action="store_true",
                    help="TensorFlow's deterministic ops: two runs with the same --seed end "
                         "bit-identical (and a killed run resumes bit-identical)")
-    tune = t.add_mutually_exclusive_group()
-    tune.add_argument("--no-autotune", dest="autotune", action="store_const", const="off",
-                      default=None,
-                      help="keep the flag-based speed levers (precision policy, steps per "
-                           "execution, XLA) instead of a cached or timed choice")
-    tune.add_argument("--retune", dest="autotune", action="store_const", const="retune",
-                      help="time the speed levers again (at least a minute's budget) and "
-                           "cache the result for this machine and model config")
     t.add_argument("--out", required=True, help="run directory to write")
     t.add_argument("--overwrite", action="store_true", help="replace the run files in --out")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -187,17 +180,18 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from tf_genai.training import train
+    from tf_genai.training import TrainConfig, train
 
-    result = train(
-        args.model, args.data, out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, split=args.split, latent_dim=args.latent_dim, learning_rate=args.lr,
-        weight_decay=args.weight_decay, image_size=args.image_size, validation_fraction=args.validation_fraction,
+    config = TrainConfig(
+        model=args.model, data=args.data, out_dir=args.out, epochs=args.epochs,
+        batch_size=args.batch_size, seed=args.seed, split=args.split,
+        latent_dim=args.latent_dim, learning_rate=args.lr, weight_decay=args.weight_decay,
+        image_size=args.image_size, validation_fraction=args.validation_fraction,
         early_stopping=args.early_stopping, time_budget=args.time_budget,
-        overwrite=args.overwrite, resume=args.resume,
-        strategy=args.strategy, deterministic=args.deterministic,
-        verbose=0 if args.quiet else "auto", stream=args.stream, autotune=args.autotune,
-    )
+        overwrite=args.overwrite, resume=args.resume, strategy=args.strategy,
+        deterministic=args.deterministic, verbose=0 if args.quiet else "auto",
+        stream=args.stream)
+    result = train(config)
     for kind, path in result.files.items():
         print(f"wrote {kind}: {path}")
     return 0

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator
 import keras
 import tensorflow as tf
 
+from tf_genai import capabilities
 from tf_genai.errors import ConfigError
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -44,16 +45,12 @@ DEVICE_KINDS = ("cpu", "gpu")
 # (vdpbf16ps, Intel Cooper Lake+ / AMD Zen 4+) and AMX tiles (Intel Sapphire Rapids+). Without
 # them oneDNN emulates bf16 and mixed_bfloat16 is slower than float32.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-# The flags that decide which oneDNN/Eigen kernels run: part of a machine's fingerprint.
-FINGERPRINT_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
-                               "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16"})
-# Environment overrides of single levers: each fixes its lever (the autotuner leaves it alone).
+# Environment overrides of single levers, for comparing runs or a machine the flags misjudge
+# (``python benchmarks/levers.py`` times the choices on the machine at hand and prints them).
 ENV_OVERRIDES = {
     "mixed_precision_policy": "TF_GENAI_POLICY",
     "steps_per_execution": "TF_GENAI_STEPS_PER_EXECUTION",
     "jit_compile": "TF_GENAI_JIT_COMPILE",
-    "float32_weight_gradients": "TF_GENAI_FLOAT32_WEIGHT_GRADIENTS",
-    "fused_layers": "TF_GENAI_FUSED_LAYERS",
 }
 # Below this many steps per execution the per-step Python/dispatch cost shows on small models;
 # above it callbacks (progress bar, NaN check) see batches too rarely for no measured gain.
@@ -90,16 +87,6 @@ class DeviceInfo:
         return (f"cpu: {self.name} ({self.cores} core{'s' if self.cores != 1 else ''}; "
                 f"{' '.join(simd) or 'no AVX2/AVX-512 flags read'}; "
                 f"{'AMX' if self.amx else 'no AMX'})")
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What identifies this machine for a cached speed measurement: the device, its name,
-        the flags that change which kernels run, and the core count (plus the TensorFlow and
-        Keras versions, whose kernels and training loop the measurement timed)."""
-        return {
-            "kind": self.kind, "name": self.name, "cores": self.cores,
-            "flags": sorted(self.flags & FINGERPRINT_FLAGS),
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-        }
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
@@ -183,23 +170,16 @@ def training_options(device: str | DeviceInfo | None = None) -> dict[str, Any]:
         device: ``"cpu"``, ``"gpu"``, a :class:`DeviceInfo`, or None (the GPU if there is one).
             The environment overrides single levers (:func:`env_overrides`):
             ``TF_GENAI_POLICY`` (e.g. ``float32`` when comparing runs),
-            ``TF_GENAI_STEPS_PER_EXECUTION``, ``TF_GENAI_JIT_COMPILE``,
-            ``TF_GENAI_FLOAT32_WEIGHT_GRADIENTS`` and ``TF_GENAI_FUSED_LAYERS`` (``0``/``1``).
+            ``TF_GENAI_STEPS_PER_EXECUTION`` and ``TF_GENAI_JIT_COMPILE`` (``0``/``1``).
 
-    This is the flag-based choice; ``tf_genai.training.train`` starts from it and lets
-    :mod:`tf_genai.autotune` replace levers a timed probe of the real step measures faster.
+    The choice rests on CPU flags and GPU compute capability, as measured on the machines in the
+    table above; ``python benchmarks/levers.py --model NAME --data DATA`` times each lever for a
+    model on the machine at hand and prints the overrides that would make a run faster there.
 
     Returns:
-        ``{"steps_per_execution": int, "jit_compile": bool, "mixed_precision_policy": str,
-        "float32_weight_gradients": bool, "fused_layers": bool}``: pass the first two to
-        ``model.compile``, the policy to :func:`mixed_precision` (or
-        :func:`apply_mixed_precision`) before the model is built,
-        ``float32_weight_gradients`` to :func:`tf_genai.layers.set_float32_weight_gradients`
-        (the flags never turn it on: it paid on no CPU we measured, so only a probe that
-        measures it faster on the machine at hand does; :mod:`tf_genai.autotune`) and
-        ``fused_layers`` to :func:`tf_genai.layers.set_fused_layers` (on: the fused batch norm
-        and the 16-bit dropout mask made the dcgan step 1.10x as fast on a 2-core Zen 4, the
-        one CPU they were compared on; a probe can turn them off).
+        ``{"steps_per_execution": int, "jit_compile": bool, "mixed_precision_policy": str}``:
+        pass the first two to ``model.compile``, the policy to :func:`mixed_precision` (or
+        :func:`apply_mixed_precision`) before the model is built.
     """
     info = device if isinstance(device, DeviceInfo) else describe(device)
     if info.kind == "gpu":
@@ -212,8 +192,6 @@ def training_options(device: str | DeviceInfo | None = None) -> dict[str, Any]:
         "steps_per_execution": STEPS_PER_EXECUTION,
         "jit_compile": jit,
         "mixed_precision_policy": policy,
-        "float32_weight_gradients": False,
-        "fused_layers": True,
     }
     return {**options, **env_overrides()}
 
@@ -230,7 +208,7 @@ def env_overrides() -> dict[str, Any]:
         if not text:
             continue
         if lever == "mixed_precision_policy":
-            fixed[lever] = _check_policy(text, var)
+            fixed[lever] = check_policy(text, var)
         elif lever == "steps_per_execution":
             if not text.isdigit() or int(text) < 1:
                 raise ConfigError(f"{var} must be a positive integer, got {text!r}")
@@ -244,7 +222,8 @@ def env_overrides() -> dict[str, Any]:
     return fixed
 
 
-def _check_policy(policy: str, source: str = "policy") -> str:
+def check_policy(policy: str, source: str = "policy") -> str:
+    """``policy`` itself; :class:`ConfigError` naming ``source`` if it is not a known policy."""
     if policy not in POLICIES:
         raise ConfigError(f"{source} must be one of {', '.join(POLICIES)}, got {policy!r}")
     return policy
@@ -259,7 +238,7 @@ def apply_mixed_precision(policy: str) -> str:
     Raises:
         ConfigError: an unknown policy name.
     """
-    _check_policy(policy)
+    check_policy(policy)
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(policy)
     return previous
@@ -285,27 +264,26 @@ def compiled_sampler(
     """A traced sampler ``f(num_samples, seed=0, labels=None) -> (n, H, W, C)`` for ``model``.
 
     Eager ``model.sample`` dispatches every layer from Python; this runs the model's own
-    seeded ``sample`` path (``model.latents(n, seed)`` then ``model.render``, the code an
-    export's ``sample`` signature traces too) as one graph, XLA compiled where
-    :func:`training_options` enables XLA. One trace per distinct ``num_samples``. The draw
-    depends only on ``seed`` (the model's own generator is untouched), and equals
-    ``model.sample(n, seed=seed)``.
+    seeded sampler (``model.draw``, the code an export's ``sample`` signature traces too) as
+    one graph, XLA compiled where :func:`training_options` enables XLA. One trace per distinct
+    ``num_samples``. The draw depends only on ``seed`` (the model's own generator is
+    untouched), and equals ``model.sample(n, seed=seed)``.
 
     Args:
-        model: a tf_genai model (the family contract's ``latents``/``render``).
+        model: a tf_genai model.
         jit_compile: force XLA on or off; None follows :func:`training_options`.
 
     Raises:
-        ConfigError: a model without the family contract.
+        ConfigError: ``model`` is not a tf_genai model.
     """
-    if not (hasattr(model, "render") and hasattr(model, "latents")):
+    if capabilities.of(model) is None:
         raise ConfigError(f"compiled_sampler needs a tf_genai model, got {type(model).__name__}")
     if jit_compile is None:
         jit_compile = training_options()["jit_compile"]
 
     @tf.function(jit_compile=bool(jit_compile), reduce_retracing=True)
     def _run(n, seed, labels):
-        return model.render(model.latents(n, seed), labels)
+        return model.draw(n, seed, labels)
 
     def sample(num_samples: int, seed: int = 0, labels=None) -> tf.Tensor:
         n = int(num_samples)

@@ -3,10 +3,6 @@
 :class:`FusedBatchNormalization` is ``keras.layers.BatchNormalization`` whose training-mode
 forward and backward pass are TensorFlow's fused kernels (see its docstring).
 
-:class:`Conv2D` and :class:`Conv2DTranspose` are Keras' layers that can take their weight
-gradients in float32 under a bfloat16 compute dtype (the ``float32_weight_gradients`` training
-lever: :func:`set_float32_weight_gradients`, :func:`conv2d_float32_weight_gradients`).
-
 :class:`FastDropout` is ``keras.layers.Dropout`` (inverted dropout, Srivastava et al. 2014,
 "Dropout: A Simple Way to Prevent Neural Networks from Overfitting", JMLR 15) with a cheaper
 mask. ``keras.layers.Dropout`` on TensorFlow draws one float32 uniform per element
@@ -29,12 +25,9 @@ kept values are scaled by the exact inverse of the resulting keep probability, s
 output still equals the input. The mask comes from the layer's own ``SeedGenerator``, so a
 model's seed fixes it, as with ``keras.layers.Dropout``; ``noise_shape`` is not supported.
 
-**The fused_layers lever.** Both fast paths were measured on one kind of CPU. Each layer keeps
-its plain variant: with ``fused_layers`` off (:func:`set_fused_layers`; the autotuner probes it,
-``TF_GENAI_FUSED_LAYERS=0`` fixes it), :class:`FusedBatchNormalization` runs Keras' own batch
-norm and :class:`FastDropout` draws one float32 uniform per element, as ``keras.layers.Dropout``
-does (still per global batch, so replicas still drop what one device drops). Same weights,
-config and inference either way; the lever is a layer attribute, not part of the config.
+Both layers are the zoo's only implementation: on a 2-core AMD Zen 4 (2026-12-06) the ``dcgan``
+trained 1.10x as fast with them as with Keras' batch norm and dropout (1,523 against 1,385
+images/s, 7 interleaved rounds of ``benchmarks/throughput.py``).
 """
 
 from __future__ import annotations
@@ -98,29 +91,14 @@ def batch_segments_in_force() -> int:
     return getattr(_SEGMENTS, "count", 1)
 
 
-class _FusedVariant:
-    """The mix-in of :class:`FusedBatchNormalization` and :class:`FastDropout`: ``fused``
-    (default True) selects the layer's fast training-mode path, False its plain variant
-    (module docstring). Set by :func:`set_fused_layers`, which ``tf_genai.training`` calls."""
-
-    fused = True  # a training lever, not part of the layer's config
-
-
 def _uniform_bits(shape, seed):
     """Full-range uint32 random integers of ``shape`` (a tuple of ints or scalar tensors)."""
     dims = tf.stack([tf.cast(d, tf.int32) for d in shape])
     return tf.random.stateless_uniform(dims, seed, minval=None, maxval=None, dtype=tf.uint32)
 
 
-def _uniform_floats(shape, seed):
-    """float32 uniforms in [0, 1) of ``shape``, as ``tf.nn.experimental.stateless_dropout``
-    draws them."""
-    dims = tf.stack([tf.cast(d, tf.int32) for d in shape])
-    return tf.random.stateless_uniform(dims, seed, dtype=tf.float32)
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FastDropout(_FusedVariant, keras.layers.Layer):
+class FastDropout(keras.layers.Layer):
     """Inverted dropout from 16-bit random integers; inference mode returns the input unchanged.
 
     Args:
@@ -144,9 +122,8 @@ class FastDropout(_FusedVariant, keras.layers.Layer):
 
     @property
     def keep_probability(self) -> float:
-        """The exact probability that an element is kept (``1 - rate`` to 1 / 65536 with
-        ``fused``; ``1 - rate`` without)."""
-        return (_LEVELS - self.threshold) / _LEVELS if self.fused else 1.0 - self.rate
+        """The exact probability that an element is kept (``1 - rate`` to 1 / 65536)."""
+        return (_LEVELS - self.threshold) / _LEVELS
 
     def call(self, inputs, training: bool = False):
         if not training or self.threshold == 0:
@@ -156,20 +133,14 @@ class FastDropout(_FusedVariant, keras.layers.Layer):
         segments = batch_segments_in_force()
         # int32 seed of shape (2,), as Keras' own TensorFlow random ops derive it.
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
-        if self.fused:
-            # 32 random bits per two elements of each example, drawn for the global batch of
-            # each segment and sliced per replica, so N replicas drop what one device drops.
-            bits = distribute.random_for_batch(
-                _uniform_bits, (segments, shape[0] // segments, (per_example + 1) // 2),
-                batch_axis=1, seed=seed,
-            )  # (segments, local batch, ceil(per_example / 2)) full-range 32-bit integers
-            halves = tf.reshape(tf.bitcast(bits, tf.uint16), (shape[0], -1))[:, :per_example]
-            keep = tf.reshape(halves >= tf.constant(self.threshold, tf.uint16), shape)
-        else:  # the plain variant: one float32 uniform per element, drawn the same way
-            uniform = distribute.random_for_batch(
-                _uniform_floats, (segments, shape[0] // segments, per_example),
-                batch_axis=1, seed=seed)
-            keep = tf.reshape(uniform >= self.rate, shape)
+        # 32 random bits per two elements of each example, drawn for the global batch of each
+        # segment and sliced per replica, so N replicas drop what one device drops.
+        bits = distribute.random_for_batch(
+            _uniform_bits, (segments, shape[0] // segments, (per_example + 1) // 2),
+            batch_axis=1, seed=seed,
+        )  # (segments, local batch, ceil(per_example / 2)) full-range 32-bit integers
+        halves = tf.reshape(tf.bitcast(bits, tf.uint16), (shape[0], -1))[:, :per_example]
+        keep = tf.reshape(halves >= tf.constant(self.threshold, tf.uint16), shape)
         scale = tf.constant(1.0 / self.keep_probability, inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
 
@@ -181,7 +152,7 @@ class FastDropout(_FusedVariant, keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FusedBatchNormalization(_FusedVariant, keras.layers.BatchNormalization):
+class FusedBatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` (Ioffe & Szegedy 2015, arXiv:1502.03167) whose
     training-mode pass is one fused TensorFlow kernel.
 
@@ -201,12 +172,11 @@ class FusedBatchNormalization(_FusedVariant, keras.layers.BatchNormalization):
     axis, without ``mask``, ``renorm`` or cross-replica ``synchronized`` statistics under a
     strategy with more than one replica; everything else is the Keras layer's own code (so
     ``synchronized=True`` still synchronises when there is something to synchronise with).
-    Inputs of any rank >= 2 are viewed as ``(N, 1, L, C)`` for the kernel. With the
-    ``fused_layers`` lever off (``fused = False``) every call is the Keras layer's own code.
+    Inputs of any rank >= 2 are viewed as ``(N, 1, L, C)`` for the kernel.
     """
 
     def _fused_applies(self, inputs, training, mask) -> bool:
-        if not (self.fused and training and self.trainable) or mask is not None or self.renorm:
+        if not (training and self.trainable) or mask is not None or self.renorm:
             return False
         if keras.backend.backend() != "tensorflow" or len(inputs.shape) < 2:
             return False
@@ -243,175 +213,3 @@ class FusedBatchNormalization(_FusedVariant, keras.layers.BatchNormalization):
         )
         return tf.cast(tf.reshape(y, shape), self.compute_dtype)
 
-
-# =============================================================================================
-# Convolutions whose weight gradients can be computed in float32 under mixed_bfloat16
-# =============================================================================================
-
-
-def _float32(t):
-    return tf.cast(t, tf.float32)
-
-
-def conv2d_float32_weight_gradients(x, kernel, bias=None, *, strides, padding: str,
-                                    transpose: bool = False, output_shape=None):
-    """A 2-D convolution (or transposed convolution) in ``x``'s dtype whose kernel and bias
-    gradients are computed in float32.
-
-    ``x``: (N, H, W, C) bfloat16/float16; ``kernel``/``bias``: the float32 variables' values
-    (the kernel in Keras' layout: (kh, kw, in, out), or (kh, kw, out, in) when ``transpose``).
-    The forward pass and the input gradient are the stock ops on ``x.dtype`` (the kernel cast
-    as Keras' autocast casts it); the kernel gradient is ``Conv2DBackpropFilter`` on the
-    float32 values of ``x`` and the output gradient, and the bias gradient their float32 sum.
-
-    Same maths as the stock layer, with two differences: the weight gradients are not rounded
-    to bfloat16 on the way to the float32 variables (so they are closer to a float32 run's:
-    ``tests/test_float32_weight_gradients.py``), and they run on oneDNN's float32 kernels. The
-    reason to: its bf16 backward-weights kernels ran at 3-12 % of the AMX bf16 peak at the zoo's
-    layer shapes (``benchmarks/results/profile_step_xeon_amx.md``). Whether float32 ones beat
-    them there is not measured; on a 2-core Zen 4 they did not (the zoo steps ran 3-6 % slower
-    with the lever: ``benchmarks/results/float32_weight_gradients_zen4.md``), which is why only
-    the autotuner's probe turns the lever on.
-    """
-    s4 = [1, int(strides[0]), int(strides[1]), 1]
-
-    def conv(x, kernel, *maybe_bias):
-        k = tf.cast(kernel, x.dtype)
-        if transpose:
-            y = tf.raw_ops.Conv2DBackpropInput(input_sizes=output_shape, filter=k, out_backprop=x,
-                                               strides=s4, padding=padding)
-        else:
-            y = tf.raw_ops.Conv2D(input=x, filter=k, strides=s4, padding=padding)
-        if maybe_bias:
-            y = tf.nn.bias_add(y, tf.cast(maybe_bias[0], y.dtype))
-
-        def grad(dy):
-            if transpose:  # y = conv^T(x): dx = conv(dy), dk from (input dy, output grad x)
-                dx = tf.raw_ops.Conv2D(input=dy, filter=k, strides=s4, padding=padding)
-                dk = tf.raw_ops.Conv2DBackpropFilter(
-                    input=_float32(dy), filter_sizes=tf.shape(kernel), out_backprop=_float32(x),
-                    strides=s4, padding=padding)
-            else:
-                dx = tf.raw_ops.Conv2DBackpropInput(
-                    input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=s4,
-                    padding=padding)
-                dk = tf.raw_ops.Conv2DBackpropFilter(
-                    input=_float32(x), filter_sizes=tf.shape(kernel), out_backprop=_float32(dy),
-                    strides=s4, padding=padding)
-            if maybe_bias:
-                return dx, dk, tf.reduce_sum(_float32(dy), axis=[0, 1, 2])
-            return dx, dk
-
-        return y, grad
-
-    args = (x, kernel) if bias is None else (x, kernel, bias)
-    return tf.custom_gradient(conv)(*args)
-
-
-def _raw_float32(variable):
-    """A Keras variable's float32 value, not autocast (None where there is none to take)."""
-    from keras.src.backend.common.stateless_scope import in_stateless_scope
-
-    raw = getattr(variable, "_value", None)
-    if raw is None or in_stateless_scope() or not isinstance(raw, tf.Variable):
-        return None
-    value = tf.convert_to_tensor(raw)
-    return value if value.dtype == tf.float32 else None
-
-
-class _Float32WeightGradients:
-    """The mix-in of :class:`Conv2D` and :class:`Conv2DTranspose`: with
-    ``float32_weight_gradients`` set (by :func:`set_float32_weight_gradients`, which
-    ``GenerativeModel.compile`` calls), a training-mode call on bfloat16 or float16 inputs
-    takes its weight gradients in float32 (:func:`conv2d_float32_weight_gradients`).
-    Everything else -- inference, float32 models, other backends, dilated or grouped or
-    channels-first convolutions -- is the Keras layer's own code."""
-
-    float32_weight_gradients = False  # a training lever, not part of the layer's config
-
-    def _float32_weights(self, inputs, training):
-        if not (training and self.float32_weight_gradients and self.trainable):
-            return None
-        if keras.backend.backend() != "tensorflow":
-            return None
-        if self.data_format != "channels_last" or tuple(self.dilation_rate) != (1, 1):
-            return None
-        if getattr(self, "groups", 1) != 1 or inputs.dtype not in (tf.bfloat16, tf.float16):
-            return None
-        kernel = _raw_float32(self.kernel)
-        bias = _raw_float32(self.bias) if self.use_bias else None
-        if kernel is None or (self.use_bias and bias is None):
-            return None
-        return kernel, bias
-
-    def _activate(self, outputs):
-        return outputs if self.activation is None else self.activation(outputs)
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class Conv2D(_Float32WeightGradients, keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with the ``float32_weight_gradients`` lever (see the mix-in)."""
-
-    def call(self, inputs, training=None):
-        weights = self._float32_weights(inputs, training)
-        if weights is None:
-            return super().call(inputs)
-        out = conv2d_float32_weight_gradients(
-            inputs, *weights, strides=self.strides, padding=self.padding.upper())
-        return self._activate(out)
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class Conv2DTranspose(_Float32WeightGradients, keras.layers.Conv2DTranspose):
-    """``keras.layers.Conv2DTranspose`` with the ``float32_weight_gradients`` lever."""
-
-    def call(self, inputs, training=None):
-        weights = self._float32_weights(inputs, training)
-        # The input gradient (a convolution of the output gradient) has the input's shape only
-        # without output_padding; the output size is the layer's own rule.
-        if weights is None or self.output_padding is not None:
-            return super().call(inputs)
-        _, height, width, _ = self.compute_output_shape(inputs.shape)
-        if None in (height, width):
-            return super().call(inputs)
-        output_shape = tf.stack([tf.shape(inputs)[0], height, width, self.filters])
-        out = conv2d_float32_weight_gradients(
-            inputs, *weights, strides=self.strides, padding=self.padding.upper(),
-            transpose=True, output_shape=output_shape)
-        return self._activate(out)
-
-
-def weight_gradient_layers(model) -> list[keras.layers.Layer]:
-    """The layers of ``model`` (nested models included) the ``float32_weight_gradients`` lever
-    applies to: its :class:`Conv2D` and :class:`Conv2DTranspose` layers."""
-    return [layer for layer in model._flatten_layers(include_self=True, recursive=True)
-            if isinstance(layer, _Float32WeightGradients)]
-
-
-def set_float32_weight_gradients(model, enabled: bool) -> int:
-    """Set the ``float32_weight_gradients`` lever on every :class:`Conv2D` and
-    :class:`Conv2DTranspose` in ``model`` (nested models included); returns how many.
-
-    It takes effect at the next trace of the train step (``compile`` makes a new one).
-    """
-    layers = weight_gradient_layers(model)
-    for layer in layers:
-        layer.float32_weight_gradients = bool(enabled)
-    return len(layers)
-
-
-def fused_layers(model) -> list[keras.layers.Layer]:
-    """The layers of ``model`` (nested models included) the ``fused_layers`` lever changes:
-    its :class:`FusedBatchNormalization` layers and its :class:`FastDropout` layers that drop
-    anything (rate > 0)."""
-    return [layer for layer in model._flatten_layers(include_self=True, recursive=True)
-            if isinstance(layer, _FusedVariant) and getattr(layer, "threshold", 1) != 0]
-
-
-def set_fused_layers(model, enabled: bool) -> int:
-    """Set the ``fused_layers`` lever on every layer :func:`fused_layers` lists; returns how
-    many. It takes effect at the next trace of the train step (``compile`` makes a new one)."""
-    layers = fused_layers(model)
-    for layer in layers:
-        layer.fused = bool(enabled)
-    return len(layers)

@@ -5,10 +5,15 @@ This is the function the CLI's ``train`` calls and a notebook can call too::
     from tf_genai.training import train
     result = train("vae", data="digits", out_dir="runs/vae", epochs=20)
 
+A run's whole surface is one :class:`TrainConfig` (validated in one place; ``run.json`` is its
+serialisation; the CLI builds it from its flags): ``train("vae", epochs=20)`` makes one from
+keywords, ``train(config)`` takes one as it is.
+
 A run directory holds ``model.keras`` (the trained model, with its optimizer state),
-``history.json`` (per-epoch metrics), ``samples.png`` and, for VAEs, ``latent_scatter.png``
-(and ``latent_manifold.png`` when the latent space is 2-D). An existing non-empty directory is
-never written into unless ``overwrite=True`` (or ``resume=True``, which continues the run there).
+``history.json`` (per-epoch metrics), ``run.json`` (the config and what the run did),
+``samples.png`` and the figures the model's capabilities allow (:func:`write_plots`). An
+existing non-empty directory is never written into unless ``overwrite=True`` (or
+``resume=True``, which continues the run there).
 """
 
 from __future__ import annotations
@@ -21,12 +26,159 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from tf_genai import checkpointing, outputs, ranges
+from tf_genai import checkpointing, devices, distribute, outputs, plotting, ranges, registry
+from tf_genai import data as data_lib
+from tf_genai.callbacks import TimeBudget
+from tf_genai.data import streaming
 from tf_genai.errors import ConfigError, DataError
 
 RUN_FILES = ("model.keras", "history.json", "samples.png", "run.json")
+# The speed levers a run trained with, kept in its backup folder for --resume.
+LEVERS_FILE = "training_options.json"
+# What runs written before the levers file kept them in (with levers no longer offered).
+LEGACY_LEVERS_FILE = "autotune.json"
+SPLITS = ("train", "heldout", "all")
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _number(name: str, value: Any, *, positive: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        bound = "a positive number" if positive else "a number >= 0"
+        raise ConfigError(f"{name} must be {bound}, got {value!r}")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything :func:`train` needs to know about a run; checked when it is made.
+
+    Attributes:
+        model: a zoo name (``tf-genai models`` lists them).
+        data: any source ``tf_genai.data.load`` accepts (``"digits"``, a path, arrays, ...).
+        out_dir: the run directory; ``None`` writes nothing.
+        epochs: ``None`` picks :func:`auto_epochs` (about 2,500 optimizer steps).
+        batch_size, seed: the batch size; the seed of the data order, the initial weights and
+            the model's random draws.
+        split: ``"train"``, ``"heldout"`` or ``"all"`` of ``data``.
+        latent_dim: overrides the model's latent size.
+        learning_rate: replaces the zoo recipe's rate; ``weight_decay`` > 0 makes Adam AdamW.
+        image_size: resize image-folder data to this size (an int for a square, or (H, W)).
+        validation_fraction: the share of the training split held back for ``val_*`` metrics and
+            early stopping (never the held-out split). 0 disables validation.
+        early_stopping: patience in epochs on the model's ``early_stopping_monitor`` (a VAE's
+            ``val_loss``, the true -ELBO); refused for models without one (GANs).
+        time_budget: seconds; training stops at the end of the epoch that crosses it
+            (:class:`tf_genai.callbacks.TimeBudget`), the run directory is written as usual,
+            and ``resume=True`` continues it.
+        model_kwargs: constructor arguments of the model (its hyper-parameters).
+        overwrite: replace the run files in ``out_dir``.
+        resume: continue an interrupted run in ``out_dir`` from its last backup, with the
+            speed levers it started with.
+        strategy: ``None``/``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
+        deterministic: TensorFlow's deterministic ops (bit-identical reruns and resumes).
+        plots: write the figures.
+        verbose: Keras' ``fit`` verbosity (0 also silences the run's own lines).
+        stream: read ``data`` (a folder of images, or TFRecord shards) from the files every
+            epoch through ``tf.data`` instead of loading it into memory
+            (:mod:`tf_genai.data.streaming`): for data larger than memory. The split, the
+            validation part and the per-(seed, epoch) order follow the same rules.
+    """
+
+    model: str = "vae"
+    data: Any = "digits"
+    out_dir: str | os.PathLike | None = None
+    epochs: int | None = None
+    batch_size: int = 128
+    seed: int = 0
+    split: str = "train"
+    latent_dim: int | None = None
+    learning_rate: float | None = None
+    weight_decay: float = 0.0
+    image_size: int | None = None
+    validation_fraction: float = 0.1
+    early_stopping: int | None = None
+    time_budget: float | None = None
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    overwrite: bool = False
+    resume: bool = False
+    strategy: str | None = None
+    deterministic: bool = False
+    plots: bool = True
+    verbose: int | str = "auto"
+    stream: bool = False
+
+    def __post_init__(self) -> None:
+        _positive_int("epochs", self.epochs, allow_none=True)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("latent_dim", self.latent_dim, allow_none=True)
+        if self.image_size is not None:  # one int for a square, or (H, W)
+            for side in np.atleast_1d(np.asarray(self.image_size, dtype=object)):
+                _positive_int("image_size", side)
+        _positive_int("early_stopping", self.early_stopping, allow_none=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.learning_rate is not None:
+            _number("learning_rate", self.learning_rate, positive=True)
+        _number("weight_decay", self.weight_decay, positive=False)
+        if self.time_budget is not None:
+            _number("time_budget", self.time_budget, positive=True)
+        if not (isinstance(self.validation_fraction, (int, float))
+                and 0.0 <= self.validation_fraction < 1.0):
+            raise ConfigError(f"validation_fraction must be in [0, 1), got "
+                              f"{self.validation_fraction!r}")
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.strategy not in (None, *STRATEGIES):
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)} or None, got "
+                              f"{self.strategy!r}")
+        if not isinstance(self.model_kwargs, dict):
+            raise ConfigError(f"model_kwargs must be a dict, got {type(self.model_kwargs)}")
+        entry = registry.entry(self.model)  # ConfigError naming the zoo for an unknown name
+        if self.early_stopping and entry.cls.early_stopping_monitor is None:
+            raise ConfigError(f"model {self.model!r} cannot stop early: "
+                              f"{entry.cls.early_stopping_refusal}")
+        if self.stream and not isinstance(self.data, (str, os.PathLike)):
+            raise ConfigError(f"stream=True reads files: data must be a folder of images or "
+                              f"TFRecord shards, got {type(self.data).__name__}")
+
+    @classmethod
+    def make(cls, model: Any = "vae", data: Any = None, **options: Any) -> "TrainConfig":
+        """A config from a zoo name (or a config to change) and keyword options; an unknown
+        option is a ConfigError that lists the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown train option {', '.join(map(repr, unknown))}; the "
+                              f"options: {', '.join(sorted(known - {'model', 'data'}))}")
+        if data is not None:
+            options["data"] = data
+        if isinstance(model, cls):
+            return dataclasses.replace(model, **options)
+        return cls(model=model, **options)
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as ``run.json`` records it (data and paths as strings)."""
+        out = dataclasses.asdict(self)
+        out["data"] = os.fspath(self.data) if isinstance(self.data, (str, os.PathLike)) \
+            else str(self.data)
+        out["out_dir"] = None if self.out_dir is None else os.fspath(self.out_dir)
+        out["model_kwargs"] = _jsonable(self.model_kwargs)
+        return out
+
+
+def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
 
 
 @dataclasses.dataclass
@@ -37,20 +189,6 @@ class TrainResult:
     history: dict[str, list[float]]
     out_dir: Path | None
     files: dict[str, Path]
-
-
-def _check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_number(name: str, value: Any, *, positive: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        bound = "a positive number" if positive else "a number >= 0"
-        raise ConfigError(f"{name} must be {bound}, got {value!r}")
 
 
 def prepare_out_dir(out_dir: str | os.PathLike | None, *, overwrite: bool, resume: bool,
@@ -78,196 +216,106 @@ def compile_model(model, *, learning_rate: float | None = None, weight_decay: fl
                                              weight_decay=weight_decay), **compile_kwargs)
 
 
-def train(
-    model: str = "vae",
-    data: Any = "digits",
-    *,
-    out_dir: str | os.PathLike | None = None,
-    epochs: int | None = None,
-    batch_size: int = 128,
-    seed: int = 0,
-    split: str = "train",
-    latent_dim: int | None = None,
-    learning_rate: float | None = None,
-    weight_decay: float = 0.0,
-    image_size: int | None = None,
-    validation_fraction: float = 0.1,
-    early_stopping: int | None = None,
-    time_budget: float | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-    callbacks: Sequence[Any] = (),
-    overwrite: bool = False,
-    resume: bool = False,
-    strategy: str | None = None,
-    deterministic: bool = False,
-    plots: bool = True,
-    verbose: int | str = "auto",
-    stream: bool = False,
-    autotune: str | None = None,
-) -> TrainResult:
-    """Train the zoo model ``model`` on ``data`` with ``model.fit`` and write the run's files.
+def train(config: TrainConfig | str = "vae", data: Any = None, *,
+          callbacks: Sequence[Any] = (), **options: Any) -> TrainResult:
+    """Train a zoo model with ``model.fit`` and write the run's files.
 
-    The steps, each a function below: check every argument, load the data, build the model
+    The steps, each a function below: check the config, load the data, build the model
     (under the device's precision policy and the strategy), make the epoch datasets, compile,
     make the callbacks, ``fit``, write the run directory.
 
     Args:
-        model: a zoo name (``tf-genai models`` lists them).
-        data: any source ``tf_genai.data.load`` accepts (``"digits"``, a path, arrays, ...).
-        out_dir: the run directory; ``None`` writes nothing.
-        validation_fraction: the share of the training split held back for ``val_*`` metrics and
-            early stopping (never the held-out split). 0 disables validation.
-        epochs: ``None`` picks :func:`auto_epochs` (about 2,500 optimizer steps).
-        early_stopping: patience in epochs on the model's ``early_stopping_monitor`` (a VAE's
-            ``val_loss``, the true -ELBO); refused for models without one (GANs).
-        time_budget: seconds; training stops at the end of the epoch that crosses it
-            (:class:`tf_genai.callbacks.TimeBudget`), the run directory is written as usual,
-            and ``resume=True`` continues it.
-        resume: continue an interrupted run in ``out_dir`` from its last backup.
-        strategy: ``None``/``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
-        deterministic: turn on TensorFlow's deterministic ops (bit-identical reruns). The
-            speed levers are then never probed: this machine's cached choice for the config,
-            else the flag choice.
-        autotune: how the speed levers (precision policy, steps per execution, XLA) are
-            chosen (:mod:`tf_genai.autotune`): ``"auto"`` (a cached or a short timed probe,
-            within 3 % of the run's training; levers a cached probe's budget left pending are
-            probed from its choice), ``"off"`` (the flag choice of
-            :func:`tf_genai.devices.training_options`), ``"retune"`` (probe again, cache it);
-            None reads ``TF_GENAI_AUTOTUNE``, else auto. The choice is printed in one line
-            (unless ``verbose=0``), kept in ``run.json`` and reused by ``resume=True``.
-        stream: read ``data`` (a folder of images, or TFRecord shards) from the files every
-            epoch through ``tf.data`` instead of loading it into memory
-            (:mod:`tf_genai.data.streaming`): for data larger than memory. The split, the
-            validation part and the per-(seed, epoch) order follow the same rules.
+        config: a :class:`TrainConfig`, or a zoo name to make one from ``data`` and
+            ``options`` (the config's fields: ``epochs``, ``out_dir``, ``batch_size`` ...).
+        data: the data source (``TrainConfig.data``; default ``"digits"``).
+        callbacks: Keras callbacks to add to ``fit``'s.
+
+    The speed levers (precision policy, steps per execution, XLA) are
+    :func:`tf_genai.devices.training_options`' choice for the machine (or the environment's
+    ``TF_GENAI_*`` overrides); a resumed run keeps the levers it started with.
 
     Returns:
         A :class:`TrainResult`.
     """
-    from tf_genai import registry
-
-    # --- everything that can be wrong is checked before any training starts -----------------
-    _check_positive("epochs", epochs, allow_none=True)
-    _check_positive("batch_size", batch_size)
-    _check_positive("latent_dim", latent_dim, allow_none=True)
-    if learning_rate is not None:
-        _check_number("learning_rate", learning_rate, positive=True)
-    _check_number("weight_decay", weight_decay, positive=False)
-    if time_budget is not None:
-        _check_number("time_budget", time_budget, positive=True)
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
-    entry = registry.entry(model)  # ConfigError naming the zoo for an unknown name
-    if early_stopping and entry.cls.early_stopping_monitor is None:
-        raise ConfigError(f"model {model!r} cannot stop early: {entry.cls.early_stopping_refusal}")
+    config = TrainConfig.make(config, data, **options)
     # Checked now, created only after the data and the model have passed their checks, so a
     # bad --data or model argument leaves no empty run directory behind.
-    path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume, create=False)
-
-    if stream:
-        files = _scan(data, split, image_size)
+    path = prepare_out_dir(config.out_dir, overwrite=config.overwrite, resume=config.resume,
+                           create=False)
+    if config.stream:
+        files = streaming.scan(config.data, config.split, image_size=config.image_size)
         images, labels, image_shape = None, files.labels, files.image_shape
     else:
         files = None
-        images, labels = _load(data, split, image_size)
+        images, labels = data_lib.load(config.data, split=config.split,
+                                       image_size=config.image_size)
         image_shape = tuple(int(d) for d in images.shape[1:])
-    kwargs = _model_kwargs(model, entry, image_shape, labels, data, seed, latent_dim,
-                           model_kwargs)
+    kwargs = _model_kwargs(config, image_shape, labels)
     backup_dir = None if path is None else path / "backup"
-    from tf_genai import distribute
-
-    dist = distribute.get_strategy(strategy)
-    tuner = _tuner(model, kwargs, batch_size, strategy, dist, autotune, deterministic,
-                   backup_dir if resume else None)
-    if deterministic:
-        _make_deterministic(seed)
-    net = _build(model, kwargs, dist, tuner.policy)
+    dist = distribute.get_strategy(config.strategy)
+    levers = _levers(backup_dir if config.resume else None, verbose=config.verbose)
+    if config.deterministic:
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+    net = _build(config.model, kwargs, dist, levers["mixed_precision_policy"])
 
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
-    if backup_dir is not None and not resume and backup_dir.exists():
+    if backup_dir is not None and not config.resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
-    initial_epoch = checkpointing.backup_epoch(backup_dir) if resume and backup_dir else 0
-    train_ds, steps_per_epoch, val_ds, epochs = (_stream_datasets if stream else _datasets)(
-        net, files if stream else images, labels, batch_size=batch_size, seed=seed,
-        epochs=epochs, initial_epoch=initial_epoch, validation_fraction=validation_fraction)
-    net, options, tuning = tuner.settle(
-        net, build=lambda policy: _build(model, kwargs, dist, policy),
-        compile=lambda n, opts, spe=None: _compile(n, dist, opts, steps_per_epoch,
-                                                   learning_rate, weight_decay, spe=spe),
-        train_ds=train_ds, steps_per_epoch=steps_per_epoch,
-        remaining_steps=steps_per_epoch * max(0, epochs - initial_epoch),
-        time_budget=time_budget)
-    if verbose != 0:
-        print(tuning.summary(), flush=True)
+    initial_epoch = checkpointing.backup_epoch(backup_dir) if config.resume and backup_dir else 0
+    train_ds, steps_per_epoch, val_ds, epochs = (_stream_datasets if config.stream else _datasets)(
+        net, files if config.stream else images, labels, config, initial_epoch=initial_epoch)
+    steps_per_execution = _compile(net, dist, levers, steps_per_epoch, config)
     if backup_dir is not None:
-        from tf_genai import autotune as autotune_lib
-
-        autotune_lib.write_resume_file(backup_dir / autotune_lib.RESUME_FILE, tuning)
-    cbs, backup, budget = _callbacks(net, callbacks, backup_dir, early_stopping, val_ds,
-                                     time_budget)
+        outputs.write_bytes(backup_dir / LEVERS_FILE, json.dumps({"options": levers}).encode())
+    if config.verbose != 0:
+        print(f"training options: {_levers_text(levers)} ({devices.describe().summary()})",
+              flush=True)
+    cbs, backup, budget = _callbacks(net, callbacks, backup_dir, config, val_ds)
 
     fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=cbs, verbose=verbose, shuffle=False)  # the data is shuffled per epoch
+                  callbacks=cbs, verbose=config.verbose,
+                  shuffle=False)  # the data is shuffled per epoch
     # The backup's history covers the epochs before a resume too.
     history = _json_history(backup.history if backup is not None else fit.history)
 
-    if path is not None:
-        run_config = dict(
-            model=model, data=_describe_data(data), epochs=epochs, batch_size=batch_size,
-            seed=seed, split=split, stream=stream, time_budget=time_budget,
-            stopped_by_time_budget=bool(budget is not None and budget.spent),
-            epochs_done=len(next(iter(history.values()), [])),
-            training_options={**options, "strategy": strategy or "default",
-                              "deterministic": deterministic,
-                              "steps_per_execution_used": int(net.steps_per_execution),
-                              "autotune": tuning.to_json()},
-            model_kwargs={k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()})
-        if stream and plots and net.encodes:  # a few images for the latent plots, not all
-            from tf_genai.data import streaming
-
-            images, labels = streaming.read_images(files, 2000)
-        written = write_run(net, history, path, images=images, labels=labels, seed=seed,
-                            plots=plots, run_config=run_config)
-    else:
-        written = {}
+    if path is None:
+        return TrainResult(net, history, path, {})
+    run_config = {
+        **config.to_json(),
+        "epochs": epochs,
+        "stopped_by_time_budget": bool(budget is not None and budget.spent),
+        "epochs_done": len(next(iter(history.values()), [])),
+        "training_options": {**levers, "strategy": config.strategy or "default",
+                             "deterministic": config.deterministic,
+                             "steps_per_execution_used": steps_per_execution,
+                             "device": devices.describe().summary()},
+        "model_kwargs": _jsonable(kwargs),
+    }
+    if config.stream and config.plots and net.capabilities.encodes:
+        images, labels = streaming.read_images(files, 2000)  # a few for the latent plots
+    written = write_run(net, history, path, images=images, labels=labels, seed=config.seed,
+                        plots=config.plots, run_config=run_config)
     return TrainResult(net, history, path, written)
 
 
 # ------------------------------------------------------------------ the steps of train()
 
 
-def _load(data: Any, split: str, image_size: int | None):
-    from tf_genai import data as data_lib
-
-    return data_lib.load(data, split=split, image_size=image_size)
-
-
-def _scan(data: Any, split: str, image_size: int | None):
-    from tf_genai.data import streaming
-
-    if not isinstance(data, (str, os.PathLike)):
-        raise ConfigError(f"stream=True reads files: data must be a folder of images or "
-                          f"TFRecord shards, got {type(data).__name__}")
-    return streaming.scan(data, split, image_size=image_size)
-
-
-def _describe_data(data: Any) -> str:
-    return os.fspath(data) if isinstance(data, (str, os.PathLike)) else str(data)
-
-
-def _model_kwargs(name, entry, image_shape, labels, data, seed, latent_dim,
-                  model_kwargs) -> dict:
-    """The constructor arguments: the caller's, the data's image shape, the seed, the classes."""
-    kwargs = dict(model_kwargs or {})
+def _model_kwargs(config: TrainConfig, image_shape, labels) -> dict:
+    """The constructor arguments: the config's, the data's image shape, the seed, the classes."""
+    name = config.model
+    kwargs = dict(config.model_kwargs)
     kwargs.setdefault("image_shape", tuple(int(d) for d in image_shape))
-    kwargs.setdefault("seed", seed)
-    if latent_dim is not None:
-        kwargs["latent_dim"] = latent_dim
-    if entry.defaults.get("num_classes") is not None or kwargs.get("num_classes"):
+    kwargs.setdefault("seed", config.seed)
+    if config.latent_dim is not None:
+        kwargs["latent_dim"] = config.latent_dim
+    if registry.entry(name).defaults.get("num_classes") is not None or kwargs.get("num_classes"):
         if labels is None:
             raise ConfigError(
-                f"model {name!r} is conditional and needs labels, but data source {data!r} "
-                "has none")
+                f"model {name!r} is conditional and needs labels, but data source "
+                f"{config.data!r} has none")
         needed = int(np.max(labels)) + 1
         given = kwargs.get("num_classes")
         if given and int(given) < needed:
@@ -278,39 +326,49 @@ def _model_kwargs(name, entry, image_shape, labels, data, seed, latent_dim,
     return kwargs
 
 
-def _make_deterministic(seed: int) -> None:
-    import keras
-    import tensorflow as tf
+def _levers(resume_dir: Path | None, *, verbose: Any = "auto") -> dict[str, Any]:
+    """The run's speed levers: :func:`tf_genai.devices.training_options` (flags and the
+    environment's overrides), or for a resumed run the levers it started with (its backup's
+    ``training_options.json``; runs written before it kept them in ``autotune.json``, with
+    two levers tf_genai no longer has, which are named when the run had them on)."""
+    flags = devices.training_options()
+    for name in (LEVERS_FILE, LEGACY_LEVERS_FILE):
+        path = None if resume_dir is None else resume_dir / name
+        if path is None or not path.is_file():
+            continue
+        try:
+            saved = json.loads(path.read_text()).get("options", {})
+            levers = {k: saved[k] for k in flags}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            continue  # unreadable: the flags' choice, as for a run that never saved one
+        dropped = [text for key, on, text in (
+            ("float32_weight_gradients", True, "float32 weight gradients"),
+            ("fused_layers", False, "the unfused batch norm and dropout"))
+            if saved.get(key, not on) == on]
+        if dropped and verbose != 0:
+            print(f"note: this run started with {' and '.join(dropped)}, which tf_genai no "
+                  "longer has; it continues with Keras' convolution gradients and the fused "
+                  "batch norm and dropout (same weights, same results up to round-off)",
+                  flush=True)
+        devices.check_policy(levers["mixed_precision_policy"], str(path))
+        return levers
+    return flags
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
-
-def _tuner(name, kwargs, batch_size, strategy, dist, mode, deterministic, resume_dir):
-    """The :class:`tf_genai.autotune.Tuner` of this run's config (checks its mode and the
-    environment's lever overrides before anything is built)."""
-    from tf_genai import autotune, distribute
-
-    config = {"model": name, "kwargs": kwargs, "batch_size": batch_size,
-              "strategy": strategy or "default", "replicas": dist.num_replicas_in_sync}
-    return autotune.Tuner(
-        config, mode=mode, deterministic=deterministic,
-        multiworker=distribute.is_multiworker(dist),
-        resume_file=None if resume_dir is None else resume_dir / autotune.RESUME_FILE)
+def _levers_text(levers: dict[str, Any]) -> str:
+    return (f"{levers['mixed_precision_policy']}, steps_per_execution "
+            f"{levers['steps_per_execution']}, XLA {'on' if levers['jit_compile'] else 'off'}")
 
 
 def _build(name: str, kwargs: dict, dist, policy: str):
     """The model, built under the strategy's scope and the precision policy ``policy``."""
-    from tf_genai import devices, registry
-
     # The policy is needed only while the layers are built (each keeps its own); the caller's
     # global policy is back in force after this block.
     with dist.scope(), devices.mixed_precision(policy):
         return registry.create(name, **kwargs)
 
 
-def _datasets(net, images, labels, *, batch_size, seed, epochs, initial_epoch,
-              validation_fraction):
+def _datasets(net, images, labels, config: TrainConfig, *, initial_epoch: int):
     """The training epochs (from ``initial_epoch``) and the validation batches.
 
     Dynamic binarization is the model's own (a fresh draw in every train_step, from its seed
@@ -318,16 +376,14 @@ def _datasets(net, images, labels, *, batch_size, seed, epochs, initial_epoch,
     Validation images are binarized once, with the run's seed, so ``val_*`` metrics and early
     stopping compare like with like from epoch to epoch (the MNIST protocol's held-out rule).
     """
-    from tf_genai import data as data_lib
-
+    seed = config.seed
     use_labels = labels is not None and net.num_classes is not None
     train_x, train_y, val_x, val_y = images, labels, None, None
-    if validation_fraction > 0 and len(images) >= 20:
+    if config.validation_fraction > 0 and len(images) >= 20:
         (train_x, train_y), (val_x, val_y) = data_lib.train_validation_split(
-            images, labels, fraction=validation_fraction, seed=seed)
-    ds_kwargs = dict(scale=net.data_range, batch_size=batch_size, seed=seed)
-    if epochs is None:
-        epochs = auto_epochs(len(train_x), batch_size)
+            images, labels, fraction=config.validation_fraction, seed=seed)
+    ds_kwargs = dict(scale=net.data_range, batch_size=config.batch_size, seed=seed)
+    epochs = config.epochs or auto_epochs(len(train_x), config.batch_size)
     # A resumed run continues after the last backed-up epoch; each epoch's batches depend only
     # on (seed, epoch), so the resumed epochs see exactly the uninterrupted run's batches.
     train_ds, steps_per_epoch = epoch_dataset(
@@ -342,73 +398,59 @@ def _datasets(net, images, labels, *, batch_size, seed, epochs, initial_epoch,
     return train_ds, steps_per_epoch, val_ds, epochs
 
 
-def _stream_datasets(net, files, labels, *, batch_size, seed, epochs, initial_epoch,
-                     validation_fraction):
+def _stream_datasets(net, files, labels, config: TrainConfig, *, initial_epoch: int):
     """:func:`_datasets` for streamed files: the same validation rule (a seeded share of the
     training split, binarized once for Bernoulli models) and per-(seed, epoch) order."""
-    from tf_genai import data as data_lib
-    from tf_genai.data import streaming
-
+    seed = config.seed
     use_labels = labels is not None and net.num_classes is not None
     train_files, val_files = files, None
-    if validation_fraction > 0 and files.num_images >= 20:
+    if config.validation_fraction > 0 and files.num_images >= 20:
         (train_pos, _), (val_pos, _) = data_lib.train_validation_split(
-            np.arange(files.num_images), labels, fraction=validation_fraction, seed=seed)
+            np.arange(files.num_images), labels, fraction=config.validation_fraction, seed=seed)
         train_files = streaming.subset(files, train_pos, f"{files.split}_train")
         val_files = streaming.subset(files, val_pos, f"{files.split}_validation")
-    if epochs is None:
-        epochs = auto_epochs(train_files.num_images, batch_size)
+    epochs = config.epochs or auto_epochs(train_files.num_images, config.batch_size)
     train_ds, steps_per_epoch = streaming.stream_epochs(
-        train_files, batch_size=batch_size, scale=net.data_range, seed=seed, epochs=epochs,
-        initial_epoch=initial_epoch, labels=use_labels)
+        train_files, batch_size=config.batch_size, scale=net.data_range, seed=seed,
+        epochs=epochs, initial_epoch=initial_epoch, labels=use_labels)
     val_ds = None
     if val_files is not None:
         val_ds = streaming.stream_dataset(
-            val_files, batch_size=batch_size, scale=net.data_range, seed=seed, shuffle=False,
-            labels=use_labels, binarize_fixed=bool(net.binarize))
+            val_files, batch_size=config.batch_size, scale=net.data_range, seed=seed,
+            shuffle=False, labels=use_labels, binarize_fixed=bool(net.binarize))
     return train_ds, steps_per_epoch, val_ds, epochs
 
 
-def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay,
-             spe: int | None = None) -> int:
-    """Compile ``net`` with the run's optimizers and ``options``; returns the steps per
-    execution used (``spe`` when given: the autotuner's probes)."""
-    from tf_genai import distribute
-    from tf_genai.layers import set_float32_weight_gradients, set_fused_layers
-
+def _compile(net, dist, levers: dict[str, Any], steps_per_epoch: int,
+             config: TrainConfig) -> int:
+    """Compile ``net`` with the run's optimizers and levers; returns the steps per execution."""
     multiworker = distribute.is_multiworker(dist)
     # One execution must not run past an epoch's last batch into the next epoch's. Multi-worker
     # runs take one step per execution: Keras' multi-step loop fails to run under them
     # ("You must feed a value for placeholder tensor 'while/cond/Placeholder'").
-    steps_per_execution = 1 if multiworker else spe or largest_divisor(
-        steps_per_epoch, options.get("steps_per_execution", 1))
+    steps_per_execution = 1 if multiworker else largest_divisor(
+        steps_per_epoch, levers["steps_per_execution"])
     with dist.scope():
-        compile_model(net, learning_rate=learning_rate, weight_decay=weight_decay,
+        compile_model(net, learning_rate=config.learning_rate, weight_decay=config.weight_decay,
                       steps_per_execution=steps_per_execution,
-                      jit_compile=options.get("jit_compile", False))
-    set_float32_weight_gradients(net, options.get("float32_weight_gradients", False))
-    set_fused_layers(net, options.get("fused_layers", True))
+                      jit_compile=levers["jit_compile"])
     if multiworker:
         distribute.scalar_logs_for_multiworker(net)
     return steps_per_execution
 
 
-def _callbacks(net, user_callbacks, backup_dir, early_stopping, val_ds, time_budget):
+def _callbacks(net, user_callbacks, backup_dir, config: TrainConfig, val_ds):
     """The user's callbacks, then the budget, backup, early stopping and NaN guard."""
-    import keras
-
-    from tf_genai.callbacks import TimeBudget
-
     cbs = list(user_callbacks)
-    budget = None if time_budget is None else TimeBudget(time_budget, at="epoch")
+    budget = None if config.time_budget is None else TimeBudget(config.time_budget, at="epoch")
     if budget is not None:
         cbs.append(budget)
     backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir)
     if backup is not None:
         cbs.append(backup)
-    if early_stopping and val_ds is not None:
+    if config.early_stopping and val_ds is not None:
         cbs.append(keras.callbacks.EarlyStopping(
-            monitor=net.early_stopping_monitor, patience=early_stopping,
+            monitor=net.early_stopping_monitor, patience=config.early_stopping,
             restore_best_weights=True))
     # Last: it raises TrainingError from on_train_end, after the others have finished.
     cbs.append(checkpointing.TerminateOnNaN(backup_dir))
@@ -455,10 +497,6 @@ def epoch_dataset(
     Returns:
         ``(dataset, steps_per_epoch)``.
     """
-    import tensorflow as tf
-
-    from tf_genai import data as data_lib
-
     n = len(images)
     steps_per_epoch = math.ceil(n / batch_size)
     # The data layer validates and scales; one unshuffled batch of everything, kept in memory.
@@ -480,7 +518,6 @@ def epoch_dataset(
     # A resumed run may have finished already: keep one epoch so fit can start (and stop).
     first = min(int(initial_epoch), int(epochs) - 1)
     dataset = tf.data.Dataset.range(first, int(epochs)).flat_map(one_epoch)
-    # The probe (tf_genai.autotune) ends an iterator per fit call: autotuning's thread off.
     options = data_lib.pipeline.pipeline_options()
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options), steps_per_epoch
 
@@ -500,37 +537,37 @@ def write_run(model, history, path: Path, *, images=None, labels=None, seed: int
 
 
 def write_plots(model, path: Path, *, images=None, labels=None, seed: int = 0) -> dict[str, Path]:
-    """The figures that fit ``model``: samples (one class a row for conditional models); for
-    iterative samplers (``model.samples_iteratively``) the denoising trajectory; for models
-    that encode (``model.encodes``) the latent scatter, reconstructions and, for a 2-D latent
-    space, the manifold."""
-    from tf_genai import plotting
-
+    """The figures the model's capabilities allow: samples (one class a row for conditional
+    models); for an iterative sampler the trajectory; for a model that encodes (given
+    ``images``) reconstructions and, for flat latents, the latent scatter; for a 2-D latent
+    space the manifold."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    caps = model.capabilities
     files: dict[str, Path] = {}
     sample_labels = None
-    if model.num_classes is not None:
+    if caps.conditional:
         per_class = 8
         sample_labels = np.repeat(np.arange(model.num_classes), per_class).astype("int32")
     files["samples"] = path / "samples.png"
     plotting.plot_samples(model, n=64 if sample_labels is None else len(sample_labels), seed=seed,
                           labels=sample_labels, path=files["samples"])
-    if model.samples_iteratively:
+    if caps.iterative:
         files["trajectory"] = path / "trajectory.png"
-        plotting.plot_trajectory(model, n=4 if model.num_classes is None else model.num_classes,
+        plotting.plot_trajectory(model, n=model.num_classes if caps.conditional else 4,
                                  seed=seed, path=files["trajectory"])
-    if model.encodes and images is not None:  # a latent space to show (VAEs)
+    if caps.encodes and images is not None:
         n = min(len(images), 2000)
         x = ranges.for_model(images[:n], model.data_range)  # load() gives uint8 or [0, 1]
-        y = None if labels is None or model.num_classes is None else labels[:n]
-        files["latent_scatter"] = path / "latent_scatter.png"
-        plotting.plot_latent_scatter(model, x, labels=None if labels is None else labels[:n],
-                                     path=files["latent_scatter"])
+        y = None if labels is None or not caps.conditional else labels[:n]
+        if len(model.latent_shape) == 1:  # flat codes (not image-shaped ones) have a scatter
+            files["latent_scatter"] = path / "latent_scatter.png"
+            plotting.plot_latent_scatter(model, x, labels=None if labels is None else labels[:n],
+                                         path=files["latent_scatter"])
         files["reconstructions"] = path / "reconstructions.png"
         plotting.plot_reconstructions(model, x[:10], labels=None if y is None else y[:10],
                                       path=files["reconstructions"])
-        if model.latent_dim == 2 and model.num_classes is None:
-            files["latent_manifold"] = path / "latent_manifold.png"
-            plotting.plot_latent_manifold(model, n=20, path=files["latent_manifold"])
+    if caps.latent and model.latent_dim == 2 and not caps.conditional:
+        files["latent_manifold"] = path / "latent_manifold.png"
+        plotting.plot_latent_manifold(model, n=20, path=files["latent_manifold"])
     return files

@@ -121,12 +121,11 @@ def to_model_range(ds: tf.data.Dataset, *, labelled: bool, dtype: Any, scale: st
 def pipeline_options() -> tf.data.Options:
     """The ``tf.data`` options of every tf_genai input pipeline: autotuning's model thread off.
 
-    With it on, ending an iterator (``fit`` ends one per epoch and per validation pass, and one
-    per call: the autotuner's probe calls it repeatedly; a Python ``for`` loop one per pass)
-    waited for that thread's next wake-up, on a schedule that doubles from 10 ms: a 1.4 s
-    ``dcgan`` epoch then ended at 2.55 s (10 ms x (2^8 - 1)) in about half the epochs, and a
-    0.3 s ``vae`` epoch at 0.63 s (2-core AMD EPYC Zen 4, TensorFlow 2.21;
-    ``benchmarks/epoch_stall.py``). Without it ``AUTOTUNE`` means the core count for the map
+    With it on, ending an iterator (``fit`` ends one per epoch and per validation pass; a
+    Python ``for`` loop one per pass) waited for that thread's next wake-up, on a schedule that
+    doubles from 10 ms: a 1.4 s ``dcgan`` epoch then ended at 2.55 s (10 ms x (2^8 - 1)) in
+    about half the epochs, and a 0.3 s ``vae`` epoch at 0.63 s (2-core AMD EPYC Zen 4,
+    TensorFlow 2.21, 2026-12-06). Without it ``AUTOTUNE`` means the core count for the map
     and a prefetch buffer that grows while the consumer waits, which kept the pipeline far
     ahead of training (``benchmarks/input_pipeline.py``).
     """

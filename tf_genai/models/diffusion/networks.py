@@ -23,7 +23,7 @@ import numpy as np
 from keras import layers, ops
 
 from tf_genai.errors import ConfigError
-from tf_genai.layers import Conv2D, Conv2DTranspose, FastDropout
+from tf_genai.layers import FastDropout
 from tf_genai.registry import PACKAGE
 
 
@@ -139,8 +139,8 @@ def build_unet(
     temb = layers.Activation("silu", name=uid("temb_silu"))(temb)  # (batch, 4 w0)
 
     def conv(h, filters, kernel=3, strides=1, kind="conv"):
-        return Conv2D(filters, kernel, strides=strides, padding="same",
-                      kernel_initializer=init.kernel(), name=uid(kind))(h)
+        return layers.Conv2D(filters, kernel, strides=strides, padding="same",
+                             kernel_initializer=init.kernel(), name=uid(kind))(h)
 
     def res_block(h, filters):
         skip = h
@@ -182,8 +182,8 @@ def build_unet(
     if any(pad_h + pad_w):
         h = layers.ZeroPadding2D((pad_h, pad_w), name=uid("pad"))(h)  # (batch, H', W', C)
     if patch > 1:
-        h = Conv2D(widths[0], patch, strides=patch, kernel_initializer=init.kernel(),
-                   name=uid("patch_stem"))(h)  # (batch, H'/p, W'/p, w0)
+        h = layers.Conv2D(widths[0], patch, strides=patch, kernel_initializer=init.kernel(),
+                          name=uid("patch_stem"))(h)  # (batch, H'/p, W'/p, w0)
     else:
         h = conv(h, widths[0], kind="stem")
     skips = [h]
@@ -215,11 +215,11 @@ def build_unet(
     h = layers.GroupNormalization(groups_for(h.shape[-1]), name=uid("out_gn"))(h)
     h = layers.Activation("silu", name=uid("out_silu"))(h)
     if patch > 1:
-        out = Conv2DTranspose(channels, patch, strides=patch, kernel_initializer="zeros",
-                              dtype="float32", name=f"{name}_output")(h)
+        out = layers.Conv2DTranspose(channels, patch, strides=patch, kernel_initializer="zeros",
+                                     dtype="float32", name=f"{name}_output")(h)
     else:
-        out = Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
-                     dtype="float32", name=f"{name}_output")(h)
+        out = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
+                            dtype="float32", name=f"{name}_output")(h)
     # out: (batch, H', W', C) float32
     if any(pad_h + pad_w):
         out = layers.Cropping2D((pad_h, pad_w), dtype="float32", name=f"{name}_crop")(out)

@@ -18,7 +18,7 @@ import keras
 from keras import layers, ops
 
 from tf_genai.errors import ConfigError
-from tf_genai.layers import Conv2D, scoped_network
+from tf_genai.layers import scoped_network
 
 ARCHITECTURES = ("conv", "mlp")
 
@@ -98,8 +98,8 @@ def build_encoder(
     if architecture == "conv":
         for i, f in enumerate(filters):
             # (batch, ceil(H / 2^(i+1)), ceil(W / 2^(i+1)), f)
-            x = Conv2D(f, 4, strides=2, padding="same", activation=activation,
-                       name=f"conv_{i}")(x)
+            x = layers.Conv2D(f, 4, strides=2, padding="same", activation=activation,
+                              name=f"conv_{i}")(x)
     x = layers.Flatten(name="flatten")(x)  # (batch, features)
     if one_hot is not None:
         x = layers.Concatenate(name="concat_label")([x, one_hot])
@@ -163,15 +163,15 @@ def build_decoder(
         for i in reversed(range(n)):
             last = i == 0
             out = c if last else filters[i - 1]
-            x = Conv2D(4 * out, 3, padding="same", dtype=output_dtype if last else None,
-                       name=f"up_conv_{n - 1 - i}")(x)
+            x = layers.Conv2D(4 * out, 3, padding="same", dtype=output_dtype if last else None,
+                              name=f"up_conv_{n - 1 - i}")(x)
             # (batch, h0 * 2^(n-i), w0 * 2^(n-i), filters[i-1] or C)
             x = PixelShuffle(dtype="float32" if last else None,
                              name="out" if last else f"up_{n - 1 - i}")(x)
             if not last:
                 x = layers.Activation(activation, name=f"up_act_{n - 1 - i}")(x)
         if n == 0:
-            x = Conv2D(c, 3, padding="same", dtype=output_dtype, name="out")(x)
+            x = layers.Conv2D(c, 3, padding="same", dtype=output_dtype, name="out")(x)
         dh, dw = h0 * 2**n - h, w0 * 2**n - w
         if dh or dw:  # the ceil-divided grid overshoots: crop back to exactly H x W
             x = layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)),

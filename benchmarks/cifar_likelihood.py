@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from tf_genai import losses
 
-        from tf_genai.evaluation.likelihood import importance_sampled_nll
+        from tf_genai.models.vae.likelihood import importance_sampled_nll
         from tf_genai.registry import entry
 
         spec = json.loads(args.model_args)

@@ -53,7 +53,7 @@ from tf_genai import data as data_lib  # noqa: E402
 from tf_genai import devices, ranges, registry  # noqa: E402
 from tf_genai.callbacks import TimeBudget  # noqa: E402
 from tf_genai.evaluation import features, metrics  # noqa: E402
-from tf_genai.evaluation.likelihood import importance_sampled_nll  # noqa: E402
+from tf_genai.models.vae.likelihood import importance_sampled_nll  # noqa: E402
 from tf_genai.evaluation.report import feature_space  # noqa: E402
 from tf_genai.training import compile_model  # noqa: E402
 

@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 from tf_genai import ranges, registry  # noqa: E402
 from tf_genai.callbacks import TimeBudget  # noqa: E402
 from tf_genai.data import load  # noqa: E402
-from tf_genai.evaluation.likelihood import importance_sampled_nll  # noqa: E402
+from tf_genai.models.vae.likelihood import importance_sampled_nll  # noqa: E402
 
 MNIST = REPO / ".." / "shared" / "data" / "mnist"
 # The baseline of the issue: an MLP VAE with one 400-unit hidden layer and 40 latents.

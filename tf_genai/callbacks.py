@@ -1,9 +1,8 @@
 """Keras callbacks for generative models: fixed-noise sample grids, TensorBoard images, KL
 warm-up, and a wall-clock training budget.
 
-They work with any model of the family contract (docs/ARCHITECTURE.md): latent points are drawn
-through ``model.render`` (a VAE's decoder, a GAN's generator), always the whole batch of latent
-points in one call.
+They work with any model of the family contract (docs/ARCHITECTURE.md): grids are drawn by the
+model's own ``sample`` with a fixed seed, the whole grid in one call.
 """
 
 from __future__ import annotations
@@ -15,37 +14,35 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+from tensorflow.core.framework import summary_pb2
 
 from tf_genai.errors import ConfigError
-from tf_genai.plotting import compose_grid, decode_latents, to_unit
+from tf_genai.plotting import compose_grid, to_unit
 from tf_genai.plotting.images import label_columns
 
 GIF_NAME = "samples.gif"
 
 
-class _FixedNoise:
-    """Latent points (and labels) drawn once from a NumPy RNG, decoded into a grid image."""
+class _FixedSamples:
+    """The same samples every epoch: ``model.sample(num_samples, seed=seed, labels=...)`` with
+    a fixed seed draws the same noise, so successive grids show the model change, not the
+    noise. Every model samples through its own sampler (a latent decoder, an iterative loop)."""
 
     def __init__(self, num_samples: int, seed: int, labels: Any, owner: str):
         if num_samples < 1:
             raise ConfigError(f"{owner}: num_samples must be >= 1, got {num_samples}")
         self.num_samples = int(num_samples)
-        self.seed = seed
+        self.seed = int(seed)
         self.given_labels = labels
         self.owner = owner
-        self.z = None
         self.labels = None
         self.ncols = None
 
     def draw(self, model: Any) -> None:
-        """Draw z (num_samples, *latent_shape) ~ N(0, I) with the seed, and the labels to use."""
-        latent_shape = getattr(model, "latent_shape", None)
-        if not latent_shape:
-            raise ConfigError(f"{self.owner}: {type(model).__name__} has no latent_shape")
-        rng = np.random.default_rng(self.seed)
-        self.ncols = None
-        self.z = rng.standard_normal((self.num_samples, *latent_shape)).astype(np.float32)
-        num_classes = getattr(model, "num_classes", None)
+        """Fix the labels to sample (a conditional model's) and the grid's columns."""
+        self.labels, self.ncols = None, None
         if self.given_labels is not None:
             labels = np.asarray(self.given_labels, dtype=np.int32).reshape(-1)
             if labels.size == 1:
@@ -56,24 +53,22 @@ class _FixedNoise:
                 )
             self.labels = labels
             self.ncols = label_columns(labels)  # classes lined up in rows or columns
-        elif num_classes:
+        elif model.num_classes:
             # one class per column: 0 1 2 ... K-1 on every row
-            self.labels = (np.arange(self.num_samples) % num_classes).astype(np.int32)
-            self.ncols = int(num_classes)
+            self.labels = (np.arange(self.num_samples) % model.num_classes).astype(np.int32)
+            self.ncols = int(model.num_classes)
         if self.ncols is None:
             self.ncols = math.ceil(math.sqrt(self.num_samples))
 
     def grid(self, model: Any) -> np.ndarray:
-        """The decoded grid as float32 (H', W', C) in [0, 1]: one decode/generate call."""
-        images, data_range = decode_latents(model, self.z, self.labels)  # (n, H, W, C)
-        grid = compose_grid(to_unit(images, data_range), ncols=self.ncols)
+        """The samples as one float32 (H', W', C) grid in [0, 1]."""
+        images = np.asarray(model.sample(self.num_samples, seed=self.seed, labels=self.labels))
+        grid = compose_grid(to_unit(images, model.data_range), ncols=self.ncols)
         return grid[..., None] if grid.ndim == 2 else grid  # (H', W', C)
 
 
 def _to_pil(grid: np.ndarray, min_side: int = 256):
     """A unit-range (H, W, C) grid as a PIL image, upscaled (nearest) to >= ``min_side`` px."""
-    from PIL import Image
-
     pixels = np.round(grid * 255.0).astype(np.uint8)
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     scale = max(1, math.ceil(min_side / max(image.size)))
@@ -89,8 +84,6 @@ def _with_progress_bar(image, fraction: float, height: int = 4):
     merges identical consecutive GIF frames, which would break "one frame per saved epoch"
     for a model that has stopped changing.
     """
-    from PIL import Image, ImageDraw
-
     framed = Image.new(image.mode, (image.width, image.height + height), 0)
     framed.paste(image, (0, 0))
     bar = max(1, round(fraction * image.width))
@@ -102,9 +95,9 @@ def _with_progress_bar(image, fraction: float, height: int = 4):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Saves a grid of samples from the SAME latent points after every ``every`` epochs.
+    """Saves a grid of samples drawn with the SAME seed after every ``every`` epochs.
 
-    Fixed noise makes the frames comparable, so ``epoch_001.png``, ``epoch_002.png``, ... show
+    A fixed seed makes the frames comparable, so ``epoch_001.png``, ``epoch_002.png``, ... show
     the generator improving, and ``samples.gif`` (written at the end of training when ``gif``)
     animates them, one frame per PNG with a progress bar under each frame.
 
@@ -112,7 +105,7 @@ class SampleGrid(keras.callbacks.Callback):
         directory: folder for the PNGs and the GIF (created if missing; files in it are
             overwritten).
         num_samples: points per grid.
-        seed: seed of the NumPy RNG the latent points are drawn from (once, at train begin).
+        seed: the seed of ``model.sample``, the same every epoch.
         labels: the classes of a conditional model (one int or one per sample); by default
             0, 1, ..., K-1 along each row.
         every: save after epochs every, 2*every, ... (1-based).
@@ -134,20 +127,20 @@ class SampleGrid(keras.callbacks.Callback):
         self.directory = os.fspath(directory)
         self.every = int(every)
         self.gif = bool(gif)
-        self.noise = _FixedNoise(num_samples, seed, labels, "SampleGrid")
+        self.samples = _FixedSamples(num_samples, seed, labels, "SampleGrid")
         self.paths: list[str] = []
         self.gif_path: str | None = None
         self._frames: list = []
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.directory, exist_ok=True)
-        self.noise.draw(self.model)
+        self.samples.draw(self.model)
         self.paths, self._frames, self.gif_path = [], [], None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        image = _to_pil(self.noise.grid(self.model))
+        image = _to_pil(self.samples.grid(self.model))
         path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
         image.save(path, format="PNG")
         self.paths.append(path)
@@ -172,9 +165,6 @@ def write_image_summary(tag: str, image: np.ndarray, step: int) -> None:
     tagged for the ``images`` plugin), built with TensorFlow core only: ``tf.summary.image``
     itself lives in the ``tensorboard`` package, which TensorFlow no longer installs.
     """
-    import tensorflow as tf
-    from tensorflow.core.framework import summary_pb2
-
     pixels = tf.convert_to_tensor(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
     encoded = tf.io.encode_png(pixels)
     height, width = image.shape[:2]
@@ -186,7 +176,7 @@ def write_image_summary(tag: str, image: np.ndarray, step: int) -> None:
 
 
 class TensorBoardImages(keras.callbacks.Callback):
-    """Logs a grid of samples from fixed latent points to TensorBoard after each epoch.
+    """Logs a grid of samples (a fixed seed) to TensorBoard after each epoch.
 
     The grid is one ``tf.summary.image`` named ``samples`` per epoch (step = epoch index), in
     its own file writer under ``log_dir``, so it sits next to ``keras.callbacks.TensorBoard``'s
@@ -197,17 +187,15 @@ class TensorBoardImages(keras.callbacks.Callback):
                  labels: Any = None):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
-        self.noise = _FixedNoise(num_samples, seed, labels, "TensorBoardImages")
+        self.samples = _FixedSamples(num_samples, seed, labels, "TensorBoardImages")
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        import tensorflow as tf
-
-        self.noise.draw(self.model)
+        self.samples.draw(self.model)
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
 
     def on_epoch_end(self, epoch, logs=None):
-        grid = self.noise.grid(self.model)  # (H', W', C) in [0, 1]
+        grid = self.samples.grid(self.model)  # (H', W', C) in [0, 1]
         with self._writer.as_default():
             write_image_summary("samples", grid, step=epoch)
         self._writer.flush()
@@ -274,9 +262,6 @@ class KLWarmup(keras.callbacks.Callback):
             logs["kl_weight"] = self._value
 
 
-__all__ = ["SampleGrid", "TensorBoardImages", "KLWarmup"]
-
-
 class TimeBudget(keras.callbacks.Callback):
     """Stop ``fit`` once ``seconds`` of training have passed.
 
@@ -332,3 +317,6 @@ class TimeBudget(keras.callbacks.Callback):
         if self.at == "epoch" and self._over():
             self.spent = True
             self.model.stop_training = True
+
+
+__all__ = ["SampleGrid", "TensorBoardImages", "KLWarmup", "TimeBudget"]

@@ -207,8 +207,8 @@ def test_ddim_inversion_round_trips_when_the_network_predicts_no_noise():
     model = Diffusion(image_shape=SHAPE, widths=(8,), timesteps=10, sample_steps=4, seed=0,
                       prediction="eps")
     x = images(3)
-    x_T, log_var = model.encode(x)
-    np.testing.assert_array_equal(np.array(log_var), 0.0)
+    x_T = model.encode(x)
+    assert x_T.shape == x.shape  # the latent of DDIM inversion is x_T itself
     back = np.array(model.ddim_sample(x_T, eta=0.0))
     np.testing.assert_allclose(back, x, atol=1e-5)
     np.testing.assert_allclose(np.array(model.reconstruct(x)), x, atol=1e-5)
@@ -217,7 +217,7 @@ def test_ddim_inversion_round_trips_when_the_network_predicts_no_noise():
 def test_encode_then_render_is_deterministic_for_a_trained_model(trained):
     model = trained[0]
     x = images(2, seed=9)
-    z1, z2 = model.encode(x)[0], model.encode(x)[0]
+    z1, z2 = model.encode(x), model.encode(x)
     np.testing.assert_array_equal(np.array(z1), np.array(z2))
     r1, r2 = np.array(model.render(z1)), np.array(model.render(z2))
     assert r1.shape == x.shape and np.array_equal(r1, r2)
@@ -231,7 +231,7 @@ def test_interpolation_plot_encodes_two_images_and_slerps_their_x_T(trained):
 
     model = trained[0]
     x = images(2, seed=9)
-    z = np.array(model.encode(x)[0])  # (2, H, W, C)
+    z = np.array(model.encode(x))  # (2, H, W, C)
     seen = []
     render = model.render
     model.render = lambda zs, labels=None: seen.append(np.array(zs)) or render(zs, labels)
@@ -315,9 +315,12 @@ def test_config_round_trip_and_zoo_entries():
     assert Diffusion.from_config(config).get_config() == config
     assert model.latent_shape == (30, 26, 2) and model.latent_dim is None
     assert model.data_range == "symmetric"
-    assert model.export_metadata() == {"schedule": "linear", "prediction": "v",
-                                       "timesteps": 1000, "sample_steps": 50, "eta": 0.5,
-                                       "sample_defaults": {"steps": 50}}
+    meta = model.export_metadata()
+    assert {k: meta[k] for k in ("schedule", "prediction", "timesteps", "sample_steps", "eta",
+                                 "sample_defaults", "latent_shape", "latent_dim")} == {
+        "schedule": "linear", "prediction": "v", "timesteps": 1000, "sample_steps": 50,
+        "eta": 0.5, "sample_defaults": {"steps": 50}, "latent_shape": [30, 26, 2],
+        "latent_dim": None}
     for bad in (dict(prediction="score"), dict(schedule="quad"), dict(sample_steps=20,
                                                                       timesteps=10)):
         with pytest.raises(ConfigError):

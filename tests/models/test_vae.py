@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 
 from tf_genai import losses, registry
 from tf_genai.errors import ConfigError, DataError
-from tf_genai.evaluation.likelihood import importance_sampled_nll
+from tf_genai.models.vae.likelihood import importance_sampled_nll
 from tf_genai.models.vae import VAE
 
 # Tiny networks on 8x8 digits keep every test to a few seconds on two CPU cores.
@@ -44,7 +44,7 @@ def test_reconstruction_and_kl_terms_match_numpy_bernoulli(digits):
     model.compile(optimizer="adam")
     result = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
 
-    mean, log_var = (np.asarray(t, "float64") for t in model.encode(x))
+    mean, log_var = (np.asarray(t, "float64") for t in model.posterior(x))
     logits = np.asarray(model.decoder(mean.astype("float32")), "float64")
     p = 1.0 / (1.0 + np.exp(-logits))
     log_px = (x * np.log(p) + (1 - x) * np.log1p(-p)).reshape(16, -1).sum(-1)  # sum over pixels
@@ -64,7 +64,7 @@ def test_reconstruction_term_matches_numpy_gaussian(digits, scale):
     model.compile(optimizer="adam")
     result = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
 
-    mean, _ = model.encode(x)
+    mean = model.encode(x)
     mu = np.tanh(np.asarray(model.decoder(mean), "float64"))
     # the fixed scale, or the learned per-channel one (one channel here)
     sigma = scale if scale is not None else float(np.exp(np.asarray(model.log_scale)[0]))
@@ -326,7 +326,7 @@ def test_reconstruction_term_matches_scipy_discretized_logistic(digits, componen
     model.compile(optimizer="adam")
     result = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
 
-    mean, _ = model.encode(x)
+    mean = model.encode(x)
     raw = np.asarray(model.decoder(mean), "float64").reshape(16, 8, 8, 1, -1)
     k = components
     if k == 1:
@@ -411,7 +411,7 @@ def test_coupled_logistic_vae_scores_eq3_and_decodes_its_mixture_mean(digits, tm
     _deterministic_encoder(model)
     model.compile(optimizer="adam")
     result = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
-    mean, _ = model.encode(x)
+    mean = model.encode(x)
     raw = np.asarray(model.decoder(mean), "float64").reshape(16, 8, 8, 3, -1)
     logits = raw[..., :k].sum(axis=-2)  # (16, 8, 8, k): the channels' slots summed per pixel
     mu = 1.0 / (1.0 + np.exp(-raw[..., k:2 * k]))

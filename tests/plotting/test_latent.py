@@ -56,7 +56,7 @@ def test_scatter_projects_wide_latents(method):
 def test_scatter_from_model_encodes_means_in_batches(vae, digits):
     images, labels = digits
     fig = plotting.plot_latent_scatter(vae, images[:50], labels=labels[:50], batch_size=7)
-    mean, _ = vae.encode(images[:50].astype(np.float32) / 255.0)
+    mean = vae.encode(images[:50].astype(np.float32) / 255.0)
     expected = np.asarray(mean)
     for c, collection in zip(np.unique(labels[:50]), fig.axes[0].collections):
         np.testing.assert_allclose(collection.get_offsets(), expected[labels[:50] == c],
@@ -156,7 +156,7 @@ def test_interpolation_between_images(vae, digits, counting):
     images, _ = digits
     model = counting(vae)
     fig = plotting.plot_interpolation(model, images[0], images[1], steps=4)
-    mean, _ = vae.encode(images[:2].astype(np.float32) / 255.0)
+    mean = vae.encode(images[:2].astype(np.float32) / 255.0)
     np.testing.assert_allclose(model.latents[0][[0, -1]], np.asarray(mean), rtol=1e-4, atol=1e-5)
     assert the_image(fig).shape == (8, 4 * 9 - 1)
 

@@ -7,8 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from tf_genai import data as data_lib
 from tf_genai import ranges
 from tf_genai.errors import ConfigError
+from tf_genai.evaluation import features as feature_lib
+from tf_genai.evaluation import inception, metrics
+from tf_genai.evaluation.likelihood import nll_summary
 
 FEATURE_SPACES = ("auto", "inception", "classifier")
 
@@ -25,13 +29,15 @@ def evaluate_model(
     classifier_cache: str | None = None,
     features: str = "auto",
 ) -> dict[str, Any]:
-    """Likelihood (VAEs) and sample-quality metrics (every model) on one split of ``data``.
+    """Likelihood (where a model has one) and sample-quality metrics (every model) on one
+    split of ``data``.
 
-    Models with a likelihood bound (VAEs) get ``nll`` (importance-sampled, ``num_samples`` =
-    k) and ``elbo``, nats per image — ``conditional_nll`` / ``conditional_elbo`` for a
-    conditional model, whose bound is on ``-log p(x | y)`` — and, where the likelihood is a
-    probability mass over pixel values (discretized logistic: 8-bit; Bernoulli: binary),
-    ``nll_bits_per_dim`` with ``likelihood_levels``;
+    Models whose capabilities declare a likelihood get ``nll`` in nats per image (exact, or
+    an upper bound: a VAE's importance-weighted bound with ``num_samples`` = k, and its
+    ``elbo``) — ``conditional_nll`` for a conditional model, whose figure is on
+    ``-log p(x | y)`` — and, where the likelihood is a probability mass over pixel values
+    (discretized logistic: 8-bit; Bernoulli: binary), ``nll_bits_per_dim`` with
+    ``likelihood_levels`` (:func:`tf_genai.evaluation.likelihood.nll_summary`);
     every model gets the feature-space sample metrics (``fid``, ``kid``, ``precision``,
     ``recall``, ``density``, ``coverage``) of ``num_generated`` samples against the split's
     images, in the feature space that ``features`` names (reported as ``feature_space``):
@@ -54,10 +60,6 @@ def evaluate_model(
         ConfigError: an unknown ``features``; ``"classifier"`` on data without labels;
             ``"inception"`` without the extra (raised before anything is computed).
     """
-    from tf_genai import data as data_lib
-    from tf_genai.evaluation import features as feature_lib
-    from tf_genai.evaluation import metrics
-
     size = tuple(model.image_shape[:2])
     images, labels = data_lib.load(data, split=split, image_size=size)
     space = feature_space(features, images, labels)  # errors before any computing
@@ -77,30 +79,14 @@ def evaluate_model(
         "split": split,
         "num_images": int(len(images)),
     }
-    if model.nll_key is not None:  # the model has a likelihood bound (VAEs)
-        from tf_genai.evaluation.likelihood import importance_sampled_nll
-
-        lik = importance_sampled_nll(model, model.likelihood_inputs(images, seed),
-                                     labels if model.num_classes else None,
-                                     num_samples=num_samples, seed=seed)
-        # A conditional model's is -log p(x | y): up to log K nats below an unconditional
-        # -log p(x), so it is named as such wherever it is reported.
-        prefix = "conditional_" if model.num_classes else ""
-        result[f"{prefix}nll"] = float(lik["nll"])
-        result[f"{prefix}elbo"] = float(lik["elbo"])
-        result["nll_unit"] = "nats per image"
-        if lik["nll_bits_per_dim"] is not None:  # a probability mass: also in bits/dim
-            result[f"{prefix}nll_bits_per_dim"] = lik["nll_bits_per_dim"]
-            result["likelihood_levels"] = int(model.likelihood_levels)
-        result["num_importance_samples"] = int(num_samples)
+    if model.capabilities.likelihood is not None:  # an exact likelihood or a bound on it
+        result.update(nll_summary(model, images, labels, seed=seed, num_samples=num_samples))
 
     if space.startswith("skipped"):
         result["sample_metrics"] = space
         return result
     if space == "inception":
-        from tf_genai.evaluation.inception import InceptionFeatures
-
-        extractor = InceptionFeatures()
+        extractor = inception.InceptionFeatures()
     else:
         extractor = feature_lib.get_classifier(train_images, train_labels,
                                                cache_dir=classifier_cache)
@@ -126,8 +112,6 @@ def feature_space(features: str, images: np.ndarray, labels: Any) -> str:
         ConfigError: an unknown ``features``, ``"classifier"`` without labels, ``"inception"``
             without the extra.
     """
-    from tf_genai.evaluation import inception
-
     if features not in FEATURE_SPACES:
         raise ConfigError(f"evaluate: features must be one of {', '.join(FEATURE_SPACES)}; "
                           f"got {features!r}")

@@ -7,25 +7,30 @@ no Keras model code). The signatures are the model's own
 [-1, 1]), a dynamic batch size, and for conditional models a last ``labels`` input (int32
 ``(batch,)``):
 
-- every model: its main map from latent codes to images (VAE ``decode(z)``, GAN
-  ``generate(z)``) -> ``{images}``, and ``sample(num_samples, seed)`` -> ``{images}``;
-- VAE also ``encode(images)`` -> ``{mean, log_var}`` and ``reconstruct(images)`` ->
-  ``{reconstruction}`` (the decoded posterior mean, deterministic);
-- ``serving_default``: the same function as the main map (``decode``/``generate``), the
-  signature TensorFlow Serving's REST API answers when a request names none.
+- every model: ``sample(num_samples, seed)`` -> ``{images}``, the model's own sampler
+  (``model.draw``) in the graph, equal to ``model.sample(n, seed=seed)``;
+- a model with a latent space (``capabilities.latent``) also its map from latent codes to
+  images (VAE ``decode(z)``, GAN and diffusion ``generate(z)``) -> ``{images}``;
+- families add theirs: a VAE ``encode(images)`` -> ``{mean, log_var}`` and
+  ``reconstruct(images)`` -> ``{reconstruction}`` (the decoded posterior mean,
+  deterministic), a diffusion model ``denoise(x_t, t)``;
+- ``serving_default``: the model's ``serving_default`` signature (``decode``, ``generate`` or
+  ``sample``), what TensorFlow Serving's REST API answers when a request names none.
 
-``sample`` is deterministic given its int32 ``seed``: it draws the latent codes with
+``sample`` is deterministic given its int32 ``seed``: a latent model draws its codes with
 ``tf.random.stateless_normal(shape, seed=[seed mod (2**31 - 2), 0])``, which is exactly what
 ``model.sample(n, seed=seed)`` draws (one function, :func:`tf_genai.models.base.seeded_normal`),
 so both give the same images (tested). ONNX and TensorFlow.js have no stateless random ops:
 their converters cannot take ``sample``; feed ``decode``/``generate`` your own noise there.
 
-``metadata.json`` in the export directory records the family, class, zoo name, image shape,
-latent size, classes, data range and the signatures with their dtypes and shapes.
+``metadata.json`` in the export directory records the family, class, zoo name, capabilities,
+image shape, classes, data range, the signatures with their dtypes and shapes, and what the
+family adds (a latent model's ``latent_dim`` / ``latent_shape``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -34,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
-from tf_genai import outputs
+from tf_genai import __version__, outputs, ranges, registry
 from tf_genai.errors import ConfigError, ModelFileError
+from tf_genai.models.base import GenerativeModel
 
 METADATA_FILE = "metadata.json"
 EXPORT_FORMAT = "tf_genai.saved_model"
@@ -45,8 +52,6 @@ EXPORT_FORMAT_VERSION = 1
 
 def check_model(model: Any) -> None:
     """ConfigError unless ``model`` follows the family contract."""
-    from tf_genai.models.base import GenerativeModel
-
     if not isinstance(model, GenerativeModel):
         raise ConfigError(
             f"cannot export {type(model).__name__}: not a tf_genai model "
@@ -59,8 +64,6 @@ def zoo_name(model: Any) -> str | None:
     Several zoo names share one class (``vae`` and ``mlp_vae``): the entry whose defaults all
     match the model's config, with the most defaults, wins.
     """
-    from tf_genai import registry
-
     config = model.get_config()
     best, best_size = None, -1
     for name in registry.available():
@@ -88,8 +91,6 @@ def build_module(model: Any, names: tuple[str, ...] | None = None) -> Any:
     export holds no training state or tf_genai class, and the TFLite converter can freeze them
     (it reads Keras variable wrappers as garbage, so they must be the underlying tf.Variables).
     """
-    import tensorflow as tf
-
     signatures = model.serving_signatures()
     if names is not None:
         signatures = {name: signatures[name] for name in names}
@@ -120,9 +121,6 @@ def _spec_json(spec: Any) -> dict[str, Any]:
 
 def export_metadata(model: Any) -> dict[str, Any]:
     """The ``metadata.json`` content that describes ``model``'s export."""
-    from tf_genai import __version__, ranges
-    from tf_genai.models.base import SEEDED_SAMPLE_STREAM
-
     signatures = {
         name: {"inputs": {k: _spec_json(v) for k, v in s.inputs.items()},
                "outputs": {k: {"dtype": d, "shape": shape} for k, (d, shape) in s.outputs.items()}}
@@ -137,13 +135,11 @@ def export_metadata(model: Any) -> dict[str, Any]:
         "class": f"{type(model).__module__}.{type(model).__name__}",
         "zoo_name": zoo_name(model),
         "config": config,
+        "capabilities": dataclasses.asdict(model.capabilities),
         "image_shape": [int(d) for d in model.image_shape],
-        "latent_dim": None if model.latent_dim is None else int(model.latent_dim),
-        "latent_shape": [int(d) for d in model.latent_shape],
         "num_classes": None if not model.num_classes else int(model.num_classes),
         "data_range": model.data_range,
         "value_range": list(ranges.VALUE_RANGES[model.data_range]),
-        "sample_stream": SEEDED_SAMPLE_STREAM,
         "serving_default": model.serving_default,
         "signatures": signatures,
         **model.export_metadata(),
@@ -172,8 +168,6 @@ def export_saved_model(
         OutputExistsError: ``export_dir`` exists, is not empty, and ``overwrite`` is False.
         ConfigError: ``model`` is not a tf_genai model.
     """
-    import tensorflow as tf
-
     check_model(model)
     target = outputs.check_dir(export_dir, overwrite, what="export directory")
     staged = outputs.staging_dir(target)
@@ -239,8 +233,6 @@ def sample_from_export(
     Raises:
         ModelFileError: not a tf_genai export. ConfigError: bad ``num_samples`` or labels.
     """
-    import tensorflow as tf
-
     meta = read_metadata(export_dir)
     num_samples = int(num_samples)
     if num_samples < 1:

@@ -5,20 +5,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import tensorflow as tf
+
 from tf_genai import outputs
 from tf_genai.errors import ConfigError
 from tf_genai.export.saved_model import build_module, check_model
 
 
 def _tflite_function(model: Any, part: str) -> tuple[Any, Any]:
-    """The concrete ``z (, labels) -> images`` function of ``model.render_part``, and its owner."""
-    if part == "auto":
-        part = model.render_part
-    if part != model.render_part:
+    """The concrete function of ``model.tflite_signature`` (the network ``model.tflite_part``
+    runs), and its owner."""
+    if model.tflite_signature is None:
+        raise ConfigError(f"{type(model).__name__} has no network to convert to TFLite")
+    if part not in ("auto", model.tflite_part):
         raise ConfigError(
-            f"part must be 'auto' or {model.render_part!r} for {type(model).__name__}, "
+            f"part must be 'auto' or {model.tflite_part!r} for {type(model).__name__}, "
             f"got {part!r}")
-    signature = model.tflite_signature or model.render_signature
+    signature = model.tflite_signature
     module = build_module(model, (signature,))
     return getattr(module, signature).get_concrete_function(), module
 
@@ -44,14 +47,13 @@ def convert_to_tflite(
     Args:
         model: a tf_genai model.
         path: where to write the ``.tflite`` file, if anywhere.
-        part: ``"auto"`` or the model's ``render_part`` (``"decoder"``, ``"generator"``).
+        part: ``"auto"`` or the model's ``tflite_part`` (``"decoder"``, ``"generator"``,
+            ``"denoiser"``).
         overwrite: replace an existing ``path``.
 
     Returns:
         The flatbuffer bytes.
     """
-    import tensorflow as tf
-
     check_model(model)
     if path is not None:
         outputs.check_file(path, overwrite)

@@ -1,31 +1,32 @@
-"""The family contract: one ``keras.Model`` base class that every generative family subclasses.
+"""The family contract: a thin root class every generative model subclasses, and a latent layer.
 
-Export, checkpointing, training, evaluation, devices and plotting talk to a
-:class:`GenerativeModel` and never ask which family it is: a new family is a new subclass that
-fills in the hooks below, never a new ``if`` elsewhere (keras-hub's ``Task`` /
-``TextToImage`` play the same part there).
+Export, checkpointing, training, evaluation, devices, plotting and callbacks talk to a
+:class:`GenerativeModel` and read its declared :class:`~tf_genai.capabilities.Capabilities`;
+they never ask which family it is. A new family is a new subclass, never a new ``if``
+elsewhere (keras-hub's ``Task`` / ``TextToImage`` play the same parts there).
 
-What a family provides (the hooks):
+:class:`GenerativeModel` owns only what every generative model has: ``sample(n, seed,
+labels)`` (through the family's :meth:`~GenerativeModel.draw`), the one-optimizer
+``train_step``/``test_step`` over ``loss_terms``, the optimizers a backup restores, the
+weight average, the label checks, the loss weighting for replicas and mixed precision, the
+metric trackers, a dict of named serving signatures (``sample`` at least) and the
+capabilities. What a family fills in:
 
-* ``render(z, labels=None)``: latent codes ``(batch, *latent_shape)`` -> images in
-  ``data_range`` (a VAE decodes, a GAN generates). ``sample``, the compiled sampler, the
-  plots' latent grids and the export's ``sample`` signature all draw through it.
+* ``draw(num_samples, seed, labels, **options)``: the sampler (graph-safe; ``sample``, the
+  compiled sampler and the export's ``sample`` signature all run it).
 * ``loss_terms(images, labels, training)``: a dict of float32 batch-mean scalars with at least
-  ``"loss"`` — what the default one-optimizer ``train_step`` minimises and ``test_step``
-  reports. A family with several optimizers (the GAN) overrides ``train_step`` instead.
-* ``default_optimizers(learning_rate=None, weight_decay=0.0)``: the zoo recipe, the keyword
-  arguments of ``compile`` (``compile()`` with none given uses it).
+  ``"loss"`` — or its own ``train_step`` (the GAN's two optimizers).
+* ``default_optimizers(learning_rate=None, weight_decay=0.0)``: the ``compile`` recipe.
+* ``CAPABILITIES``, and the methods they promise: ``nll`` for a likelihood, ``trajectory``
+  for an iterative sampler.
 * Class attributes: ``family`` (a name for tables and metadata, never branched on),
-  ``metric_names``, ``encodes`` (an ``encode`` method exists: latent scatter and
-  reconstruction plots), ``render_signature`` / ``render_part`` (the export's main signature and the
-  network TFLite converts), ``early_stopping_monitor`` (or ``None`` with
-  ``early_stopping_refusal`` saying why).
+  ``metric_names``, ``serving_default``, ``tflite_signature`` / ``tflite_part``,
+  ``early_stopping_monitor`` (or ``None`` with ``early_stopping_refusal`` saying why).
 
-What the base owns, once for every family: the data range, seeding and label cycling in
-``sample``, batch unpacking with one error for missing or invalid labels, the loss weighting
-for replicas and mixed precision, the optimizers that checkpointing backs up, the serving
-signatures that export writes, the metric trackers, and an exponential moving average of
-weights that any family can keep.
+:class:`LatentModel` sits between the root and the families with a continuous latent space:
+``latent_dim`` / ``latent_shape``, ``latents(n, seed)`` (the standard normal prior),
+``render(z, labels)`` and, for models that encode, ``encode`` / ``reconstruct``; its ``draw``
+is ``render(latents(n, seed))`` and it adds the export's ``render`` signature.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import tensorflow as tf
 from keras import ops
 
 from tf_genai import distribute, optimizers, ranges
+from tf_genai.capabilities import Capabilities
 from tf_genai.errors import ConfigError, DataError
 
 # Message prefix of the in-graph label check; :meth:`GenerativeModel.fit` turns the
@@ -84,46 +86,42 @@ class ServingSignature:
 
 
 class GenerativeModel(keras.Model):
-    """The base of every tf_genai family (module docstring: what a family fills in).
+    """The root of every tf_genai family (module docstring: what a family fills in).
 
     Subclasses call :meth:`_init_contract` from ``__init__`` with the attributes every model
     has, build their networks, then :meth:`_init_trackers`.
     """
 
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities()
     family: ClassVar[str] = "model"
     data_range: str = "unit"
     binarize: bool = False
     metric_names: ClassVar[tuple[str, ...]] = ("loss",)
-    render_signature: ClassVar[str] = "generate"
-    render_part: ClassVar[str] = "generator"
-    default_signature: ClassVar[str | None] = None  # None: render_signature
-    tflite_signature: ClassVar[str | None] = None  # what TFLite converts; None: render_signature
+    serving_default: ClassVar[str] = "sample"  # what TF Serving answers when a request names none
+    tflite_signature: ClassVar[str | None] = None  # the signature TFLite converts (None: none)
+    tflite_part: ClassVar[str | None] = None  # the network that signature runs
     early_stopping_monitor: ClassVar[str | None] = "val_loss"
     early_stopping_refusal: ClassVar[str] = ""
-    encodes: ClassVar[bool] = False  # has encode(images) -> (mean, log_var): latent plots
-    # render's keyword options beyond (z, labels) that sample() passes on (e.g. a sampler's
-    # steps); `tf-genai sample --steps ...` reaches them through sample(**options).
+    # Keyword options of sample() beyond (n, seed, labels), passed on to draw() (e.g. a
+    # sampler's steps); `tf-genai sample --steps ...` reaches them through sample(**options).
     sampling_options: ClassVar[tuple[str, ...]] = ()
-    # has trajectory(num_samples, seed, labels) -> the images at chosen sampler steps (plots)
-    samples_iteratively: ClassVar[bool] = False
+    # Keyword options of nll() beyond (images, labels, seed), e.g. a bound's sample count.
+    nll_options: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ construction
 
-    def _init_contract(self, *, image_shape: Sequence[int], latent_dim: int | None,
-                       num_classes: int | None, seed: int, data_range: str | None = None) -> None:
+    def _init_contract(self, *, image_shape: Sequence[int], num_classes: int | None, seed: int,
+                       data_range: str | None = None) -> None:
         """Check and set the attributes every family has, and the model's own random generator."""
         shape = tuple(int(d) for d in image_shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ConfigError(
                 f"{self.name}: image_shape must be (H, W, C) of positive ints, got {image_shape}")
-        if latent_dim is not None and int(latent_dim) < 1:
-            raise ConfigError(f"{self.name}: latent_dim must be >= 1, got {latent_dim}")
         if num_classes is not None and int(num_classes) < 2:
             raise ConfigError(f"{self.name}: num_classes must be None or >= 2, got {num_classes}")
         if data_range is not None:
             self.data_range = ranges.check(data_range, f"{self.name}: data_range")
         self.image_shape = shape
-        self.latent_dim = None if latent_dim is None else int(latent_dim)
         self.num_classes = None if num_classes is None else int(num_classes)
         self.seed = int(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed, name=f"{self.family}_seed")
@@ -133,9 +131,10 @@ class GenerativeModel(keras.Model):
         self._trackers = {n: keras.metrics.Mean(name=n) for n in (names or self.metric_names)}
 
     @property
-    def latent_shape(self) -> tuple[int, ...]:
-        """The shape of one latent code (``(latent_dim,)``; image-shaped for diffusion)."""
-        return (int(self.latent_dim),)
+    def capabilities(self) -> Capabilities:
+        """What this model can do: the class's ``CAPABILITIES``, ``conditional`` from
+        ``num_classes``."""
+        return dataclasses.replace(self.CAPABILITIES, conditional=self.num_classes is not None)
 
     @property
     def conditional(self) -> bool:
@@ -197,10 +196,6 @@ class GenerativeModel(keras.Model):
 
     # ------------------------------------------------------------------ sampling
 
-    def render(self, z: Any, labels: Any = None) -> Any:
-        """Latent codes ``(batch, *latent_shape)`` -> images ``(batch, H, W, C)`` in data_range."""
-        raise NotImplementedError(f"{type(self).__name__} must define render(z, labels=None)")
-
     def sample_labels(self, num_samples: int, labels: Any = None) -> Any:
         """The labels ``sample`` uses: checked ``labels``, or 0, 1, ..., K-1, 0, ... if None."""
         if self.num_classes is None:
@@ -210,17 +205,6 @@ class GenerativeModel(keras.Model):
         if labels is None:
             return cycle_labels(num_samples, self.num_classes)
         return self.check_labels(labels, num_samples)
-
-    def latents(self, num_samples: Any, seed: Any = None) -> Any:
-        """``num_samples`` draws from the prior ``(n, *latent_shape)``.
-
-        ``seed=None`` draws from the model's own generator (it advances); an int (or an int
-        tensor) draws :func:`seeded_normal`, the same numbers every time.
-        """
-        shape = (num_samples, *self.latent_shape)
-        if seed is None:
-            return keras.random.normal(shape, seed=self.seed_generator)
-        return seeded_normal(tf.stack(shape) if tf.is_tensor(num_samples) else shape, seed)
 
     def check_sampling_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """``options`` without the Nones, refused (ConfigError) unless in ``sampling_options``."""
@@ -241,20 +225,55 @@ class GenerativeModel(keras.Model):
                 ``None`` draws from the model's own generator.
             labels: class ids for a conditional model; ``None`` cycles 0, 1, ..., K-1, 0, ...
             options: the family's ``sampling_options`` (e.g. a diffusion model's ``steps``,
-                ``eta``, ``guidance``), passed to ``render``; None means the model's default.
+                ``eta``, ``guidance``); None means the model's default.
         """
         options = self.check_sampling_options(options)
         n = int(num_samples)
         if n < 1:
             raise ConfigError(f"{self.name}: num_samples must be >= 1, got {num_samples}")
-        labels = self.sample_labels(n, labels)
-        return self.render(self.latents(n, seed), labels, **options)
+        return self.draw(n, seed, self.sample_labels(n, labels), **options)
+
+    def draw(self, num_samples: Any, seed: Any, labels: Any, **options: Any) -> Any:
+        """The family's sampler: ``num_samples`` images in ``data_range`` for checked
+        ``labels``. ``seed`` None draws from the model's own generator (it advances); an int
+        or an int tensor gives the same images every time. Runs in a graph too: the compiled
+        sampler and the export's ``sample`` signature trace it with tensor arguments."""
+        raise NotImplementedError(f"{type(self).__name__} must define draw(num_samples, seed, "
+                                  "labels, **options)")
 
     def trajectory(self, num_samples: int, seed: int = 0, labels: Any = None,
                    **options: Any) -> tuple[Any, Any]:
-        """For iterative samplers (``samples_iteratively``): ``(images (n, R, H, W, C), steps
-        (R,))``, the images at R recorded sampler steps (first the latent, last the sample)."""
+        """For iterative samplers (``capabilities.iterative``): ``(images (n, R, H, W, C),
+        steps (R,))``, the images at R recorded sampler steps (the last is the sample)."""
         raise NotImplementedError(f"{type(self).__name__} does not sample iteratively")
+
+    # ------------------------------------------------------------------ likelihood
+
+    def nll(self, images: Any, labels: Any = None, *, seed: int = 0,
+            **options: Any) -> dict[str, Any]:
+        """Negative log-likelihood per image in nats, for a model with a likelihood
+        (``capabilities.likelihood``: ``"exact"`` gives ``-log p(x)``, ``"bound"`` an upper
+        bound on it; a conditional model's is ``-log p(x | y)``).
+
+        Args:
+            images: ``(N, H, W, C)`` uint8, or float in [0, 1] (as ``tf_genai.data.load``
+                returns them); the model prepares them for its likelihood (binarises, dequantises).
+            labels: int ``(N,)`` class ids for a conditional model.
+            seed: seeds any sampling the estimate needs.
+            options: the model's ``nll_options``.
+
+        Returns:
+            ``{"nll": (N,) float64, ...}``: further per-image figures in nats the model reports
+            (a VAE's ``"elbo"``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood")
+
+    @property
+    def likelihood_levels(self) -> int | None:
+        """How many values a subpixel takes under the model's likelihood when it is a
+        probability mass (256: 8-bit images, 2: binary), so that its NLL converts to bits/dim;
+        None for a density or no likelihood at all."""
+        return None
 
     # ------------------------------------------------------------------ training
 
@@ -407,32 +426,29 @@ class GenerativeModel(keras.Model):
         return {"images": ("float32", [None, *self.image_shape])}
 
     def serving_signatures(self) -> dict[str, ServingSignature]:
-        """The export's signatures: ``render_signature(z)`` and ``sample(num_samples, seed)``.
+        """The export's signatures by name: ``sample(num_samples, seed)`` here.
 
         Conditional models take ``labels`` int32 ``(batch,)`` last in each. Families add
-        theirs (``encode`` ...) by extending this dict.
+        theirs (``decode``, ``encode`` ...) by extending this dict.
         """
-        z = tf.TensorSpec((None, *self.latent_shape), tf.float32, name="z")
         count = tf.TensorSpec((), tf.int32, name="num_samples")
         seed = tf.TensorSpec((), tf.int32, name="seed")
 
-        def render(z, labels=None):
-            return {"images": tf.cast(self.render(z, labels), tf.float32)}
-
         def sample(num_samples, seed, labels=None):
-            if labels is None:
-                labels = self.sample_labels(num_samples)
-            else:
-                tf.debugging.assert_equal(tf.shape(labels)[0], num_samples,
-                                          message="sample: labels must hold one class id a sample")
-            return render(self.latents(num_samples, seed), labels)
+            return {"images": tf.cast(self.draw(num_samples, seed, self._serving_labels(
+                num_samples, labels)), tf.float32)}
 
-        signatures = {
-            self.render_signature: ServingSignature({"z": z}, render, self._images_output()),
+        return self._with_labels({
             "sample": ServingSignature({"num_samples": count, "seed": seed}, sample,
-                                       self._images_output()),
-        }
-        return self._with_labels(signatures)
+                                       self._images_output())})
+
+    def _serving_labels(self, num_samples: Any, labels: Any) -> Any:
+        """A sample signature's labels: cycled when none are given, else one per sample."""
+        if labels is None:
+            return self.sample_labels(num_samples)
+        tf.debugging.assert_equal(tf.shape(labels)[0], num_samples,
+                                  message="sample: labels must hold one class id a sample")
+        return labels
 
     def _with_labels(self, signatures: dict[str, ServingSignature]) -> dict[str, ServingSignature]:
         """Give every signature of a conditional model a last ``labels`` input."""
@@ -442,16 +458,11 @@ class GenerativeModel(keras.Model):
         return {name: dataclasses.replace(s, inputs={**s.inputs, "labels": labels})
                 for name, s in signatures.items()}
 
-    @property
-    def serving_default(self) -> str:
-        """The signature TensorFlow Serving answers when a request names none."""
-        return self.default_signature or self.render_signature
-
     def call_input_signature(self) -> list[Any]:
-        """The input of ``call`` as tensor specs: ``z`` (``[z, labels]`` if conditional)."""
-        z = tf.TensorSpec((None, *self.latent_shape), tf.float32, name="z")
-        return [z if self.num_classes is None else [z, tf.TensorSpec((None,), tf.int32,
-                                                                     name="labels")]]
+        """The input of ``call`` as tensor specs: images (``[images, labels]`` if conditional)."""
+        images = self._image_spec()
+        return [images if self.num_classes is None else [images, tf.TensorSpec(
+            (None,), tf.int32, name="labels")]]
 
     def export(self, filepath: Any, format: str = "tf_saved_model", verbose: Any = None,
                input_signature: Any = None, **kwargs: Any):
@@ -464,21 +475,85 @@ class GenerativeModel(keras.Model):
         return super().export(filepath, format=format, verbose=verbose,
                               input_signature=input_signature, **kwargs)
 
-    @property
-    def nll_key(self) -> str | None:
-        """The name its likelihood bound is reported under (``evaluate``), or None: none."""
-        return None
-
-    @property
-    def likelihood_levels(self) -> int | None:
-        """How many values a subpixel takes under the model's likelihood when it is a
-        probability mass (256: 8-bit images, 2: binary), so that its NLL converts to bits/dim;
-        None for a density or no likelihood at all."""
-        return None
-
     def export_metadata(self) -> dict[str, Any]:
         """Family-specific entries for an export's ``metadata.json`` (none by default)."""
         return {}
+
+
+class LatentModel(GenerativeModel):
+    """A generative model with a continuous latent space and a standard normal prior.
+
+    Families fill in ``render(z, labels, **options)`` (latents -> images) and, when
+    ``CAPABILITIES.encodes``, ``encode(images, labels) -> z``; the latent layer draws
+    ``latents`` from N(0, I), samples through ``render``, and adds the export's
+    ``render_signature`` (``decode`` / ``generate``: ``z`` -> images).
+    """
+
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities(latent=True)
+    render_signature: ClassVar[str] = "generate"
+
+    def _init_contract(self, *, latent_dim: int | None, **kwargs: Any) -> None:
+        """The root's attributes, and ``latent_dim`` (None where ``latent_shape`` is set by
+        the family, e.g. image-shaped)."""
+        super()._init_contract(**kwargs)
+        if latent_dim is not None and int(latent_dim) < 1:
+            raise ConfigError(f"{self.name}: latent_dim must be >= 1, got {latent_dim}")
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one latent code (``(latent_dim,)``; image-shaped for diffusion)."""
+        return (int(self.latent_dim),)
+
+    def render(self, z: Any, labels: Any = None, **options: Any) -> Any:
+        """Latent codes ``(batch, *latent_shape)`` -> images ``(batch, H, W, C)`` in data_range."""
+        raise NotImplementedError(f"{type(self).__name__} must define render(z, labels=None)")
+
+    def latents(self, num_samples: Any, seed: Any = None) -> Any:
+        """``num_samples`` draws from the prior N(0, I): ``(n, *latent_shape)``.
+
+        ``seed=None`` draws from the model's own generator (it advances); an int (or an int
+        tensor) draws :func:`seeded_normal`, the same numbers every time.
+        """
+        shape = (num_samples, *self.latent_shape)
+        if seed is None:
+            return keras.random.normal(shape, seed=self.seed_generator)
+        return seeded_normal(tf.stack(shape) if tf.is_tensor(num_samples) else shape, seed)
+
+    def draw(self, num_samples: Any, seed: Any, labels: Any, **options: Any) -> Any:
+        """``render(latents(num_samples, seed), labels, **options)``."""
+        return self.render(self.latents(num_samples, seed), labels, **options)
+
+    def encode(self, images: Any, labels: Any = None) -> Any:
+        """Images -> one latent point each ``(batch, *latent_shape)`` (``capabilities.encodes``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not encode images")
+
+    def reconstruct(self, images: Any, labels: Any = None) -> Any:
+        """``render(encode(images))``: images back through the latent space."""
+        return self.render(self.encode(images, labels), labels)
+
+    def serving_signatures(self) -> dict[str, ServingSignature]:
+        """The root's ``sample``, and ``render_signature(z)`` -> ``{images}``."""
+        z = tf.TensorSpec((None, *self.latent_shape), tf.float32, name="z")
+
+        def render(z, labels=None):
+            return {"images": tf.cast(self.render(z, labels), tf.float32)}
+
+        return {**super().serving_signatures(), **self._with_labels({
+            self.render_signature: ServingSignature({"z": z}, render, self._images_output())})}
+
+    def call_input_signature(self) -> list[Any]:
+        """The input of ``call``: ``z`` (``[z, labels]`` if conditional)."""
+        z = tf.TensorSpec((None, *self.latent_shape), tf.float32, name="z")
+        return [z if self.num_classes is None else [z, tf.TensorSpec((None,), tf.int32,
+                                                                     name="labels")]]
+
+    def export_metadata(self) -> dict[str, Any]:
+        """The latent space's size and the signature that renders it."""
+        return {"latent_dim": self.latent_dim,
+                "latent_shape": [int(d) for d in self.latent_shape],
+                "render_signature": self.render_signature,
+                "sample_stream": SEEDED_SAMPLE_STREAM}
 
 
 def adam(learning_rate: float, weight_decay: float = 0.0, **kwargs: Any):

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import matplotlib.figure
 
-from tf_genai import ranges
+from tf_genai import capabilities, ranges
 from tf_genai.errors import ConfigError, DataError
 
 DATA_RANGES = ranges.DATA_RANGES
@@ -37,6 +37,8 @@ def as_tensor(x: Any, dtype: str):
     """
     if x is None:
         return None
+    # Here, not at the top: plotting arrays needs no Keras (importing it costs ~10 s of start-up
+    # on 2 cores against 0.8 s for tf_genai.plotting), only handing them to a model does.
     from keras import ops
 
     return ops.convert_to_tensor(np.asarray(to_numpy(x)), dtype=dtype)
@@ -181,6 +183,22 @@ def tile_figsize(grid: np.ndarray, max_inches: float = 8.0, min_inches: float = 
     # ~ 70 screen pixels per 28-pixel digit at dpi 100, capped so big grids stay on screen
     inches = float(np.clip(long_side / 40.0, min_inches, max_inches))
     return (inches * w / long_side, inches * h / long_side)
+
+
+def require(model: Any, capability: str, what: str) -> None:
+    """ConfigError unless ``model`` is a tf_genai model whose capabilities include
+    ``capability`` (``"latent"``, ``"encodes"``, ``"iterative"``); ``what`` names the plot."""
+    caps = capabilities.of(model)
+    if caps is None:
+        raise ConfigError(f"{what} needs a tf_genai model, got {type(model).__name__}")
+    if not getattr(caps, capability):
+        raise ConfigError(f"{what}: {getattr(model, 'name', type(model).__name__)} "
+                          f"({model.family}) has no {CAPABILITY_NAMES[capability]}")
+
+
+CAPABILITY_NAMES = {"latent": "latent space (capabilities.latent)",
+                    "encodes": "encoder from images to latents (capabilities.encodes)",
+                    "iterative": "iterative sampler (capabilities.iterative)"}
 
 
 def model_data_range(model: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from tf_genai import capabilities
 from tf_genai.errors import ConfigError
 from tf_genai.plotting._common import (
     as_image_batch,
@@ -24,6 +25,7 @@ from tf_genai.plotting._common import (
     grid_shape,
     model_data_range,
     new_figure,
+    require,
     show_image,
     tile_figsize,
     to_model_range,
@@ -102,7 +104,7 @@ def label_columns(labels: np.ndarray) -> int | None:
 
 def _class_labels(model: Any, n: int, labels: Any) -> np.ndarray | None:
     """Labels for a conditional model: given ones, else 0, 1, ..., K-1, 0, 1, ... (None if not)."""
-    num_classes = getattr(model, "num_classes", None)
+    num_classes = model.num_classes
     if labels is not None:
         return batched_labels(labels, n, f"{type(model).__name__} labels")
     if num_classes:
@@ -140,7 +142,7 @@ def plot_samples(
     if n < 1:
         raise ConfigError(f"plot_samples: n must be >= 1, got {n}")
     row_labels = col_labels = None
-    if hasattr(model_or_images, "sample"):
+    if capabilities.of(model_or_images) is not None:
         model = model_or_images
         class_labels = _class_labels(model, n, labels)
         if class_labels is not None and nrows is None and ncols is None:
@@ -189,15 +191,14 @@ def plot_reconstructions(
     """The first ``n`` images (top axes) above ``model.reconstruct`` of them (bottom axes).
 
     Args:
-        model: a VAE (``reconstruct`` and ``data_range``).
+        model: a model that encodes (``capabilities.encodes``: ``reconstruct``).
         images: uint8 [0, 255] (rescaled to the model's range) or float in ``model.data_range``.
         labels: class labels of ``images``; required by a conditional model.
 
     Returns:
         A Figure with two axes, each showing one strip of shape (H, n*(W+1)-1[, C]).
     """
-    if not hasattr(model, "reconstruct"):
-        raise ConfigError(f"{type(model).__name__} has no reconstruct(); pass a VAE")
+    require(model, "encodes", "plot_reconstructions")
     data_range = model_data_range(model)
     batch = as_image_batch(images)[:n]
     x = to_model_range(batch, data_range)  # (n, H, W, C)

@@ -15,6 +15,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from tf_genai import capabilities
 from tf_genai.errors import ConfigError, DataError
 from tf_genai.plotting._common import (
     as_image_batch,
@@ -23,6 +24,7 @@ from tf_genai.plotting._common import (
     compose_grid,
     finish,
     model_data_range,
+    require,
     new_figure,
     show_image,
     tile_figsize,
@@ -53,25 +55,24 @@ def _conditional_labels(model: Any, labels: Any, n: int, what: str) -> np.ndarra
 def encode_means(
     model: Any, images: Any, labels: Any = None, batch_size: int = 256
 ) -> np.ndarray:
-    """Posterior means ``model.encode(x)[0]`` of ``images``, encoded in batches: (N, latent)."""
-    if not hasattr(model, "encode"):
-        raise ConfigError(f"{_model_name(model)} has no encode(); latent plots need a VAE")
+    """``model.encode(x)`` of ``images`` (a VAE's posterior means), in batches:
+    ``(N, *latent_shape)``."""
+    require(model, "encodes", "encode_means")
     x = to_model_range(as_image_batch(images), model_data_range(model))  # (N, H, W, C)
     y = _conditional_labels(model, labels, x.shape[0], "encode")
     means = []
     for start in range(0, x.shape[0], batch_size):
         stop = start + batch_size
         kwargs = {} if y is None else {"labels": as_tensor(y[start:stop], "int32")}
-        mean, _ = model.encode(as_tensor(x[start:stop], "float32"), **kwargs)  # (batch, latent)
-        means.append(to_numpy(mean))
+        z = model.encode(as_tensor(x[start:stop], "float32"), **kwargs)  # (batch, *latent)
+        means.append(to_numpy(z))
     return np.concatenate(means, axis=0).astype(np.float32)
 
 
 def decode_latents(model: Any, z: np.ndarray, labels: np.ndarray | None = None) -> tuple:
     """Draw all of ``z`` (n, *latent_shape) in ONE ``model.render`` call (the family contract:
     a VAE's decoder, a GAN's generator); returns (images (n, H, W, C), model.data_range)."""
-    if not hasattr(model, "render"):
-        raise ConfigError(f"{_model_name(model)} has no render(); pass a tf_genai model")
+    require(model, "latent", "decode_latents")
     z = as_tensor(np.asarray(z, dtype=np.float32), "float32")
     labels = None if labels is None else as_tensor(labels, "int32")
     return to_numpy(model.render(z, labels)), model_data_range(model)
@@ -86,6 +87,8 @@ def _project_2d(latents: np.ndarray, method: str, seed: int) -> tuple[np.ndarray
         return np.concatenate([latents, np.zeros_like(latents)], axis=1), ["z[0]", ""]
     if d == 2 and method == "auto":
         return latents, ["z[0]", "z[1]"]
+    # scikit-learn and SciPy are imported where used: ~2.5 s each of start-up (2 cores)
+    # that only projections and quantile grids need.
     if method in ("auto", "pca"):
         from sklearn.decomposition import PCA
 
@@ -116,8 +119,8 @@ def plot_latent_scatter(
     """Scatter of latent codes coloured by label, on one axes.
 
     Args:
-        model_or_latents: a VAE (then ``images`` are encoded in batches and the posterior means
-            plotted) or an array of latent codes (N, d).
+        model_or_latents: a model that encodes (then ``images`` are encoded in batches and
+            ``model.encode``, a VAE's posterior means, plotted) or an array of codes (N, d).
         labels: int class of each point (colours and a legend); also the conditioning labels
             of a conditional VAE.
         method: ``"auto"`` plots 2-D codes as they are and projects wider ones with PCA;
@@ -126,7 +129,7 @@ def plot_latent_scatter(
     Returns:
         A Figure with one axes (the scatter plot) and a legend when labels are given.
     """
-    if hasattr(model_or_latents, "encode"):
+    if capabilities.of(model_or_latents) is not None:
         if images is None:
             raise ConfigError("plot_latent_scatter: pass images= to encode with the model")
         latents = encode_means(model_or_latents, images, labels, batch_size)
@@ -134,6 +137,8 @@ def plot_latent_scatter(
     else:
         latents = np.asarray(to_numpy(model_or_latents), dtype=np.float32)
         name = "latents"
+    if latents.ndim > 2:  # image-shaped latents (a diffusion model's x_T): one row a point
+        latents = latents.reshape(len(latents), -1)
     if latents.ndim != 2 or latents.shape[0] == 0:
         raise DataError(f"plot_latent_scatter: expected latents (N, d), got {latents.shape}")
     points, axis_labels = _project_2d(latents, method, seed)
@@ -174,7 +179,7 @@ def manifold_coordinates(n: int, grid: str = "quantiles", extent: float = 2.0) -
     if n < 2:
         raise ConfigError(f"a latent manifold needs n >= 2, got {n}")
     if grid == "quantiles":
-        from scipy.stats import norm
+        from scipy.stats import norm  # where used: ~2.5 s of start-up (see _project_2d)
 
         return norm.ppf(np.linspace(0.5 / n, 1.0 - 0.5 / n, n)).astype(np.float32)
     if grid == "range":
@@ -210,7 +215,8 @@ def plot_latent_manifold(
         coordinate k of ``dims[0]`` (left to right), row k from the top is coordinate
         n-1-k of ``dims[1]`` (bottom to top, like a plot's y axis).
     """
-    latent_dim = int(getattr(vae, "latent_dim", 0) or 0)
+    require(vae, "latent", "plot_latent_manifold")
+    latent_dim = int(vae.latent_dim or 0)  # None for image-shaped latents
     if dims is None:
         if latent_dim != 2:
             raise ConfigError(
@@ -308,10 +314,8 @@ def plot_interpolation(
         y2 = None if labels is None else [labels, labels]
         z0, z1 = encode_means(model, pair, y2)  # each (*latent_shape)
     else:
-        shape = getattr(model, "latent_shape", None)
-        if shape is None:  # a model of the plotting interface without the contract's shape
-            shape = (getattr(model, "latent_dim", None) or start.size,)
-        shape = tuple(int(d) for d in shape)
+        require(model, "latent", "plot_interpolation")
+        shape = tuple(int(d) for d in model.latent_shape)
         # A flat point (the old (latent_dim,) form) is reshaped when its size fits.
         z0, z1 = (p.astype(np.float32).reshape(shape) if p.size == np.prod(shape) else p
                   for p in (start, end))

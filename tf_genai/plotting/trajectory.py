@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from matplotlib.figure import Figure
 
 from tf_genai.errors import ConfigError
-from tf_genai.plotting._common import as_tensor, model_data_range, to_numpy
+from tf_genai.plotting._common import as_tensor, model_data_range, require, to_numpy
 from tf_genai.plotting.images import _class_labels, image_grid
 
 PathLike = str | os.PathLike
@@ -35,7 +35,7 @@ def plot_trajectory(
     at the j-th of ``record`` evenly spaced sampler steps (``x_T`` first, the sample last).
 
     Args:
-        model: a model that samples iteratively (``model.samples_iteratively``, e.g. ddpm).
+        model: a model that samples iteratively (``capabilities.iterative``, e.g. ddpm).
         labels: class ids for a conditional model (default: 0, 1, ..., one class a row).
         options: the model's sampling options (``steps``, ``eta``, ``guidance``).
 
@@ -43,9 +43,7 @@ def plot_trajectory(
         The Figure of :func:`image_grid`, columns labelled ``t=<timestep>``; the last column is
         what ``model.sample(n, seed=seed, labels=labels, **options)`` returns.
     """
-    if not getattr(model, "samples_iteratively", False):
-        raise ConfigError(f"{type(model).__name__} does not sample iteratively: no denoising "
-                          "trajectory to plot (diffusion models have one)")
+    require(model, "iterative", "plot_trajectory")
     if n < 1 or record < 2:
         raise ConfigError(f"plot_trajectory: need n >= 1 and record >= 2, got {n}, {record}")
     data_range = model_data_range(model)

@@ -26,7 +26,8 @@ from keras import ops
 
 from tf_genai import distribute, losses
 from tf_genai.errors import ConfigError
-from tf_genai.models.base import GenerativeModel, ServingSignature, adam
+from tf_genai.capabilities import Capabilities
+from tf_genai.models.base import LatentModel, ServingSignature, adam
 from tf_genai.models.diffusion import schedules
 from tf_genai.models.diffusion.networks import build_unet
 from tf_genai.registry import serializable
@@ -62,7 +63,7 @@ def ddim_timesteps(steps, timesteps: int) -> tf.Tensor:
 
 # The zoo names and defaults of this class are rows of tf_genai/zoo.py.
 @serializable
-class Diffusion(GenerativeModel):
+class Diffusion(LatentModel):
     """A denoising diffusion model with a U-Net denoiser and its weight average.
 
     Args:
@@ -94,18 +95,16 @@ class Diffusion(GenerativeModel):
         seed: initial weights, training noise, and the DDIM noise of ``render`` (eta > 0).
     """
 
+    # The latent is x_T (image-shaped); encode is DDIM inversion; the sampler is a loop.
+    CAPABILITIES = Capabilities(latent=True, encodes=True, iterative=True)
     family = "diffusion"
     data_range = "symmetric"
     metric_names = ("loss",)
     render_signature = "generate"
-    render_part = "denoiser"
+    serving_default = "sample"
     tflite_signature = "denoise"  # the network; the sampling loop stays in the SavedModel
-    default_signature = "sample"
+    tflite_part = "denoiser"
     early_stopping_monitor = "val_loss"
-    # encode() exists (DDIM inversion), but its latents are images: the latent scatter and
-    # reconstruction plots of training.write_plots expect flat VAE latents.
-    encodes = False
-    samples_iteratively = True  # trajectory(): the denoising trajectory plot
 
     @property
     def sampling_options(self) -> tuple[str, ...]:
@@ -426,13 +425,13 @@ class Diffusion(GenerativeModel):
 
     def encode(self, images, labels=None, steps=None):
         """Deterministic DDIM inversion (Song et al. 2021 section 4.3, eta = 0, no guidance):
-        images -> ``(x_T, zeros)`` as the contract's ``(mean, log_var)``."""
+        images -> ``x_T`` ``(batch, H, W, C)``, the latents :meth:`render` maps back."""
         x, steps, _, labels, _, _ = self._sampler_args(images, steps, 0.0, labels, None, 0.0)
         if tf.executing_eagerly():
             x_T = self._traced("invert", self._invert_loop)(x, steps, labels)
         else:
             x_T = self._invert_loop(x, steps, labels)
-        return x_T, tf.zeros_like(x_T)
+        return x_T
 
     def _invert_loop(self, x, steps, labels):
         tau = ddim_timesteps(steps, self.timesteps)  # (S,) ascending
@@ -454,7 +453,7 @@ class Diffusion(GenerativeModel):
 
     def reconstruct(self, images, labels=None):
         """DDIM inversion then generation (eta = 0, no guidance): ``(batch, H, W, C)``."""
-        x_T, _ = self.encode(images, labels)
+        x_T = self.encode(images, labels)
         return self.ddim_sample(x_T, eta=0.0, labels=labels, guidance=0.0)
 
     # ------------------------------------------------------------------ serving
@@ -492,7 +491,7 @@ class Diffusion(GenerativeModel):
         defaults = {"steps": self.sample_steps}
         if self.num_classes is not None:
             defaults["guidance"] = self.guidance
-        return {"schedule": self.schedule, "prediction": self.prediction,
+        return {**super().export_metadata(), "schedule": self.schedule, "prediction": self.prediction,
                 "timesteps": self.timesteps, "sample_steps": self.sample_steps,
                 "eta": self.eta,
                 # what export.sample_from_export passes for a sample input the caller leaves out

@@ -67,7 +67,7 @@ from tf_genai import distribute
 from tf_genai import losses as gan_loss_lib
 from tf_genai.errors import ConfigError
 from tf_genai.layers import batch_segments
-from tf_genai.models.base import GenerativeModel, adam
+from tf_genai.models.base import LatentModel, adam
 from tf_genai.models.gan.networks import ARCHITECTURES, build_discriminator, build_generator
 from tf_genai.registry import serializable
 
@@ -88,7 +88,7 @@ def default_optimizer(gradient_penalty: bool = False, learning_rate: float | Non
 
 # The zoo names and defaults of this class are rows of tf_genai/zoo.py.
 @serializable
-class GAN(GenerativeModel):
+class GAN(LatentModel):
     """A generative adversarial network with its own two-optimizer ``train_step``.
 
     Args:
@@ -122,7 +122,9 @@ class GAN(GenerativeModel):
     binarize = False
     metric_names = ("d_loss", "g_loss", "d_loss_real", "d_loss_fake")  # + "gp" with a penalty
     render_signature = "generate"
-    render_part = "generator"
+    serving_default = "generate"
+    tflite_signature = "generate"
+    tflite_part = "generator"
     early_stopping_monitor = None
     early_stopping_refusal = (
         "no GAN loss measures sample quality (val_g_loss is lowest at the weakest "

@@ -4,6 +4,7 @@
 importance-weighted bound of Burda, Grosse & Salakhutdinov 2016 ("Importance Weighted
 Autoencoders", arXiv:1509.00519), which tightens towards ``log p(x)`` as k grows; with k=1000
 it is the standard way to report a VAE's test NLL (Rezende et al. 2014; Burda et al. 2016).
+:meth:`tf_genai.models.vae.model.VAE.nll` (the family contract's likelihood) runs it.
 """
 
 from __future__ import annotations
@@ -80,10 +81,6 @@ def importance_sampled_nll(
         values (``model.likelihood_levels``: 256 for 8-bit images under the discretized
         logistic, 2 for binary pixels), else None (a Gaussian density).
     """
-    if not (hasattr(model, "log_weights") and hasattr(model, "check_likelihood_data")):
-        raise ConfigError(
-            f"importance_sampled_nll needs a model with a likelihood bound (a VAE), got "
-            f"{type(model).__name__}")
     if int(num_samples) < 1 or int(batch_size) < 1:
         raise ConfigError("importance_sampled_nll: num_samples and batch_size must be >= 1")
     images = _as_model_images(model, images)
@@ -116,7 +113,7 @@ def importance_sampled_nll(
         elbo.append(log_w.mean(axis=0))
     nll_per_image = np.concatenate(nll)
     elbo_per_image = np.concatenate(elbo)
-    levels = getattr(model, "likelihood_levels", None)
+    levels = model.likelihood_levels
     return {
         "nll": float(nll_per_image.mean()),
         "nll_bits_per_dim": None if levels is None else float(

@@ -21,11 +21,15 @@ from typing import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from tf_genai import distribute, losses, ranges
+from tf_genai.capabilities import Capabilities
+from tf_genai.data import binarize_once
 from tf_genai.errors import ConfigError, DataError
-from tf_genai.models.base import GenerativeModel, adam
+from tf_genai.models.base import LatentModel, ServingSignature, adam
+from tf_genai.models.vae.likelihood import importance_sampled_nll
 from tf_genai.models.vae.networks import ARCHITECTURES, build_decoder, build_encoder
 from tf_genai.registry import serializable
 
@@ -45,7 +49,7 @@ LOGISTIC_COMPONENTS = 5
 
 # The zoo names and defaults of this class are rows of tf_genai/zoo.py.
 @serializable
-class VAE(GenerativeModel):
+class VAE(LatentModel):
     """A variational autoencoder with a Bernoulli, Gaussian or discretized logistic decoder.
 
     Args:
@@ -77,11 +81,14 @@ class VAE(GenerativeModel):
         seed: seed of the model's own random generator.
     """
 
+    CAPABILITIES = Capabilities(latent=True, encodes=True, likelihood="bound")
     family = "vae"
     metric_names = ("loss", "reconstruction_loss", "kl_loss")
     render_signature = "decode"
-    render_part = "decoder"
-    encodes = True
+    serving_default = "decode"
+    tflite_signature = "decode"
+    tflite_part = "decoder"
+    nll_options = ("num_samples", "batch_size")
 
     def __init__(
         self,
@@ -191,10 +198,14 @@ class VAE(GenerativeModel):
 
     # ------------------------------------------------------------------ networks
 
-    def encode(self, x, labels=None, training: bool = False):
+    def posterior(self, x, labels=None, training: bool = False):
         """q(z | x): ``(batch, H, W, C)`` -> ``(mean, log_var)``, each ``(batch, latent)``."""
         mean, log_var = self.encoder(self._net_inputs(x, labels), training=training)
         return ops.cast(mean, "float32"), ops.cast(log_var, "float32")
+
+    def encode(self, images, labels=None):
+        """The family contract's images -> latents: the posterior mean ``(batch, latent)``."""
+        return self.posterior(images, labels)[0]
 
     def decoder_logits(self, z, labels=None, training: bool = False):
         """The raw decoder output: ``(batch, H, W, C)`` Bernoulli logits or pre-squash Gaussian
@@ -289,14 +300,12 @@ class VAE(GenerativeModel):
 
     def reconstruct(self, x, labels=None):
         """Decode one posterior draw of each image: ``(batch, H, W, C)`` in the data range."""
-        mean, log_var = self.encode(x, labels)
+        mean, log_var = self.posterior(x, labels)
         z = self._reparameterize(mean, log_var)[0]  # (batch, latent)
         return self.decode(z, labels)
 
     def call_input_signature(self) -> list:
         """``call`` takes images (``[images, labels]`` if conditional)."""
-        import tensorflow as tf
-
         images = self._image_spec()
         return [images if self.num_classes is None else [images, tf.TensorSpec(
             (None,), tf.int32, name="labels")]]
@@ -341,7 +350,7 @@ class VAE(GenerativeModel):
         """
         x = ops.cast(x, "float32")
         labels = self.check_labels(labels)  # None for an unconditional VAE
-        mean, log_var = self.encode(x, labels, training=training)  # (batch, latent) each
+        mean, log_var = self.posterior(x, labels, training=training)  # (batch, latent) each
         z = self._reparameterize(mean, log_var, num_samples, seed)  # (k, batch, latent)
         batch = ops.shape(x)[0]
         flat_z = ops.reshape(z, (-1, self.latent_dim))  # (k * batch, latent)
@@ -396,11 +405,17 @@ class VAE(GenerativeModel):
 
     # ------------------------------------------------------------------ evaluation, serving
 
-    @property
-    def nll_key(self) -> str:
-        """``"nll"``, or ``"conditional_nll"``: a conditional VAE bounds ``-log p(x | y)``,
-        up to log K nats below an unconditional ``-log p(x)``."""
-        return "conditional_nll" if self.num_classes is not None else "nll"
+    def nll(self, images, labels=None, *, seed: int = 0, num_samples: int = 1000,
+            batch_size: int = 100) -> dict:
+        """The family contract's likelihood: the importance-weighted bound on ``-log p(x)``
+        with ``num_samples`` = k (Burda et al. 2016; k = 1000 is the field's standard), and the
+        k-sample ELBO, nats per image (:func:`tf_genai.models.vae.likelihood.importance_sampled_nll`).
+        ``images`` are uint8 or [0, 1] (:meth:`likelihood_inputs` prepares them: a Bernoulli
+        decoder scores one seeded binarisation)."""
+        scored = importance_sampled_nll(self, self.likelihood_inputs(images, seed), labels,
+                                        num_samples=num_samples, batch_size=batch_size,
+                                        seed=seed)
+        return {"nll": scored["nll_per_image"], "elbo": scored["elbo_per_image"]}
 
     @property
     def likelihood_levels(self) -> int | None:
@@ -411,8 +426,6 @@ class VAE(GenerativeModel):
     def likelihood_inputs(self, images, seed: int = 0):
         """uint8 or [0, 1] images -> what the likelihood scores: a fixed binarisation (seeded)
         for a Bernoulli decoder, else the images in ``data_range``."""
-        from tf_genai.data import binarize_once
-
         if self.likelihood == "bernoulli":
             return np.asarray(binarize_once(ranges.uint8_to_unit(images), seed=seed), "float32")
         return ranges.for_model(images, self.data_range)
@@ -448,18 +461,15 @@ class VAE(GenerativeModel):
 
     def serving_signatures(self) -> dict:
         """``decode(z)``, ``sample(num_samples, seed)``, ``encode(images)`` -> ``{mean,
-        log_var}`` and ``reconstruct(images)`` -> ``{reconstruction}`` (the decoded posterior
-        mean: deterministic, unlike :meth:`reconstruct`, which decodes one posterior draw)."""
-        import tensorflow as tf
-
-        from tf_genai.models.base import ServingSignature
-
+        log_var}`` (the posterior) and ``reconstruct(images)`` -> ``{reconstruction}`` (the
+        decoded posterior mean: deterministic, unlike :meth:`reconstruct`, which decodes one
+        posterior draw)."""
         def encode(images, labels=None):
-            mean, log_var = self.encode(images, labels)
+            mean, log_var = self.posterior(images, labels)
             return {"mean": tf.cast(mean, tf.float32), "log_var": tf.cast(log_var, tf.float32)}
 
         def reconstruct(images, labels=None):
-            mean, _ = self.encode(images, labels)  # (batch, latent)
+            mean, _ = self.posterior(images, labels)  # (batch, latent)
             return {"reconstruction": tf.cast(self.decode(mean, labels), tf.float32)}
 
         moments = ("float32", [None, self.latent_dim])

@@ -26,6 +26,7 @@ import json
 import os
 from typing import Any, Callable, Sequence
 
+import keras
 import tensorflow as tf
 
 from tf_genai.errors import ConfigError
@@ -246,8 +247,6 @@ def scalar_logs_for_multiworker(model: Any) -> None:
     reduction the mean over replicas, a scalar again. Call it on the model after ``compile``;
     other strategies do not need it.
     """
-    import keras
-
     for name in ("train_step", "test_step"):
         step = getattr(model, name)
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import math
 
+import tensorflow as tf
 from keras import ops
+
+from tf_genai.errors import ConfigError
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -314,8 +317,6 @@ def gradient_penalty(critic_fn, real, fake, alpha, target: float = 1.0):
     seed generator. ``critic_fn`` maps a batch of images to logits. TensorFlow backend: uses
     ``tf.GradientTape`` for the input gradient. Reduction: mean over the batch.
     """
-    import tensorflow as tf
-
     real = tf.cast(real, "float32")
     fake = tf.cast(fake, "float32")
     alpha = tf.cast(alpha, "float32")
@@ -340,8 +341,6 @@ GAN_LOSSES = {
 
 def gan_losses(name: str):
     """The (d_loss, g_loss) pair for a loss name; ``ValueError`` naming the choices otherwise."""
-    from tf_genai.errors import ConfigError
-
     try:
         return GAN_LOSSES[name]
     except KeyError:
@@ -396,8 +395,6 @@ def diffusion_target(prediction: str, x0, noise, alpha_bar):
     if prediction == "v":
         alpha_bar = ops.cast(alpha_bar, "float32")
         return ops.sqrt(alpha_bar) * noise - ops.sqrt(1.0 - alpha_bar) * x0
-    from tf_genai.errors import ConfigError
-
     raise ConfigError(f"unknown diffusion prediction {prediction!r}; choose eps, x0 or v")
 
 
@@ -428,8 +425,6 @@ def min_snr_weights(prediction: str, alpha_bar, gamma: float):
     abar = ops.cast(alpha_bar, "float32")
     gamma = float(gamma)
     if gamma <= 0:
-        from tf_genai.errors import ConfigError
-
         raise ConfigError(f"min-SNR gamma must be > 0, got {gamma}")
     noise = 1.0 - abar
     # min(SNR, gamma) = min(abar, gamma (1 - abar)) / (1 - abar)
@@ -441,8 +436,6 @@ def min_snr_weights(prediction: str, alpha_bar, gamma: float):
     elif prediction == "v":  # min(SNR, gamma) (1 - abar)
         weights = capped
     else:
-        from tf_genai.errors import ConfigError
-
         raise ConfigError(f"unknown diffusion prediction {prediction!r}; choose eps, x0 or v")
     return ops.stop_gradient(weights)
 

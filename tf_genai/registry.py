@@ -66,6 +66,8 @@ def register_with_keras_lazily() -> None:
     and delegates, so ``keras.saving.load_model`` works after ``import tf_genai`` alone; the
     real class replaces the stand-in when its module is imported (:func:`serializable`).
     """
+    # Keras is imported where used, here and below: ``tf-genai models`` and ``import tf_genai``
+    # read this table in ~0.1 s; importing Keras costs ~10 s on 2 cores.
     import keras
 
     objects = keras.saving.get_custom_objects()

@@ -16,7 +16,8 @@ code length. Data: ``../shared/data/cifar10/cifar10_subset.npz`` (its README: th
 
 Usage (from the repository root)::
 
-    python benchmarks/cifar_likelihood.py --budget 600 --out benchmarks/results/cifar_bits.md
+    python benchmarks/cifar_likelihood.py --budget 600 \\
+        --out benchmarks/results/cifar_bits_zen4_YYYY-MM-DD.md
     python benchmarks/cifar_likelihood.py --models vae --model-args '{"vae": [{"logistic_components": 1},
         {"logistic_components": 5}]}' --budget 300      # one row per constructor setting
     python benchmarks/cifar_likelihood.py --models colour_vae vae --budget 600 --model-args \

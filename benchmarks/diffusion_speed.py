@@ -88,7 +88,8 @@ Usage (from the repository root; the diffusers rows need ``pip install torch dif
 them those rows are skipped)::
 
     python benchmarks/diffusion_speed.py                        # 5 rounds of 1024 images + sampling
-    python benchmarks/diffusion_speed.py --rounds 10 --out benchmarks/results/diffusion_speed.md
+    python benchmarks/diffusion_speed.py --rounds 10 \\
+        --out benchmarks/results/diffusion_speed_zen4_YYYY-MM-DD.md
     python benchmarks/diffusion_speed.py --no-sampling --impls tf_genai keras-io
     python benchmarks/diffusion_speed.py --quick                # 1 small round: a smoke test
     python benchmarks/diffusion_speed.py --levers --no-sampling # + float32 / bf16 / XLA rows

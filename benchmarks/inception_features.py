@@ -14,7 +14,7 @@ trace) and the one-off weight conversion are timed separately.
 Usage (from the repository root)::
 
     python benchmarks/inception_features.py --num-images 200 --rounds 3 \\
-        --out benchmarks/results/inception_features_zen4.md
+        --out benchmarks/results/inception_features_zen4_YYYY-MM-DD.md
 """
 
 from __future__ import annotations

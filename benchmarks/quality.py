@@ -22,7 +22,7 @@ values also report the NLL in bits/dim.
 
 The markdown table (with date, machine and budget) goes to stdout and to ``--out``.
 
-    python benchmarks/quality.py --out benchmarks/results/quality.md              # ~30 min
+    python benchmarks/quality.py --out benchmarks/results/quality_zen4_YYYY-MM-DD.md  # ~30 min
     python benchmarks/quality.py --budget 5 --models vae dcgan --nll-images 100 --nll-k 10 \\
         --num-generated 500 --out /tmp/quality.md                                  # smoke test
     python benchmarks/quality.py --data ../shared/data/cifar10/cifar10_subset.npz \\

@@ -59,11 +59,6 @@ Training rows (each times ``--images`` images a round; one untimed warm-up round
   at 7x7 and in the middle block runs at 14x14 as the zoo's does. It has the zoo U-Net's layer
   sequence, within 0.3% of its parameters and 1% of its FLOPs (the tables print both).
 
-Lever rows (``--levers``): the ``tf_genai`` row again with one setting replaced --
-``tf_genai float32`` (policy float32), ``tf_genai bf16`` (``mixed_bfloat16``), ``tf_genai xla``
-(``jit_compile=True`` under the chosen policy) -- interleaved with the others; one of the first
-two repeats the ``tf_genai`` row's own choice, which shows the run's round-to-round noise.
-
 Sampling rows (``--no-sampling`` skips them): images/s drawing ``--sample-n`` images at
 ``--sample-steps`` (50) deterministic DDIM steps from the (EMA) network; the first call warms up
 untimed. ``tf_genai``: ``model.sample(n, seed=0, steps=50)`` (one traced ``tf.while_loop``).
@@ -92,7 +87,6 @@ them those rows are skipped)::
         --out benchmarks/results/diffusion_speed_zen4_YYYY-MM-DD.md
     python benchmarks/diffusion_speed.py --no-sampling --impls tf_genai keras-io
     python benchmarks/diffusion_speed.py --quick                # 1 small round: a smoke test
-    python benchmarks/diffusion_speed.py --levers --no-sampling # + float32 / bf16 / XLA rows
 """
 
 from __future__ import annotations
@@ -130,13 +124,6 @@ from throughput import (  # noqa: E402
 )
 
 IMPLS = ("tf_genai", "keras-io", "diffusers")
-# ``--levers``: the zoo ddpm again with one training lever changed from training_options()'s
-# choice, interleaved with the rows above, so each lever's gain is measured on the machine at hand.
-LEVERS: dict[str, dict[str, Any]] = {
-    "tf_genai float32": {"mixed_precision_policy": "float32"},
-    "tf_genai bf16": {"mixed_precision_policy": "mixed_bfloat16"},
-    "tf_genai xla": {"jit_compile": True},
-}
 SAMPLERS = ("tf_genai", "diffusers")  # the keras-io example's sampler is not part of issue 17
 TIMESTEPS = 1000
 EMA_DECAY = 0.999
@@ -263,8 +250,8 @@ class _KerasDiffusionWorker:
 
         n = len(images)
         self.sample_n, self.sample_steps, self.sampler_warm = sample_n, sample_steps, False
-        if impl == "tf_genai" or impl in LEVERS:
-            opts = {**devices.training_options(), **LEVERS.get(impl, {})}
+        if impl == "tf_genai":
+            opts = devices.training_options()
             with devices.mixed_precision(opts["mixed_precision_policy"]):
                 self.model = tf_genai.create("ddpm", image_shape=(28, 28, 1))
             self.model.compile(steps_per_execution=opts["steps_per_execution"],
@@ -669,11 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per implementation")
     parser.add_argument("--images", type=int, default=1024, help="training images per round")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--impls", nargs="+", choices=IMPLS + tuple(LEVERS),
-                        default=list(IMPLS))
-    parser.add_argument("--levers", action="store_true",
-                        help="add the zoo ddpm rows with one lever changed: "
-                             + ", ".join(LEVERS) + " (training only)")
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
     parser.add_argument("--sampling", dest="no_sampling", action="store_false",
                         help="time DDIM sampling too (the default)")
     parser.add_argument("--no-sampling", dest="no_sampling", action="store_true",
@@ -691,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--out", type=Path, default=None,
                         help="write the report here (markdown) and its .json beside it")
-    parser.add_argument("--worker", choices=IMPLS + tuple(LEVERS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     parser.add_argument("--npy", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", metavar="NPY", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -710,8 +693,6 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(skipped, file=sys.stderr)
     impls = [i for i in args.impls if not (skipped and i == "diffusers")]
-    if args.levers:  # one of them repeats the tf_genai row's own choice: a noise check
-        impls += [lever for lever in LEVERS if lever not in impls]
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     with tempfile.TemporaryDirectory(prefix="diffusion_speed_") as tmp:
         npy = str(Path(tmp) / "train.npy")

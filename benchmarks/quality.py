@@ -80,7 +80,7 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
                                scale=model.data_range, binarize=model.binarize, seed=seed)
     # One repeated dataset and steps_per_epoch, not a finite dataset that fit re-iterates each
     # epoch: the first step after a new iterator sometimes stalls for seconds under fit
-    # (benchmarks/epoch_stall.py; 7-9 s for ddpm), which would cost every model steps.
+    # (7-9 s for ddpm; benchmarks/README.md, Findings), which would cost every model steps.
     # The shuffle still reshuffles every pass (reshuffle_each_iteration).
     steps_per_epoch = int(np.ceil(len(images) / batch_size))
     # The budget starts after the first step: that step traces and compiles the train step

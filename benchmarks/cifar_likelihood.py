@@ -1,6 +1,6 @@
 """Held-out likelihood of the VAEs on CIFAR-10 colour images, in bits/dim, beside lossless codecs.
 
-Issue 18 ("compression anchor"): a VAE's held-out NLL on the CIFAR held-out split, in bits per
+The compression anchor: a VAE's held-out NLL on the CIFAR held-out split, in bits per
 subpixel, against the size of the same 932 images as lossless files -- PNG (Pillow,
 ``optimize=True``) and WebP (Pillow, ``lossless=True, method=6``), file bytes x 8 / (932 x 32 x
 32 x 3) -- measured in the same run. A model whose NLL is below a codec's bits/dim would
@@ -16,7 +16,8 @@ code length. Data: ``../shared/data/cifar10/cifar10_subset.npz`` (its README: th
 
 Usage (from the repository root)::
 
-    python benchmarks/cifar_likelihood.py --budget 600 --out benchmarks/results/cifar_bits.md
+    python benchmarks/cifar_likelihood.py --budget 600 \\
+        --out benchmarks/results/cifar_bits_zen4_YYYY-MM-DD.md
     python benchmarks/cifar_likelihood.py --models vae --model-args '{"vae": [{"logistic_components": 1},
         {"logistic_components": 5}]}' --budget 300      # one row per constructor setting
     python benchmarks/cifar_likelihood.py --models colour_vae vae --budget 600 --model-args \
@@ -134,7 +135,7 @@ def write(args, codecs: dict, rows: list[dict], n_test: int) -> None:
     from quality import cpu_model
 
     lines = [
-        "# CIFAR-10 subset: VAE held-out NLL in bits/dim against lossless codecs (issue 18)",
+        "# CIFAR-10 subset: VAE held-out NLL in bits/dim against lossless codecs",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; CPU: "
         f"{cpu_model()}, {os.cpu_count()} CPUs; float32",

@@ -11,9 +11,9 @@ Each row is written to ``--out`` (markdown) and its ``.json`` as soon as it is s
 FID against S goes beside them (``.png``).
 
     python benchmarks/diffusion_sampling.py runs/quality/ddpm.keras --steps 10 20 50 100 \\
-        --etas 0 1 --num-generated 1000 --out benchmarks/results/ddpm_steps.md
+        --etas 0 1 --num-generated 1000 --out benchmarks/results/ddpm_steps_zen4_YYYY-MM-DD.md
     python benchmarks/diffusion_sampling.py runs/quality/cddpm.keras --steps 50 \\
-        --guidance 0 1 2 3 5 --out benchmarks/results/cddpm_guidance.md
+        --guidance 0 1 2 3 5 --out benchmarks/results/cddpm_guidance_zen4_YYYY-MM-DD.md
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Diffusion training and sampling speed: tf_genai ddpm vs the keras-io DDIM pattern vs diffusers.
 
-Issue 17: training throughput (images/s) of the zoo ``ddpm`` against (a) the keras-io DDIM
+Training throughput (images/s) of the zoo ``ddpm`` against (a) the keras-io DDIM
 example's training-step pattern on the same U-Net and (b) PyTorch diffusers' ``UNet2DModel`` +
 ``DDPMScheduler`` at matched size and FLOPs (target: >= 1.3x both); sampling images/s at 50
 DDIM steps against diffusers' ``DDIMPipeline`` on the matched network; achieved FLOP/s against
@@ -51,18 +51,13 @@ Training rows (each times ``--images`` images a round; one untimed warm-up round
   float32, ``torch.set_num_threads(os.cpu_count())`` (``--torch-threads``); no gradient
   clipping (the zoo has none).
   The worker never imports TensorFlow, Keras or tf_genai (a TF + torch process segfaults on
-  this project's machines: issue 19). The matched network: diffusers' U-Net has a 3x3
+  this project's machines). The matched network: diffusers' U-Net has a 3x3
   full-resolution stem where the zoo's has a 2x2 stride-2 patch stem, so the images go in
   space-to-depth, ``pixel_unshuffle(2)``: 28x28x1 -> 14x14x4 (a fixed permutation of pixels,
   so Gaussian noising commutes with it), and a UNet2DModel of the zoo's widths (32, 64), one
   ResNet block a level down (two up), scale-shift time conditioning, attention (4 heads of 16)
   at 7x7 and in the middle block runs at 14x14 as the zoo's does. It has the zoo U-Net's layer
   sequence, within 0.3% of its parameters and 1% of its FLOPs (the tables print both).
-
-Lever rows (``--levers``): the ``tf_genai`` row again with one setting replaced --
-``tf_genai float32`` (policy float32), ``tf_genai bf16`` (``mixed_bfloat16``), ``tf_genai xla``
-(``jit_compile=True`` under the chosen policy) -- interleaved with the others; one of the first
-two repeats the ``tf_genai`` row's own choice, which shows the run's round-to-round noise.
 
 Sampling rows (``--no-sampling`` skips them): images/s drawing ``--sample-n`` images at
 ``--sample-steps`` (50) deterministic DDIM steps from the (EMA) network; the first call warms up
@@ -88,10 +83,10 @@ Usage (from the repository root; the diffusers rows need ``pip install torch dif
 them those rows are skipped)::
 
     python benchmarks/diffusion_speed.py                        # 5 rounds of 1024 images + sampling
-    python benchmarks/diffusion_speed.py --rounds 10 --out benchmarks/results/diffusion_speed.md
+    python benchmarks/diffusion_speed.py --rounds 10 \\
+        --out benchmarks/results/diffusion_speed_zen4_YYYY-MM-DD.md
     python benchmarks/diffusion_speed.py --no-sampling --impls tf_genai keras-io
     python benchmarks/diffusion_speed.py --quick                # 1 small round: a smoke test
-    python benchmarks/diffusion_speed.py --levers --no-sampling # + float32 / bf16 / XLA rows
 """
 
 from __future__ import annotations
@@ -129,14 +124,7 @@ from throughput import (  # noqa: E402
 )
 
 IMPLS = ("tf_genai", "keras-io", "diffusers")
-# ``--levers``: the zoo ddpm again with one training lever changed from training_options()'s
-# choice, interleaved with the rows above, so each lever's gain is measured on the machine at hand.
-LEVERS: dict[str, dict[str, Any]] = {
-    "tf_genai float32": {"mixed_precision_policy": "float32"},
-    "tf_genai bf16": {"mixed_precision_policy": "mixed_bfloat16"},
-    "tf_genai xla": {"jit_compile": True},
-}
-SAMPLERS = ("tf_genai", "diffusers")  # the keras-io example's sampler is not part of issue 17
+SAMPLERS = ("tf_genai", "diffusers")  # the keras-io example's sampler is not timed
 TIMESTEPS = 1000
 EMA_DECAY = 0.999
 LEARNING_RATE = 1e-3
@@ -262,8 +250,8 @@ class _KerasDiffusionWorker:
 
         n = len(images)
         self.sample_n, self.sample_steps, self.sampler_warm = sample_n, sample_steps, False
-        if impl == "tf_genai" or impl in LEVERS:
-            opts = {**devices.training_options(), **LEVERS.get(impl, {})}
+        if impl == "tf_genai":
+            opts = devices.training_options()
             with devices.mixed_precision(opts["mixed_precision_policy"]):
                 self.model = tf_genai.create("ddpm", image_shape=(28, 28, 1))
             self.model.compile(steps_per_execution=opts["steps_per_execution"],
@@ -356,7 +344,7 @@ class _DiffusersWorker:
                      "torch_matmul_gflops": self._matmul_peak(),
                      "config": {k: list(v) if isinstance(v, tuple) else v
                                 for k, v in DIFFUSERS_UNET.items()}}
-        if "tensorflow" in sys.modules:  # issue 19: torch and TF must not share a process
+        if "tensorflow" in sys.modules:  # torch and TF must not share a process
             raise SystemExit("the diffusers worker imported tensorflow")
         self.round()  # warm-up
 
@@ -556,7 +544,7 @@ def render(workers: list[DiffusionWorker], setup: dict[str, Any], peak: dict[str
     if torch_info:
         versions += [f"torch {torch_info['torch']}", f"diffusers {torch_info['diffusers']}"]
     lines = [
-        "# Diffusion training and sampling speed (issue 17)",
+        "# Diffusion training and sampling speed",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; CPU: "
         f"{setup.get('cpu', '?')}, {setup.get('cpus', os.cpu_count())} CPUs; "
@@ -618,7 +606,7 @@ def render(workers: list[DiffusionWorker], setup: dict[str, Any], peak: dict[str
                 verdict[other] = {"median_ratio": med, "paired_ratio": paired}
         if verdict:
             ok = all(float(v[k][:-1]) >= 1.3 for v in verdict.values() for k in v)
-            lines += ["", "Issue 17 training target (tf_genai >= 1.3x each, median and paired): "
+            lines += ["", "Training target (tf_genai >= 1.3x each, median and paired): "
                       + ", ".join(f"vs {k} {v['median_ratio']} / {v['paired_ratio']}"
                                   for k, v in verdict.items())
                       + (" -> met" if ok else " -> not met")]
@@ -668,11 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per implementation")
     parser.add_argument("--images", type=int, default=1024, help="training images per round")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--impls", nargs="+", choices=IMPLS + tuple(LEVERS),
-                        default=list(IMPLS))
-    parser.add_argument("--levers", action="store_true",
-                        help="add the zoo ddpm rows with one lever changed: "
-                             + ", ".join(LEVERS) + " (training only)")
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
     parser.add_argument("--sampling", dest="no_sampling", action="store_false",
                         help="time DDIM sampling too (the default)")
     parser.add_argument("--no-sampling", dest="no_sampling", action="store_true",
@@ -690,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--out", type=Path, default=None,
                         help="write the report here (markdown) and its .json beside it")
-    parser.add_argument("--worker", choices=IMPLS + tuple(LEVERS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     parser.add_argument("--npy", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", metavar="NPY", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -709,8 +693,6 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(skipped, file=sys.stderr)
     impls = [i for i in args.impls if not (skipped and i == "diffusers")]
-    if args.levers:  # one of them repeats the tf_genai row's own choice: a noise check
-        impls += [lever for lever in LEVERS if lever not in impls]
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     with tempfile.TemporaryDirectory(prefix="diffusion_speed_") as tmp:
         npy = str(Path(tmp) / "train.npy")

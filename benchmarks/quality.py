@@ -22,7 +22,7 @@ values also report the NLL in bits/dim.
 
 The markdown table (with date, machine and budget) goes to stdout and to ``--out``.
 
-    python benchmarks/quality.py --out benchmarks/results/quality.md              # ~30 min
+    python benchmarks/quality.py --out benchmarks/results/quality_zen4_YYYY-MM-DD.md  # ~30 min
     python benchmarks/quality.py --budget 5 --models vae dcgan --nll-images 100 --nll-k 10 \\
         --num-generated 500 --out /tmp/quality.md                                  # smoke test
     python benchmarks/quality.py --data ../shared/data/cifar10/cifar10_subset.npz \\
@@ -80,7 +80,7 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
                                scale=model.data_range, binarize=model.binarize, seed=seed)
     # One repeated dataset and steps_per_epoch, not a finite dataset that fit re-iterates each
     # epoch: the first step after a new iterator sometimes stalls for seconds under fit
-    # (benchmarks/epoch_stall.py; 7-9 s for ddpm), which would cost every model steps.
+    # (7-9 s for ddpm; benchmarks/README.md, Findings), which would cost every model steps.
     # The shuffle still reshuffles every pass (reshuffle_each_iteration).
     steps_per_epoch = int(np.ceil(len(images) / batch_size))
     # The budget starts after the first step: that step traces and compiles the train step

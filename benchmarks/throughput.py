@@ -60,7 +60,7 @@ Last, the time to draw 256 samples from the default ``vae`` and ``dcgan``: eager
 Usage (from the repository root; PyTorch rows need the ``bench`` extra: ``pip install torch``)::
 
     python benchmarks/throughput.py                       # all groups, 15 rounds
-    python benchmarks/throughput.py --groups vae_kerasio vae --rounds 3 --ablation vae_kerasio
+    python benchmarks/throughput.py --groups vae_kerasio vae --rounds 3
     python benchmarks/throughput.py --quick               # 1 round, small epochs: a smoke test
 """
 
@@ -94,20 +94,6 @@ GROUPS: dict[str, tuple[int, list[str]]] = {
     "dcgan": (2048, ["tf_genai", "keras-io", "keras-io+training", "torch*"]),
     "gan_kerasio": (512, ["kerasio+opts", "keras-io", "torch*"]),
 }  # "torch*": every configuration in TORCH_IMPLS
-# --ablation: tf_genai with one lever switched off, to show each lever earns its place
-# ("groups": where the lever exists; every group when absent). "f32-out": the VAE decoder's
-# output layer back in float32 under mixed_bfloat16 (it computes in bfloat16 since issue 19).
-# "keras-adam": Keras' own Adam instead of tf_genai.optimizers' fused one. "f32-wgrad" is the
-# other way round: a lever the flags leave off, switched on (float32 weight gradients for the
-# convolutions, which the autotuner turns on where its probe measures them faster). "unfused":
-# the fused_layers lever off (Keras' batch norm, a float32 uniform per dropout element). Naming
-# ablation labels in --impls runs only those.
-ABLATIONS = {"tf_genai[float32]": {"policy": "float32"}, "tf_genai[spe=1]": {"spe": 1},
-             "tf_genai[f32-out]": {"float32_output": True, "groups": ["vae", "vae_kerasio"]},
-             "tf_genai[keras-adam]": {"keras_adam": True},
-             "tf_genai[f32-wgrad]": {"float32_weight_gradients": True,
-                                     "groups": ["vae", "vae_kerasio", "dcgan"]},
-             "tf_genai[unfused]": {"fused_layers": False, "groups": ["dcgan"]}}
 
 
 # =============================================================================================
@@ -575,21 +561,7 @@ class _KerasTrainer(_Trainer):
         return self.n / self.timer.seconds
 
 
-def _options(overrides: dict[str, Any]) -> dict[str, Any]:
-    from tf_genai import devices
-
-    opts = devices.training_options()
-    if "policy" in overrides:
-        opts["mixed_precision_policy"] = overrides["policy"]
-    if "spe" in overrides:
-        opts["steps_per_execution"] = overrides["spe"]
-    for lever in ("float32_weight_gradients", "fused_layers"):
-        if lever in overrides:
-            opts[lever] = overrides[lever]
-    return opts
-
-
-def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict) -> _Trainer:
+def build_keras_worker(group: str, impl: str, data: str, n: int) -> _Trainer:
     """The Keras-side trainer for one (group, implementation)."""
     import keras
 
@@ -598,15 +570,9 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
     from tf_genai.data import make_dataset
 
     images = _load_images(data, n)
-    if overrides.get("float32_output"):  # this worker process only: the f32-out ablation
-        from tf_genai.models.vae import model as vae_model
-
-        build_decoder = vae_model.build_decoder
-        vae_model.build_decoder = lambda *a, **k: build_decoder(*a, **{**k, "output_dtype":
-                                                                       "float32"})
     kerasio = impl in ("keras-io", "keras-io+training")
     opts = {"steps_per_execution": 1, "jit_compile": "auto", "mixed_precision_policy":
-            "float32"} if kerasio else _options(overrides)
+            "float32"} if kerasio else devices.training_options()
     compile_kwargs = {k: opts[k] for k in ("steps_per_execution", "jit_compile")}
     if kerasio:
         compile_kwargs = {}  # keras-io: default compile options
@@ -650,22 +616,14 @@ def build_keras_worker(group: str, impl: str, data: str, n: int, overrides: dict
         else:
             raise SystemExit(f"unknown configuration {group}/{impl}")
 
-    # tf_genai rows: the zoo recipe (tf_genai.optimizers' fused Adam; the keras-adam ablation
-    # puts Keras' Adam with the same config in its place). keras-io rows: Keras' Adam;
-    # kerasio+opts: the fused one, a tf_genai option.
+    # tf_genai rows: the zoo recipe (tf_genai.optimizers' fused Adam). keras-io rows: Keras'
+    # Adam; kerasio+opts: the fused one, a tf_genai option.
     from tf_genai import optimizers
+    from tf_genai.training import compile_model
 
     adam = keras.optimizers.Adam if kerasio else optimizers.Adam
     if impl == "tf_genai":
-        recipe = model.default_optimizers()
-        if overrides.get("keras_adam"):
-            recipe = {k: keras.optimizers.Adam.from_config(o.get_config())
-                      for k, o in recipe.items()}
-        model.compile(**recipe, **compile_kwargs)
-        from tf_genai.layers import set_float32_weight_gradients, set_fused_layers
-
-        set_float32_weight_gradients(model, opts["float32_weight_gradients"])
-        set_fused_layers(model, opts["fused_layers"])
+        compile_model(model, **compile_kwargs)
     elif is_gan:
         model.compile(d_optimizer=adam(2e-4, beta_1=0.5), g_optimizer=adam(2e-4, beta_1=0.5),
                       loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
@@ -796,14 +754,14 @@ def _emit(**payload: Any) -> None:
     print(MARK + json.dumps(payload), flush=True)
 
 
-def worker(config: str, data: str, n: int, overrides: dict) -> None:
+def worker(config: str, data: str, n: int) -> None:
     """Serve timed rounds on stdin commands ``run`` / ``quit`` (see the module docstring)."""
     sys.path.insert(0, str(REPO_ROOT))
     group, impl = config.split("/", 1)
     if impl.startswith("torch"):
         trainer: _Trainer = _TorchTrainer(group, impl, data, n)
     else:
-        trainer = build_keras_worker(group, impl, data, n, overrides)
+        trainer = build_keras_worker(group, impl, data, n)
     _emit(ready=True, flops_per_image=trainer.flops_per_image,
           tensorflow_loaded="tensorflow" in sys.modules)
     for line in sys.stdin:
@@ -873,12 +831,12 @@ def sampling_worker() -> None:
 class Worker:
     """One configuration's subprocess."""
 
-    def __init__(self, name: str, args: argparse.Namespace, n: int, overrides: dict):
+    def __init__(self, name: str, args: argparse.Namespace, n: int):
         self.name = name
         self.log = tempfile.NamedTemporaryFile("w+", prefix="throughput_", suffix=".log",
                                                delete=False)
-        cmd = [sys.executable, __file__, "--worker", name.split("[")[0], "--data", args.data,
-               "--images", str(n), "--overrides", json.dumps(overrides)]
+        cmd = [sys.executable, __file__, "--worker", name, "--data", args.data,
+               "--images", str(n)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, cwd=REPO_ROOT)
         self.rates: list[float] = []
@@ -919,18 +877,9 @@ def run_group(group: str, args: argparse.Namespace, bf16_units: bool) -> list[Wo
         impls = [i for i in impls if i not in skipped]
     impls = [i for i in impls if args.impls is None or i in args.impls]
     names = [f"{group}/{i}" for i in impls]
-    overrides = {name: {} for name in names}
-    ablate = args.ablation is not None and (not args.ablation or group in args.ablation)
-    if ablate and "tf_genai" in impls:
-        named = [i for i in args.impls or [] if i in ABLATIONS]
-        for label, override in ABLATIONS.items():
-            if group not in override.get("groups", [group]) or (named and label not in named):
-                continue
-            names.append(f"{group}/{label}")
-            overrides[names[-1]] = override
     workers = []
     for name in names:  # start one at a time: set-up (tracing) is CPU-heavy
-        w = Worker(name, args, n, overrides[name])
+        w = Worker(name, args, n)
         try:
             ready = w.read()
             w.flops_per_image = ready["flops_per_image"]
@@ -1031,16 +980,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impls", nargs="+", default=None,
                         help="only these implementations (e.g. tf_genai keras-io)")
     parser.add_argument("--rounds", type=int, default=15,
-                        help="timed rounds per implementation (vae_kerasio + dcgan with "
-                             "--ablation dcgan: about 12 minutes for 15)")
+                        help="timed rounds per implementation (vae_kerasio + dcgan: about "
+                             "10 minutes for 15)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--ablation", nargs="*", default=None, metavar="GROUP",
-                        help="also time tf_genai with each lever off (in these groups; all "
-                             "groups when none is named)")
     parser.add_argument("--quick", action="store_true", help="1 round of <= 1024 images")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--images", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--torch-problem", help=argparse.SUPPRESS)
     parser.add_argument("--problem-out", help=argparse.SUPPRESS)
@@ -1062,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
         sampling_worker()
         return 0
     if args.worker:
-        worker(args.worker, args.data, args.images, json.loads(args.overrides))
+        worker(args.worker, args.data, args.images)
         return 0
     if args.quick:
         args.rounds = 1

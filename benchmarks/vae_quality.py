@@ -51,7 +51,7 @@ from tf_genai.data import load  # noqa: E402
 from tf_genai.models.vae.likelihood import importance_sampled_nll  # noqa: E402
 
 MNIST = REPO / ".." / "shared" / "data" / "mnist"
-# The baseline of the issue: an MLP VAE with one 400-unit hidden layer and 40 latents.
+# The baseline: an MLP VAE with one 400-unit hidden layer and 40 latents.
 BASELINE = dict(architecture="mlp", hidden_units=(400,), latent_dim=40, filters=())
 DEFAULT_MODELS = ("vae", "iwae", "mlp_vae", "baseline")
 

@@ -7,10 +7,10 @@ forward and backward pass are TensorFlow's fused kernels (see its docstring).
 "Dropout: A Simple Way to Prevent Neural Networks from Overfitting", JMLR 15) with a cheaper
 mask. ``keras.layers.Dropout`` on TensorFlow draws one float32 uniform per element
 (``tf.nn.experimental.stateless_dropout``); on our 2-core CPU drawing them is most of the
-layer's cost: ``python benchmarks/dropout_step.py`` (a ``dcgan`` step with discriminator
-dropout 0.3, bf16, interleaved) gave 1,802 images/s with ``keras.layers.Dropout``, 1,932 with
+layer's cost: a ``dcgan`` step with discriminator
+dropout 0.3, bf16, interleaved, gave 1,802 images/s with ``keras.layers.Dropout``, 1,932 with
 this layer and 2,165 without dropout (2026-11-29; on the earlier 32-wide generator 2,497,
-2,850 and 3,536). This layer draws 32 random bits per *two*
+2,850 and 3,536; ``benchmarks/README.md``, Findings). This layer draws 32 random bits per *two*
 elements and compares each 16-bit half with an integer threshold: the same Bernoulli mask, from
 half the random numbers and no float conversion, about 2x faster forward plus backward on a
 (256, 14, 14, 32) bfloat16 tensor (2.7 ms against 5.6 ms).

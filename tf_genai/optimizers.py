@@ -3,7 +3,7 @@
 Keras 3's ``Adam.update_step`` is written in backend-neutral ops: about eight element-wise
 kernels per variable (two moment updates, a square, a square root, a division, the step), each
 a full pass over the variable's memory. ``tf.raw_ops.ResourceApplyAdam`` does the same update in
-one pass. Measured on a 2-core AMD EPYC (Zen 4, 2026-12-06, ``benchmarks/optimizer_step.py``):
+one pass. Measured on a 2-core AMD EPYC (Zen 4, 2026-12-06; ``benchmarks/README.md``, Findings):
 one ``apply`` over the ``dcgan`` networks' 5.0 M parameters took ~12.5 ms with Keras' Adam and
 ~4.8 ms fused, but a whole bf16 ``dcgan`` training step gained only 1.04-1.06x (``vae``
 1.01x), because TensorFlow already ran most of Keras' update kernels beside the remaining

@@ -130,7 +130,7 @@ def test_binarize_once_is_fixed_by_seed(mnist):
 
 def test_autotuning_model_thread_is_off_in_memory_and_streamed(tmp_path):
     """tf.data's autotuning thread made ending an iterator (every fit epoch) wait up to its next
-    doubling wake-up; benchmarks/epoch_stall.py measures it. Both pipelines switch it off."""
+    doubling wake-up (benchmarks/README.md, Findings). Both pipelines switch it off."""
     from PIL import Image
 
     from tf_genai.data.streaming import scan_folder, stream_dataset

@@ -79,7 +79,7 @@ class Diffusion(LatentModel):
             resolution, whose 7.1 s fit steps (batch 128) left 20 minutes ~170 steps (AMD EPYC,
             avx2, 2 cores, 2026-12-02). At 240 s with the eps target a full-resolution
             U-Net (patch 1, widths (16, 32)) scored FID 96.5 against the patch stem's 140.9,
-            and v + Min-SNR-5 on the patch stem 26.8 (benchmarks/results/ddpm_levers_240s.md).
+            and v + Min-SNR-5 on the patch stem 26.8 (AMD EPYC avx2, 2 cores, 2026-12-02).
         ema_decay: decay of ``ema_denoiser``, the weight average the samplers use.
         sample_steps: DDIM steps S of :meth:`render` / ``sample`` (S <= T).
         eta: DDIM's stochasticity (0: deterministic; 1: DDPM's posterior variance).

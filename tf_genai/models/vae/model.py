@@ -43,7 +43,7 @@ AUTO = "auto"
 _MIN_LOG_SCALE = math.log(1e-3)
 LOGISTIC_LEVELS = 256  # the discretized logistic's grid: 8-bit images
 # K of the logistic mixture: on the CIFAR subset, 360 s each, K = 5 reached 6.73 bits/dim
-# held-out against K = 1's 7.68 (benchmarks/results/cifar_bits_zen4.md).
+# held-out against K = 1's 7.68 (benchmarks/results/cifar_bits_zen4_2026-12-03.md).
 LOGISTIC_COMPONENTS = 5
 
 

@@ -139,7 +139,7 @@ def build_decoder(
     produces the raw outputs: ``"float32"``, or None for the global policy's (bfloat16 under
     ``mixed_bfloat16``). The outputs are cast to float32 either way. On the AMX Xeon the
     float32 output convolution of the MNIST VAE ran on AVX-512 and took 13 % of a bfloat16
-    training step (``benchmarks/results/profile_step_xeon_amx.md``); the VAE runs it in the
+    training step (2026-12-05, ``benchmarks/README.md``, Findings); the VAE runs it in the
     bfloat16 for Bernoulli logits only (see ``VAE``).
     """
     h, w, c = _check(image_shape, architecture)

@@ -24,7 +24,9 @@ from tf_genai.data.sources import (
     default_split_indices,
     keras_cache_dir,
     load,
+    mnist_or_digits,
     resize,
+    shared_mnist_dir,
     train_validation_split,
 )
 from tf_genai.data.streaming import scan_folder, scan_tfrecords, stream_dataset, write_tfrecords
@@ -40,10 +42,12 @@ __all__ = [
     "keras_cache_dir",
     "load",
     "make_dataset",
+    "mnist_or_digits",
     "read_idx",
     "resize",
     "scan_folder",
     "scan_tfrecords",
+    "shared_mnist_dir",
     "stream_dataset",
     "train_validation_split",
     "validate_images",

@@ -280,6 +280,43 @@ def keras_cache_dir() -> Path:
     return home / "datasets"
 
 
+MNIST_ENV = "TF_GENAI_MNIST"
+
+
+def shared_mnist_dir() -> Path:
+    """Where the project's shared MNIST copy is looked for: ``$TF_GENAI_MNIST`` when set, else
+    ``../shared/data/mnist`` beside the checkout that holds this package."""
+    if os.environ.get(MNIST_ENV):
+        return Path(os.environ[MNIST_ENV]).expanduser()
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
+
+
+def mnist_or_digits(verbose: bool = True) -> str:
+    """A source for :func:`load` that every copy of the project can train the examples on.
+
+    In order: the shared MNIST copy (:func:`shared_mnist_dir`: the 10,000-image test set, train
+    = images 0-7,999), else Keras' MNIST (``"mnist"``: its cache, or downloaded once as
+    ``keras.datasets`` does), else -- no network -- scikit-learn's ``"digits"`` (1,797 8x8
+    images, shipped with scikit-learn), with a printed note saying why.
+
+    Returns:
+        A path or a built-in dataset name; ``load`` gives uint8 images for MNIST and float32 in
+        [0, 1] for digits, so scale with :func:`tf_genai.ranges.for_model`, never by hand.
+    """
+    shared = shared_mnist_dir()
+    if shared.is_dir() and _idx_image_files(shared):
+        return str(shared)
+    try:
+        _read_keras("mnist")
+    except DataError:
+        if verbose:
+            print(f"note: no MNIST here (no IDX files in {shared}, and Keras' MNIST is neither "
+                  f"in {keras_cache_dir()} nor downloadable): using scikit-learn's 'digits' "
+                  f"(1,797 8x8 images) instead", flush=True)
+        return "digits"
+    return "mnist"
+
+
 def _read_keras(name: str) -> dict[str, Pair]:
     """One of Keras' datasets: train = its training set, heldout = its test set."""
     import keras

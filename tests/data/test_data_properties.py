@@ -32,7 +32,7 @@ def assert_canonical(images: np.ndarray, labels: np.ndarray | None) -> None:
     """What every accepted source must produce (the contract in tf_genai/data/README.md)."""
     assert isinstance(images, np.ndarray) and images.ndim == 4
     n, h, w, c = images.shape
-    assert n >= 1 and h >= 2 and w >= 2 and c in (1, 3, 4)
+    assert n >= 1 and h >= 2 and w >= 2 and c in (1, 3)  # alpha is composited away
     assert images.dtype in (np.uint8, np.float32)
     if images.dtype == np.float32:
         assert np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0

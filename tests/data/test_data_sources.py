@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from tf_genai.data import default_split_indices, keras_cache_dir, load, train_validation_split
+from tf_genai.data import (default_split_indices, keras_cache_dir, load, mnist_or_digits,
+                           train_validation_split)
 from tf_genai.data.sources import keras_parts
 from tf_genai.errors import DataError
 
@@ -105,10 +106,10 @@ def test_digits_scaled_and_split():
     np.testing.assert_array_equal(load("digits")[1], y)  # deterministic
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
-def test_keras_dataset_offline_and_uncached_is_a_data_error(name, tmp_path, monkeypatch):
-    # The one allowed monkeypatch: point Keras' cache at an empty folder and make the download
-    # fail as it does on a machine without network, so the test never downloads anything.
+@pytest.fixture
+def offline_keras(tmp_path, monkeypatch) -> Path:
+    """The one allowed monkeypatch: point Keras' cache at an empty folder and make the download
+    fail as it does on a machine without network, so the test never downloads anything."""
     import keras.src.backend.config as keras_config
     import keras.src.utils.file_utils as file_utils
 
@@ -118,11 +119,28 @@ def test_keras_dataset_offline_and_uncached_is_a_data_error(name, tmp_path, monk
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))  # what Keras reads...
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # ...from this, at import time
     monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_keras_dataset_offline_and_uncached_is_a_data_error(name, offline_keras):
     with pytest.raises(DataError) as err:
         load(name)
     message = str(err.value)
-    assert name in message and str(tmp_path / "datasets") in message
-    assert "download failed" in message and keras_cache_dir() == tmp_path / "datasets"
+    assert name in message and str(offline_keras / "datasets") in message
+    assert "download failed" in message and keras_cache_dir() == offline_keras / "datasets"
+
+
+def test_the_examples_take_the_shared_mnist_else_keras_else_digits(
+        mnist_dir, offline_keras, monkeypatch, capsys):
+    monkeypatch.setenv("TF_GENAI_MNIST", str(mnist_dir))
+    assert mnist_or_digits() == str(mnist_dir)
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("TF_GENAI_MNIST", str(offline_keras / "no_such_folder"))
+    assert mnist_or_digits() == "digits"  # no shared copy, no Keras cache, no network
+    note = capsys.readouterr().out
+    assert "\nnote: no MNIST here" in note and "using scikit-learn's 'digits'" in note
+    assert str(offline_keras / "datasets") in note
 
 
 def test_keras_parts_shapes_like_cifar10():

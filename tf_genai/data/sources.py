@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tf_genai import ranges
+from tf_genai.data import channels as channels_lib
 from tf_genai.data import idx
 from tf_genai.data.validation import validate_images, validate_labels
 from tf_genai.errors import ConfigError, DataError
@@ -52,6 +53,20 @@ _IDX_NAME = re.compile(r"^(?P<prefix>.+?)[-._]images[-._]idx(?P<rank>\d)[-._]uby
 Pair = tuple[np.ndarray, np.ndarray | None]  # (images, labels)
 
 
+class Loaded(tuple):
+    """What :func:`load` returns: the pair ``(images, labels)`` (unpack it as one), which also
+    carries ``channels``, the :class:`~tf_genai.data.channels.ChannelDecision` made for the
+    source (``loaded.channels.description`` is the line a training run prints and records)."""
+
+    channels: channels_lib.ChannelDecision
+
+    def __new__(cls, images: np.ndarray, labels: np.ndarray | None,
+                channels: channels_lib.ChannelDecision) -> "Loaded":
+        pair = super().__new__(cls, (images, labels))
+        pair.channels = channels
+        return pair
+
+
 def load(
     source: Any,
     split: str = "train",
@@ -59,7 +74,8 @@ def load(
     labels: Any = None,
     image_size: int | Sequence[int] | None = None,
     image_shape: Sequence[int] | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
+    channels: int | None = None,
+) -> Loaded:
     """Load images and labels from any supported source.
 
     Args:
@@ -73,22 +89,33 @@ def load(
         image_size: ``(H, W)`` (or one int for square) to resize to; for image folders the
             default is the first image's size and differing sizes are an error.
         image_shape: ``(H, W[, C])`` for sources holding flat ``(N, H*W*C)`` vectors.
+        channels: ``None`` (decided from the whole source: RGB if it holds any colour image,
+            else grey), ``1`` (grey) or ``3`` (RGB). Transparency is composited on white;
+            the rules: :mod:`tf_genai.data.channels`.
 
     Returns:
-        ``(images, labels)``: ``(N, H, W, C)`` uint8 or float32 in [0, 1], int64 ``(N,)`` or None.
+        ``(images, labels)``: ``(N, H, W, C)`` uint8 or float32 in [0, 1] with C = 1 or 3,
+        int64 ``(N,)`` or None; a :class:`Loaded` pair whose ``.channels`` says what was
+        decided.
 
     Raises:
         DataError: a missing, corrupt or unsuitable source, named in the message.
-        ConfigError: a bad ``split``, ``image_size`` or ``labels`` argument.
+        ConfigError: a bad ``split``, ``image_size``, ``labels`` or ``channels`` argument.
     """
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     size = _normalize_size(image_size)
-    name, parts = _read_source(source, labels=labels, size=size, image_shape=image_shape)
+    requested = channels_lib.check_choice(channels)
+    name, parts, decision = _read_source(source, labels=labels, size=size,
+                                         image_shape=image_shape, channels=requested)
+    if decision is None:  # array-like sources: every image of a part has its channel count
+        decision = channels_lib.decide(
+            (channels_lib.KINDS[x.shape[-1]] for x, _ in parts.values() for _ in range(len(x))),
+            requested)
     images, labels_out = _select_split(name, parts, split)
     if size is not None:
         images = resize(images, size)
-    return images, labels_out
+    return Loaded(channels_lib.convert(images, decision.channels), labels_out, decision)
 
 
 def default_split_indices(num_images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,9 +173,12 @@ def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --- dispatch -------------------------------------------------------------------------------
 
 def _read_source(
-    source: Any, *, labels: Any, size: tuple[int, int] | None, image_shape: Any
-) -> tuple[str, dict[str, Pair]]:
-    """``(name for messages, parts)``; parts is ``{"all": ...}`` or ``{"train", "heldout"}``."""
+    source: Any, *, labels: Any, size: tuple[int, int] | None, image_shape: Any,
+    channels: int | None,
+) -> tuple[str, dict[str, Pair], channels_lib.ChannelDecision | None]:
+    """``(name for messages, parts, decision)``; parts is ``{"all": ...}`` or
+    ``{"train", "heldout"}``; ``decision`` is an image folder's (its images already converted),
+    None for array-like sources."""
     if isinstance(source, (str, os.PathLike)):
         if labels is not None:
             raise ConfigError(
@@ -156,15 +186,18 @@ def _read_source(
             )
         if isinstance(source, str) and source in BUILTIN_DATASETS:
             if source == "digits":
-                return source, {"all": _read_digits()}
-            return source, _read_keras(source)
+                return source, {"all": _read_digits()}, None
+            return source, _read_keras(source), None
         path = Path(source).expanduser()
         if not path.exists():
             raise DataError(
                 f"{source}: no such file or directory (and not a built-in dataset: "
                 f"{', '.join(BUILTIN_DATASETS)})"
             )
-        return str(path), _read_path(path, size=size, image_shape=image_shape)
+        if path.is_dir() and not _idx_image_files(path):
+            pair, decision = _read_image_folder(path, size, channels)
+            return str(path), {"all": pair}, decision
+        return str(path), _read_path(path, image_shape=image_shape), None
     if isinstance(source, tuple):
         if len(source) != 2:
             raise DataError(
@@ -174,7 +207,7 @@ def _read_source(
             raise ConfigError("array: labels given twice (in the tuple and as labels=)")
         source, labels = source
     images = validate_images(source, "array", image_shape=image_shape)
-    return "array", {"all": (images, validate_labels(labels, len(images), "array"))}
+    return "array", {"all": (images, validate_labels(labels, len(images), "array"))}, None
 
 
 def _select_split(name: str, parts: dict[str, Pair], split: str) -> Pair:
@@ -247,6 +280,43 @@ def keras_cache_dir() -> Path:
     return home / "datasets"
 
 
+MNIST_ENV = "TF_GENAI_MNIST"
+
+
+def shared_mnist_dir() -> Path:
+    """Where the project's shared MNIST copy is looked for: ``$TF_GENAI_MNIST`` when set, else
+    ``../shared/data/mnist`` beside the checkout that holds this package."""
+    if os.environ.get(MNIST_ENV):
+        return Path(os.environ[MNIST_ENV]).expanduser()
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
+
+
+def mnist_or_digits(verbose: bool = True) -> str:
+    """A source for :func:`load` that every copy of the project can train the examples on.
+
+    In order: the shared MNIST copy (:func:`shared_mnist_dir`: the 10,000-image test set, train
+    = images 0-7,999), else Keras' MNIST (``"mnist"``: its cache, or downloaded once as
+    ``keras.datasets`` does), else -- no network -- scikit-learn's ``"digits"`` (1,797 8x8
+    images, shipped with scikit-learn), with a printed note saying why.
+
+    Returns:
+        A path or a built-in dataset name; ``load`` gives uint8 images for MNIST and float32 in
+        [0, 1] for digits, so scale with :func:`tf_genai.ranges.for_model`, never by hand.
+    """
+    shared = shared_mnist_dir()
+    if shared.is_dir() and _idx_image_files(shared):
+        return str(shared)
+    try:
+        _read_keras("mnist")
+    except DataError:
+        if verbose:
+            print(f"note: no MNIST here (no IDX files in {shared}, and Keras' MNIST is neither "
+                  f"in {keras_cache_dir()} nor downloadable): using scikit-learn's 'digits' "
+                  f"(1,797 8x8 images) instead", flush=True)
+        return "digits"
+    return "mnist"
+
+
 def _read_keras(name: str) -> dict[str, Pair]:
     """One of Keras' datasets: train = its training set, heldout = its test set."""
     import keras
@@ -277,12 +347,10 @@ def keras_parts(
 
 # --- files ----------------------------------------------------------------------------------
 
-def _read_path(path: Path, *, size: tuple[int, int] | None, image_shape: Any) -> dict[str, Pair]:
+def _read_path(path: Path, *, image_shape: Any) -> dict[str, Pair]:
+    """An IDX folder or file, or a NumPy file (image folders: :func:`_read_image_folder`)."""
     if path.is_dir():
-        idx_files = _idx_image_files(path)
-        if idx_files:
-            return _read_idx_folder(path, idx_files, image_shape)
-        return {"all": _read_image_folder(path, size)}
+        return _read_idx_folder(path, _idx_image_files(path), image_shape)
     suffix = path.suffix.lower()
     if suffix in (".npz", ".npy"):
         return _read_numpy(path, image_shape)
@@ -428,8 +496,10 @@ def _image_files(folder: Path) -> tuple[list[Path], np.ndarray | None]:
     return flat, None
 
 
-def _read_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
-    """One image as ``(H, W, C)``: uint8 for 8-bit modes, float32 in [0, 1] for 16-bit gray."""
+def _read_image(path: Path, size: tuple[int, int] | None) -> tuple[np.ndarray, str]:
+    """One image as ``(array, kind)``: ``(H, W, 1 or 3)`` with any transparency composited on
+    white, uint8 for 8-bit modes, float32 in [0, 1] for 16-bit grey; ``kind`` what the file
+    held (:data:`tf_genai.data.channels.KINDS`)."""
     from PIL import Image
 
     try:
@@ -438,49 +508,57 @@ def _read_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 opened.load()
-                im = _canonical_mode(opened, path)
-                if size is not None and im.size != (size[1], size[0]):
-                    im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                array = np.asarray(im)
+                array = np.asarray(_canonical_mode(opened, path))
     except DataError:
         raise
     except _CORRUPT_FILE_ERRORS as err:  # includes Pillow's DecompressionBomb* errors
         raise DataError(f"{path}: corrupt or unreadable image ({err})") from None
     if array.ndim == 2:
         array = array[:, :, np.newaxis]  # (H, W, 1)
+    kind = channels_lib.KINDS[array.shape[2]]
+    if kind in ("grey+alpha", "RGBA"):
+        # Before resizing, so that no transparent pixel's hidden colour bleeds into its
+        # neighbours.
+        array = channels_lib.composite_on_white(array)  # (H, W, 1 or 3)
+    if size is not None and array.shape[:2] != size:
+        im = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        array = np.asarray(im).reshape(size[0], size[1], array.shape[2])
     if array.dtype == np.float32:
         array = np.clip(array, 0.0, 1.0)
-    return array
+    return array, kind
 
 
 def _canonical_mode(im: Any, path: Path) -> Any:
-    """Gray stays 1-channel ("L"), colour becomes "RGB", transparency "RGBA", 16-bit gray "F"."""
+    """Grey "L", grey with alpha "LA", colour "RGB", colour with alpha "RGBA", 16-bit grey "F"."""
     from PIL import Image
 
     if im.mode.startswith("I;16"):  # 16-bit gray: float32 in [0, 1]
         return Image.fromarray(np.asarray(im, dtype=np.float32) / 65535.0)
     if im.mode in ("1", "L"):
         return im.convert("L")
-    if im.mode in ("LA", "La", "RGBA", "RGBa", "PA") or (
-        im.mode == "P" and "transparency" in im.info
-    ):
+    if im.mode in ("LA", "La"):
+        return im.convert("LA")
+    if im.mode in ("RGBA", "RGBa", "PA") or (im.mode == "P" and "transparency" in im.info):
         return im.convert("RGBA")
     if im.mode in ("RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"):
         return im.convert("RGB")
     raise DataError(f"{path}: unsupported image mode {im.mode!r}")
 
 
-def _read_image_folder(folder: Path, size: tuple[int, int] | None) -> Pair:
+def _read_image_folder(
+    folder: Path, size: tuple[int, int] | None, channels: int | None
+) -> tuple[Pair, channels_lib.ChannelDecision]:
+    """Every image of ``folder``, at the channels decided once for the whole folder."""
     files, labels = _image_files(folder)
-    arrays = [_read_image(p, size) for p in files]
-    shapes = [a.shape[:2] for a in arrays]
+    read = [_read_image(p, size) for p in files]
     if size is None:
-        check_same_size(folder, files, shapes)
-    channels = max(a.shape[2] for a in arrays)  # mixed gray/colour folders become colour
-    any_float = any(a.dtype == np.float32 for a in arrays)
-    out = np.stack([_match(a, channels, any_float) for a in arrays])  # (N, H, W, C)
+        check_same_size(folder, files, [a.shape[:2] for a, _ in read])
+    decision = channels_lib.decide((kind for _, kind in read), channels)
+    any_float = any(a.dtype == np.float32 for a, _ in read)
+    out = np.stack([_match(a, decision.channels, any_float) for a, _ in read])  # (N, H, W, C)
     images = validate_images(out, str(folder))
-    return images, validate_labels(labels, len(images), str(folder))
+    return (images, validate_labels(labels, len(images), str(folder))), decision
 
 
 def check_same_size(folder: Path, files: Sequence[Path], shapes: Sequence[tuple[int, int]]) -> None:
@@ -495,11 +573,5 @@ def check_same_size(folder: Path, files: Sequence[Path], shapes: Sequence[tuple[
 
 def _match(array: np.ndarray, channels: int, as_float: bool) -> np.ndarray:
     """Bring one ``(H, W, c)`` image to ``channels`` channels (and float32 if asked)."""
-    if as_float and array.dtype == np.uint8:
-        array = ranges.uint8_to_unit(array)
-    if array.shape[2] == 1 and channels > 1:
-        array = np.repeat(array, 3, axis=2)
-    if array.shape[2] == 3 and channels == 4:
-        opaque = 1.0 if array.dtype == np.float32 else 255
-        array = np.concatenate([array, np.full_like(array[:, :, :1], opaque)], axis=2)
-    return array
+    array = channels_lib.convert(array, channels)
+    return ranges.uint8_to_unit(array) if as_float else array

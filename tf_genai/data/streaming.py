@@ -11,8 +11,10 @@ impossible for a folder larger than memory. Here the images stay files::
                                           buffer] -> batch -> float32 in the model's range
                                           -> prefetch
 
-The decoded images keep the in-memory loader's conventions (:mod:`tf_genai.data.sources`): gray
-stays 1 channel, colour is 3, transparency 4, a folder mixing them becomes the widest; class
+The decoded images keep the in-memory loader's conventions (:mod:`tf_genai.data.sources`): the
+channels are decided once from every file of the folder (:mod:`tf_genai.data.channels`: colour
+is RGB with transparency composited on white, grey stays grey unless mixed with colour, or
+``channels=1|3``; ``ImageFiles.channels.description`` says what was decided); class
 sub-folders (sorted names) are labels 0, 1, ...; ``split`` picks the same images as ``load`` does
 for a folder (the fixed permutation of ``default_split_indices`` over the sorted file list). At
 the native size the pixels equal ``load``'s; resizing (``image_size``) uses
@@ -46,6 +48,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_genai.data import channels as channels_lib
 from tf_genai.data.pipeline import _bernoulli, check_pipeline_args, to_model_range
 from tf_genai.data.sources import (
     _CORRUPT_FILE_ERRORS,
@@ -57,9 +60,11 @@ from tf_genai.data.sources import (
 )
 from tf_genai.errors import ConfigError, DataError
 
-# Channels of the in-memory loader's canonical modes (sources._canonical_mode).
-_MODE_CHANNELS = {"1": 1, "L": 1, "LA": 4, "La": 4, "RGBA": 4, "RGBa": 4, "PA": 4,
-                  "RGB": 3, "CMYK": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+# What each Pillow mode holds, as the in-memory loader's canonical modes see it
+# (sources._canonical_mode); a palette ("P") image is RGBA when it has a transparent colour.
+_MODE_KINDS = {"1": "grey", "L": "grey", "LA": "grey+alpha", "La": "grey+alpha",
+               "RGBA": "RGBA", "RGBa": "RGBA", "PA": "RGBA",
+               "RGB": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
 FEATURES = ("image", "height", "width", "channels", "label")
 
 
@@ -68,7 +73,9 @@ class ImageFiles:
     """What :func:`stream_dataset` streams: ``paths`` (image files or TFRecord shards),
     ``labels`` (int64, one per image, or None), ``image_shape`` ``(H, W, C)`` of the decoded
     (and resized) images, ``kind`` ``"files"`` or ``"tfrecord"``, ``num_images``, ``source``
-    (for messages) and ``fingerprint`` (names the disk cache)."""
+    (for messages), ``fingerprint`` (names the disk cache) and ``channels``, the
+    :class:`~tf_genai.data.channels.ChannelDecision` made over the whole folder or set of
+    shards (``channels.description`` is the line a training run prints and records)."""
 
     paths: tuple[str, ...]
     labels: np.ndarray | None
@@ -80,6 +87,7 @@ class ImageFiles:
     resize: bool = False
     split: str = "all"
     record_mask: np.ndarray | None = None  # TFRecord: which records the split keeps (None: all)
+    channels: channels_lib.ChannelDecision | None = None
 
     @property
     def num_classes(self) -> int | None:
@@ -98,8 +106,9 @@ def _split_indices(count: int, split: str, source: str) -> np.ndarray:
     return index
 
 
-def _header(path: Path, verify: bool) -> tuple[tuple[int, int], int]:
-    """``((H, W), channels)`` of one image from its header; DataError if it is not readable."""
+def _header(path: Path, verify: bool) -> tuple[tuple[int, int], str]:
+    """``((H, W), kind)`` of one image from its header (kind: :data:`channels.KINDS`'s values);
+    DataError if it is not readable."""
     from PIL import Image
 
     try:
@@ -115,10 +124,10 @@ def _header(path: Path, verify: bool) -> tuple[tuple[int, int], int]:
         raise DataError(f"{path}: a {mode} (16-bit or float) image; streaming reads 8-bit "
                         "images only -- load() the folder in memory instead")
     if mode == "P":
-        return size, 4 if "transparency" in info else 3
-    if mode not in _MODE_CHANNELS:
+        return size, "RGBA" if "transparency" in info else "RGB"
+    if mode not in _MODE_KINDS:
         raise DataError(f"{path}: unsupported image mode {mode!r}")
-    return size, _MODE_CHANNELS[mode]
+    return size, _MODE_KINDS[mode]
 
 
 def _fingerprint(parts: Sequence[Any]) -> str:
@@ -140,6 +149,7 @@ def scan_folder(
     *,
     image_size: int | Sequence[int] | None = None,
     verify: bool = True,
+    channels: int | None = None,
 ) -> ImageFiles:
     """The image files of ``folder`` for :func:`stream_dataset`, without decoding them.
 
@@ -148,69 +158,62 @@ def scan_folder(
         split: ``"train"``, ``"heldout"`` or ``"all"``: the same images ``load`` picks.
         image_size: ``(H, W)`` (or one int) to resize to; without it every image must have the
             first one's size.
-        verify: run Pillow's integrity check on every file (reads each file once; headers only
-            without it).
+        verify: run Pillow's integrity check on every file of the split (reads each file
+            once; headers only without it).
+        channels: None (decided from every file of the folder, as ``load`` does), 1 or 3.
 
     Raises:
         DataError: a missing folder, no images, mixed layouts, a corrupt file, differing sizes
             without ``image_size``, or a 16-bit image, each named.
-        ConfigError: a bad ``split`` or ``image_size``.
+        ConfigError: a bad ``split``, ``image_size`` or ``channels``.
     """
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     size = _normalize_size(image_size)
-    files, labels = _image_files(root)
-    index = _split_indices(len(files), split, str(root))
-    files = [files[i] for i in index]
-    labels = None if labels is None else labels[index]
-    headers = [_header(p, verify) for p in files]
-    sizes = {s for s, _ in headers}
+    requested = channels_lib.check_choice(channels)
+    all_files, all_labels = _image_files(root)
+    index = _split_indices(len(all_files), split, str(root))
+    chosen = set(index.tolist())
+    # Every file's header, so that the channels are the whole folder's (each split the same).
+    all_headers = [_header(p, verify and i in chosen) for i, p in enumerate(all_files)]
+    decision = channels_lib.decide((kind for _, kind in all_headers), requested)
+    files = [all_files[i] for i in index]
+    labels = None if all_labels is None else all_labels[index]
+    sizes = [all_headers[i][0] for i in index]
     if size is None:
-        check_same_size(root, files, [s for s, _ in headers])
-    height, width = size if size is not None else headers[0][0]
-    channels = max(c for _, c in headers)
-    shape = (int(height), int(width), int(channels))
+        check_same_size(root, files, sizes)
+    height, width = size if size is not None else sizes[0]
+    shape = (int(height), int(width), decision.channels)
     return ImageFiles(
         paths=tuple(str(p) for p in files), labels=labels, image_shape=shape, kind="files",
         num_images=len(files), source=str(root), fingerprint=_files_fingerprint(files, shape),
-        resize=size is not None and sizes != {size}, split=split)
+        resize=size is not None and set(sizes) != {size}, split=split, channels=decision)
 
 
 def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
-    """A decoded ``(H, W, c)`` uint8 image with c in {1, 2, 3, 4} -> ``(H, W, channels)``, as the
-    in-memory loader converts: gray repeated to colour, an opaque alpha added, colour to gray by
-    ITU-R 601 luma (Pillow's ``convert("L")``), gray+alpha to RGBA."""
-    def opaque(img):
-        return tf.fill(tf.shape(img[..., :1]), tf.constant(255, tf.uint8))  # (H, W, 1)
+    """A decoded ``(H, W, c)`` uint8 image with c in {1, 2, 3, 4} -> ``(H, W, channels)`` with
+    channels 1 or 3, in the integer arithmetic of :func:`tf_genai.data.channels.convert` (equal
+    pixels): alpha composited on white, grey repeated to RGB, RGB to grey by ITU-R 601 luma."""
+    def on_white(colour, alpha):
+        c, a = tf.cast(colour, tf.int32), tf.cast(alpha, tf.int32)
+        return tf.cast((c * a + 255 * (255 - a) + 127) // 255, tf.uint8)
 
-    def gray(img):
-        return img[..., :1]
+    def from_grey(g):  # (H, W, 1)
+        return g if channels == 1 else tf.tile(g, [1, 1, 3])
 
-    def rgb(img):
-        return img[..., :3]
-
-    def from_gray(g, alpha=None):
-        if channels == 1:
-            return g
-        rgb3 = tf.tile(g, [1, 1, 3])
-        if channels == 3:
-            return rgb3
-        return tf.concat([rgb3, opaque(g) if alpha is None else alpha], -1)
-
-    def from_rgb(c3, alpha=None):
-        if channels == 1:
-            luma = tf.image.rgb_to_grayscale(tf.cast(c3, tf.float32))
-            return tf.cast(tf.clip_by_value(tf.round(luma), 0, 255), tf.uint8)
+    def from_rgb(c3):  # (H, W, 3)
         if channels == 3:
             return c3
-        return tf.concat([c3, opaque(c3) if alpha is None else alpha], -1)
+        luma = tf.reduce_sum(tf.cast(c3, tf.int32) * channels_lib.LUMA_WEIGHTS, -1,
+                             keepdims=True)  # (H, W, 1)
+        return tf.cast((luma + 32768) // 65536, tf.uint8)
 
     branches = [
-        lambda: from_gray(gray(image)),                      # c = 1
-        lambda: from_gray(gray(image), image[..., 1:2]),     # c = 2: gray + alpha
-        lambda: from_rgb(rgb(image)),                        # c = 3
-        lambda: from_rgb(rgb(image), image[..., 3:4]),       # c = 4
+        lambda: from_grey(image[..., :1]),                                  # c = 1
+        lambda: from_grey(on_white(image[..., :1], image[..., 1:2])),       # grey + alpha
+        lambda: from_rgb(image[..., :3]),                                   # c = 3
+        lambda: from_rgb(on_white(image[..., :3], image[..., 3:4])),        # RGBA
     ]
     return tf.switch_case(tf.shape(image)[-1] - 1, branches)
 
@@ -375,10 +378,12 @@ def scan_tfrecords(
     split: str = "all",
     *,
     image_size: int | Sequence[int] | None = None,
+    channels: int | None = None,
 ) -> ImageFiles:
     """TFRecord shards (a folder of ``*.tfrecord``, a glob, or a list of files) for
     :func:`stream_dataset`: one pass over the records' small features (not the images) counts
-    them, reads their shapes and labels; ``split`` is the fixed permutation over record order.
+    them, reads their shapes and labels; ``split`` is the fixed permutation over record order;
+    ``channels`` as in :func:`scan_folder`, decided over every record.
 
     Raises:
         DataError: no shards, an unreadable shard or record, records of differing shapes
@@ -393,6 +398,7 @@ def scan_tfrecords(
     if not found:
         raise DataError(f"{shards}: no TFRecord shards found")
     size = _normalize_size(image_size)
+    requested = channels_lib.check_choice(channels)
     spec = {"height": tf.io.FixedLenFeature([], tf.int64),
             "width": tf.io.FixedLenFeature([], tf.int64),
             "channels": tf.io.FixedLenFeature([], tf.int64),
@@ -418,13 +424,14 @@ def scan_tfrecords(
     index = _split_indices(len(shapes), split, str(shards))
     y = np.asarray(labels, dtype=np.int64)[index] if all(has) else None
     height, width = size if size is not None else shapes[0][:2]
-    channels = max(s[2] for s in shapes)
-    shape = (int(height), int(width), int(channels))
+    decision = channels_lib.decide((channels_lib.KINDS[s[2]] for s in shapes), requested)
+    shape = (int(height), int(width), decision.channels)
     return ImageFiles(
         paths=tuple(str(p) for p in found), labels=y, image_shape=shape, kind="tfrecord",
         num_images=len(index), source=str(shards), fingerprint=_files_fingerprint(found, shape),
         resize=size is not None and hw != {size}, split=split,
-        record_mask=None if split == "all" else np.isin(np.arange(len(shapes)), index))
+        record_mask=None if split == "all" else np.isin(np.arange(len(shapes)), index),
+        channels=decision)
 
 
 def _tfrecord_images(files: ImageFiles, labelled: bool, decode, shuffle: bool, seed: int):
@@ -451,15 +458,16 @@ def _tfrecord_images(files: ImageFiles, labelled: bool, decode, shuffle: bool, s
 
 
 def scan(source: str | os.PathLike, split: str = "train", *,
-         image_size: int | Sequence[int] | None = None, verify: bool = True) -> ImageFiles:
+         image_size: int | Sequence[int] | None = None, verify: bool = True,
+         channels: int | None = None) -> ImageFiles:
     """:func:`scan_tfrecords` for a ``.tfrecord`` file, a glob of them or a folder holding them,
     else :func:`scan_folder`."""
     path = Path(source)
     if path.suffix == ".tfrecord" or any(ch in str(source) for ch in "*?[") or (
             path.is_dir() and any(path.glob("*.tfrecord"))):
         return scan_tfrecords([path] if path.is_file() else source, split,
-                              image_size=image_size)
-    return scan_folder(path, split, image_size=image_size, verify=verify)
+                              image_size=image_size, channels=channels)
+    return scan_folder(path, split, image_size=image_size, verify=verify, channels=channels)
 
 
 def subset(files: ImageFiles, positions: Any, split: str) -> ImageFiles:

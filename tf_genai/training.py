@@ -33,6 +33,7 @@ import tensorflow as tf
 from tf_genai import checkpointing, devices, distribute, outputs, plotting, ranges, registry
 from tf_genai import data as data_lib
 from tf_genai.callbacks import TimeBudget
+from tf_genai.data import channels as channels_lib
 from tf_genai.data import streaming
 from tf_genai.errors import ConfigError, DataError
 
@@ -74,6 +75,9 @@ class TrainConfig:
         latent_dim: overrides the model's latent size.
         learning_rate: replaces the zoo recipe's rate; ``weight_decay`` > 0 makes Adam AdamW.
         image_size: resize image-folder data to this size (an int for a square, or (H, W)).
+        channels: 1 (grey) or 3 (RGB) for every image; None decides from the data (RGB if it
+            holds any colour image, else grey; transparency composited on white:
+            :mod:`tf_genai.data.channels`). The decision is printed and kept in ``run.json``.
         validation_fraction: the share of the training split held back for ``val_*`` metrics and
             early stopping (never the held-out split). 0 disables validation.
         early_stopping: patience in epochs on the model's ``early_stopping_monitor`` (a VAE's
@@ -106,6 +110,7 @@ class TrainConfig:
     learning_rate: float | None = None
     weight_decay: float = 0.0
     image_size: int | None = None
+    channels: int | None = None
     validation_fraction: float = 0.1
     early_stopping: int | None = None
     time_budget: float | None = None
@@ -126,6 +131,7 @@ class TrainConfig:
             for side in np.atleast_1d(np.asarray(self.image_size, dtype=object)):
                 _positive_int("image_size", side)
         _positive_int("early_stopping", self.early_stopping, allow_none=True)
+        channels_lib.check_choice(self.channels)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if self.learning_rate is not None:
@@ -243,13 +249,18 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
     path = prepare_out_dir(config.out_dir, overwrite=config.overwrite, resume=config.resume,
                            create=False)
     if config.stream:
-        files = streaming.scan(config.data, config.split, image_size=config.image_size)
+        files = streaming.scan(config.data, config.split, image_size=config.image_size,
+                               channels=config.channels)
         images, labels, image_shape = None, files.labels, files.image_shape
+        channels = files.channels
     else:
         files = None
-        images, labels = data_lib.load(config.data, split=config.split,
-                                       image_size=config.image_size)
+        loaded = data_lib.load(config.data, split=config.split, image_size=config.image_size,
+                               channels=config.channels)
+        (images, labels), channels = loaded, loaded.channels
         image_shape = tuple(int(d) for d in images.shape[1:])
+    if config.verbose != 0:
+        print(channels.description, flush=True)
     kwargs = _model_kwargs(config, image_shape, labels)
     backup_dir = None if path is None else path / "backup"
     dist = distribute.get_strategy(config.strategy)
@@ -285,6 +296,7 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
     run_config = {
         **config.to_json(),
         "epochs": epochs,
+        "channels_used": channels.description,
         "stopped_by_time_budget": bool(budget is not None and budget.spent),
         "epochs_done": len(next(iter(history.values()), [])),
         "training_options": {**levers, "strategy": config.strategy or "default",

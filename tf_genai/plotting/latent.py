@@ -2,7 +2,7 @@
 
 Everything that decodes several latent points does it in ONE batched ``model.render`` call
 (a VAE's ``decode``, a GAN's ``generate``): the keras-io examples call ``decoder.predict`` once
-per grid cell, which for a 30x30 manifold is 900 calls and ~100x slower
+per grid cell, which for a 30x30 manifold is 900 calls and ~650x slower
 (0.458 s against 296 s for a 30x30 manifold, Zen 4, 2026-11-29; ``benchmarks/README.md``, Findings).
 """
 

@@ -280,6 +280,40 @@ def test_overwrite_discards_a_stale_backup(tmp_path):
     assert math.isfinite(again.history["loss"][0])
 
 
+
+def test_resume_keeps_the_levers_a_run_started_with_and_reads_older_runs(tmp_path, capsys):
+    """A run records its speed levers in its backup and --resume continues with them, not with
+    this machine's flags. A run written before the levers file kept them in
+    ``backup/autotune.json``, with two levers that no longer exist: it resumes with its policy
+    and says which lever it loses."""
+    from tf_genai.data import load
+    from tf_genai.training import LEGACY_LEVERS_FILE, LEVERS_FILE, train
+
+    images, labels = load("digits")
+    kwargs = dict(data=(images[:64], labels[:64]), batch_size=32, validation_fraction=0.0,
+                  plots=False)
+    train("mlp_vae", out_dir=tmp_path, epochs=1, verbose=0, **kwargs)
+    backup = tmp_path / "backup"
+    levers = json.loads((backup / LEVERS_FILE).read_text())["options"]
+    assert set(levers) == {"mixed_precision_policy", "steps_per_execution", "jit_compile"}
+    # What the previous release wrote: another policy than this machine's flags pick, and the
+    # float32 weight gradients that are gone.
+    other = "float32" if levers["mixed_precision_policy"] != "float32" else "mixed_bfloat16"
+    (backup / LEVERS_FILE).unlink()
+    (backup / LEGACY_LEVERS_FILE).write_text(json.dumps({"options": {
+        "steps_per_execution": 16, "jit_compile": False, "mixed_precision_policy": other,
+        "float32_weight_gradients": True, "fused_layers": True}, "source": "probe"}))
+    capsys.readouterr()
+    result = train("mlp_vae", out_dir=tmp_path, epochs=2, resume=True, verbose="auto", **kwargs)
+    out = capsys.readouterr().out
+    assert "float32 weight gradients, which tf_genai no longer has" in out
+    assert f"training options: {other}" in out
+    assert len(result.history["loss"]) == 2 and all(map(math.isfinite, result.history["loss"]))
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["training_options"]["mixed_precision_policy"] == other
+    assert result.model.decoder.dtype_policy.name == other
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
     if sys.argv[1] == "worker":

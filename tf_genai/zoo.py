@@ -26,6 +26,7 @@ class Preset:
 _VAE = "tf_genai.models.vae.model:VAE"
 _GAN = "tf_genai.models.gan.model:GAN"
 _DIFFUSION = "tf_genai.models.diffusion.model:Diffusion"
+_FLOW = "tf_genai.models.flow.model:Flow"
 
 PRESETS: dict[str, Preset] = {
     # The VAEs' likelihood is "auto": Bernoulli for grey images, a discretized logistic (bits/dim)
@@ -70,4 +71,10 @@ PRESETS: dict[str, Preset] = {
     "cddpm": Preset(_DIFFUSION, "diffusion",
                     "Class-conditional DDPM with classifier-free guidance (Ho & Salimans 2022), "
                     "DDIM sampling", {"num_classes": 10}),
+    "flow": Preset(_FLOW, "flow",
+                   "Flow matching, linear path (Lipman et al. 2023; Liu et al. 2023), "
+                   "logit-normal times (Esser et al. 2024), Heun ODE sampler in few steps"),
+    "cflow": Preset(_FLOW, "flow",
+                    "Class-conditional flow matching with classifier-free guidance",
+                    {"num_classes": 10}),
 }

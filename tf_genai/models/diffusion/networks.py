@@ -87,6 +87,7 @@ def build_unet(
     seed: int | None = None,
     name: str = "denoiser",
     patch_size: int = 1,
+    time_dtype: str = "int32",
 ) -> keras.Model:
     """The denoiser ``[x_t (batch, H, W, C), t (batch,)(, labels (batch,))] -> (batch, H, W, C)``.
 
@@ -97,7 +98,9 @@ def build_unet(
     being the null class of classifier-free guidance. ``patch_size`` p > 1 makes the stem a
     p x p convolution with stride p (a patch embedding, as in ViT/DiT) and the output a p x p
     transposed convolution with stride p, so the U-Net runs at 1/p of the resolution: p = 2
-    costs about a quarter of the full-resolution network's FLOPs.
+    costs about a quarter of the full-resolution network's FLOPs. ``time_dtype``: ``"int32"``
+    for a diffusion model's integer timesteps, ``"float32"`` for a continuous time (a flow
+    model's t in [0, 1], scaled by the caller to the embedding's range).
     """
     if int(patch_size) < 1:
         raise ConfigError(f"diffusion U-Net: patch_size must be >= 1, got {patch_size}")
@@ -121,7 +124,7 @@ def build_unet(
         return f"{name}_{kind}_{next(counter)}"
 
     x_in = keras.Input(shape=(height, width, channels), name=f"{name}_x_t")
-    t_in = keras.Input(shape=(), dtype="int32", name=f"{name}_t")
+    t_in = keras.Input(shape=(), dtype=time_dtype, name=f"{name}_t")
     labels_in = None
     if num_classes is not None:
         labels_in = keras.Input(shape=(), dtype="int32", name=f"{name}_labels")

@@ -224,7 +224,7 @@ def _cmd_sample(args) -> int:
         data_range = model.data_range
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, images)
+        outputs.write_with(out, lambda tmp: np.save(tmp, images))
     else:
         plotting.image_grid(images, data_range=data_range, path=out)
     print(f"wrote {len(images)} samples ({data_range} range) to {out}")

@@ -20,8 +20,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from tf_genai.errors import OutputExistsError
 
@@ -192,3 +193,4 @@ def move_into_place(staged: Path, target: Path) -> None:
             shutil.rmtree(backup, ignore_errors=True)
         else:
             backup.unlink()
+

@@ -14,7 +14,6 @@ never written into unless ``overwrite=True`` (or ``resume=True``, which continue
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -487,13 +486,14 @@ def epoch_dataset(
 
 def write_run(model, history, path: Path, *, images=None, labels=None, seed: int = 0,
               plots: bool = True, run_config: dict | None = None) -> dict[str, Path]:
-    """Write ``model.keras``, ``history.json``, ``run.json`` and the plots into ``path``."""
+    """Write ``model.keras``, ``history.json``, ``run.json`` and the plots into ``path``, each
+    whole or not at all (:mod:`tf_genai.outputs`: a failed write keeps the previous file)."""
     files = {"model": path / "model.keras", "history": path / "history.json"}
-    model.save(files["model"])
-    files["history"].write_text(json.dumps(history, indent=2))
+    outputs.write_with(files["model"], model.save)
+    outputs.write_json(files["history"], history)
     if run_config is not None:
         files["run"] = path / "run.json"
-        files["run"].write_text(json.dumps(run_config, indent=2, default=str))
+        outputs.write_json(files["run"], run_config, default=str)
     if plots:
         files.update(write_plots(model, path, images=images, labels=labels, seed=seed))
     return files

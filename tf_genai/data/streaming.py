@@ -46,6 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_genai import outputs
 from tf_genai.data.pipeline import _bernoulli, check_pipeline_args, to_model_range
 from tf_genai.data.sources import (
     _CORRUPT_FILE_ERRORS,
@@ -349,7 +350,8 @@ def write_tfrecords(
     out.mkdir(parents=True, exist_ok=True)
     h, w, c = x.shape[1:]
     for i, path in enumerate(paths):
-        with tf.io.TFRecordWriter(str(path)) as writer:
+        # Whole shards only: a failed or killed write leaves no half shard behind.
+        with outputs.atomic_write(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
             for j in range(i * images_per_shard, min(len(x), (i + 1) * images_per_shard)):
                 feature = {
                     "image": _bytes(tf.io.encode_png(x[j]).numpy()),

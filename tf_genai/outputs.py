@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -132,6 +133,16 @@ def write_json(path: str | os.PathLike, data: Any, **dumps_kwargs: Any) -> Path:
     return write_text(path, json.dumps(data, **dumps_kwargs))
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file's content (recorded when a backup or a cache entry is written,
+    checked before it is trusted)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_with(path: str | os.PathLike, save: Callable[[Path], Any]) -> Path:
     """``save(tmp)`` writes the file (``model.save``, ``fig.savefig``, ``image.save``, ...); the
     result replaces ``path`` whole or not at all (:func:`atomic_write`)."""
@@ -194,3 +205,18 @@ def move_into_place(staged: Path, target: Path) -> None:
         else:
             backup.unlink()
 
+
+def rotate_into_place(staged: Path, target: Path, previous: Path) -> None:
+    """Make the folder ``staged`` the new ``target`` and the old ``target`` the new ``previous``
+    (a backup's ``latest`` and ``previous``), flushed to disk first.
+
+    At every moment ``target`` or ``previous`` holds a complete copy: a kill between the renames
+    leaves ``target`` missing and its last version in ``previous``.
+    """
+    fsync_tree(staged)
+    if target.exists():
+        if previous.exists():
+            shutil.rmtree(previous)
+        os.replace(target, previous)
+    os.replace(staged, target)
+    fsync_path(target.parent)

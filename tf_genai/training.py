@@ -185,7 +185,9 @@ def train(
         path.mkdir(parents=True, exist_ok=True)
     if backup_dir is not None and not resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
-    initial_epoch = checkpointing.backup_epoch(backup_dir) if resume and backup_dir else 0
+    # One backup, chosen once: the data starts at its epoch, the callback restores it.
+    resume_from = checkpointing.newest_backup(backup_dir) if resume and backup_dir else None
+    initial_epoch = resume_from.epoch if resume_from else 0
     train_ds, steps_per_epoch, val_ds, epochs = (_stream_datasets if stream else _datasets)(
         net, files if stream else images, labels, batch_size=batch_size, seed=seed,
         epochs=epochs, initial_epoch=initial_epoch, validation_fraction=validation_fraction)
@@ -203,7 +205,7 @@ def train(
 
         autotune_lib.write_resume_file(backup_dir / autotune_lib.RESUME_FILE, tuning)
     cbs, backup, budget = _callbacks(net, callbacks, backup_dir, early_stopping, val_ds,
-                                     time_budget)
+                                     time_budget, resume_from)
 
     fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
                   callbacks=cbs, verbose=verbose, shuffle=False)  # the data is shuffled per epoch
@@ -392,7 +394,8 @@ def _compile(net, dist, options, steps_per_epoch, learning_rate, weight_decay,
     return steps_per_execution
 
 
-def _callbacks(net, user_callbacks, backup_dir, early_stopping, val_ds, time_budget):
+def _callbacks(net, user_callbacks, backup_dir, early_stopping, val_ds, time_budget,
+               resume_from=None):
     """The user's callbacks, then the budget, backup, early stopping and NaN guard."""
     import keras
 
@@ -402,7 +405,8 @@ def _callbacks(net, user_callbacks, backup_dir, early_stopping, val_ds, time_bud
     budget = None if time_budget is None else TimeBudget(time_budget, at="epoch")
     if budget is not None:
         cbs.append(budget)
-    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir)
+    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir,
+                                                                           resume_from)
     if backup is not None:
         cbs.append(backup)
     if early_stopping and val_ds is not None:

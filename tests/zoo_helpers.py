@@ -126,13 +126,14 @@ def optimizer_iterations(model) -> dict[str, int]:
 
 
 def optimizer_state(model) -> dict[str, np.ndarray]:
-    """Every optimizer variable (iterations, learning rate, Adam moments), by a stable key."""
+    """Every optimizer variable (iterations, learning rate, Adam moments), by a stable key
+    (the variable's name without the optimizer's, which Keras numbers per process: adam_2)."""
     state = {}
     for attr in ("optimizer", "d_optimizer", "g_optimizer"):
         opt = getattr(model, attr, None)
         if opt is not None:
             for i, v in enumerate(opt.variables):
-                state[f"{attr}/{i:03d}/{v.path}"] = np.asarray(v.numpy())
+                state[f"{attr}/{i:03d}/{v.name}"] = np.asarray(v.numpy())
     return state
 
 
@@ -214,11 +215,10 @@ zoo_helpers.reload_and_continue(*sys.argv[1:])
 
 def reload_and_continue(model_path: str, probe_path: str, result_path: str) -> None:
     """(Run in the new process.) Load the .keras file, record outputs, fit one more epoch."""
-    import keras
+    from tf_genai import export
 
-    import tf_genai  # noqa: F401  (all keras.saving.load_model needs)
-
-    model = keras.saving.load_model(model_path)
+    # The safe loader: the file's compile config is not read, its optimizer state is.
+    model = export.load_model(model_path)
     probe = dict(np.load(probe_path))
     outputs = deterministic_outputs(model, probe)
     loaded_iterations = optimizer_iterations(model)

@@ -103,6 +103,7 @@ def train(
     verbose: int | str = "auto",
     stream: bool = False,
     autotune: str | None = None,
+    check_files: str = "verify",
 ) -> TrainResult:
     """Train the zoo model ``model`` on ``data`` with ``model.fit`` and write the run's files.
 
@@ -138,6 +139,12 @@ def train(
             epoch through ``tf.data`` instead of loading it into memory
             (:mod:`tf_genai.data.streaming`): for data larger than memory. The split, the
             validation part and the per-(seed, epoch) order follow the same rules.
+        check_files: how a streamed run checks its images before training: ``"verify"``
+            (Pillow's integrity check; it does not decode JPEG data), ``"decode"`` (every
+            image decoded once; corrupt ones stop the run, named) or ``"skip"`` (the same,
+            corrupt images left out and named in a warning). An image that fails while
+            training is a DataError naming it, and a resumed run checks it first
+            (:mod:`tf_genai.data.streaming`; docs/reliability.md).
 
     Returns:
         A :class:`TrainResult`.
@@ -162,8 +169,17 @@ def train(
     # bad --data or model argument leaves no empty run directory behind.
     path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume, create=False)
 
+    from tf_genai.data.streaming import CHECKS
+
+    if check_files not in CHECKS:
+        raise ConfigError(f"check_files must be one of {', '.join(CHECKS)}; got {check_files!r}")
+    if check_files != "verify" and not stream:
+        raise ConfigError(f"check_files={check_files!r} (--decode-check, --skip-corrupt) applies "
+                          "to streamed data (--stream): the in-memory loader decodes every "
+                          "image already and stops at a corrupt one, naming it")
     if stream:
-        files = _scan(data, split, image_size)
+        files = _scan(data, split, image_size, check_files,
+                      path / "backup" if resume and path is not None else None)
         images, labels, image_shape = None, files.labels, files.image_shape
     else:
         files = None
@@ -207,8 +223,10 @@ def train(
     cbs, backup, budget = _callbacks(net, callbacks, backup_dir, early_stopping, val_ds,
                                      time_budget, resume_from)
 
-    fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=cbs, verbose=verbose, shuffle=False)  # the data is shuffled per epoch
+    with _naming_unreadable(files, backup_dir):  # a streamed image that fails is named
+        fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                      steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose,
+                      shuffle=False)  # the data is shuffled per epoch
     # The backup's history covers the epochs before a resume too.
     history = _json_history(backup.history if backup is not None else fit.history)
 
@@ -243,13 +261,28 @@ def _load(data: Any, split: str, image_size: int | None):
     return data_lib.load(data, split=split, image_size=image_size)
 
 
-def _scan(data: Any, split: str, image_size: int | None):
+def _scan(data: Any, split: str, image_size: int | None, check: str = "verify",
+          resume_backup: Path | None = None):
     from tf_genai.data import streaming
 
     if not isinstance(data, (str, os.PathLike)):
         raise ConfigError(f"stream=True reads files: data must be a folder of images or "
                           f"TFRecord shards, got {type(data).__name__}")
-    return streaming.scan(data, split, image_size=image_size)
+    recheck = None if resume_backup is None else resume_backup / streaming.UNREADABLE_RECORD
+    return streaming.scan(data, split, image_size=image_size, check=check, recheck=recheck)
+
+
+def _naming_unreadable(files, backup_dir: Path | None):
+    """For streamed ``files``: a read or decode failure in ``fit`` becomes a DataError naming
+    the images, recorded in the backup folder for a resumed run (nothing for arrays)."""
+    import contextlib
+
+    from tf_genai.data import streaming
+
+    if files is None:
+        return contextlib.nullcontext()
+    record = None if backup_dir is None else backup_dir / streaming.UNREADABLE_RECORD
+    return streaming.naming_unreadable(files, record)
 
 
 def _describe_data(data: Any) -> str:

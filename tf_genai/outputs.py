@@ -88,7 +88,7 @@ def fsync_path(path: str | os.PathLike) -> None:
 
 def fsync_tree(folder: str | os.PathLike) -> None:
     """Flush every file and folder under ``folder`` (a staged export or backup) to disk."""
-    for root, dirs, files in os.walk(folder):
+    for root, _, files in os.walk(folder):
         for name in files:
             fsync_path(os.path.join(root, name))
         fsync_path(root)

@@ -169,14 +169,9 @@ def train(
     # bad --data or model argument leaves no empty run directory behind.
     path = prepare_out_dir(out_dir, overwrite=overwrite, resume=resume, create=False)
 
-    from tf_genai.data.streaming import CHECKS
+    from tf_genai.data import streaming
 
-    if check_files not in CHECKS:
-        raise ConfigError(f"check_files must be one of {', '.join(CHECKS)}; got {check_files!r}")
-    if check_files != "verify" and not stream:
-        raise ConfigError(f"check_files={check_files!r} (--decode-check, --skip-corrupt) applies "
-                          "to streamed data (--stream): the in-memory loader decodes every "
-                          "image already and stops at a corrupt one, naming it")
+    streaming.check_option(check_files, stream)
     if stream:
         files = _scan(data, split, image_size, check_files,
                       path / "backup" if resume and path is not None else None)

@@ -472,6 +472,18 @@ UNREADABLE_RECORD = "unreadable_images.json"
 _READ_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError)
 
 
+def check_option(check: str, stream: bool = True) -> str:
+    """``check`` itself; ConfigError if it is not one of :data:`CHECKS`, or asks a decode check
+    of data that is not streamed (the in-memory loader decodes every image already)."""
+    if check not in CHECKS:
+        raise ConfigError(f"check_files must be one of {', '.join(CHECKS)}; got {check!r}")
+    if check != "verify" and not stream:
+        raise ConfigError(f"check_files={check!r} (--decode-check, --skip-corrupt) applies to "
+                          "streamed data (--stream): the in-memory loader decodes every image "
+                          "already and stops at a corrupt one, naming it")
+    return check
+
+
 def _shard_counts(files: ImageFiles) -> tuple[int, ...]:
     if files.shard_records is not None:
         return files.shard_records
@@ -652,8 +664,7 @@ def scan(source: str | os.PathLike, split: str = "train", *,
             stops before training if they are still unreadable (the record is removed once
             they read).
     """
-    if check not in CHECKS:
-        raise ConfigError(f"check must be one of {', '.join(CHECKS)}; got {check!r}")
+    check_option(check)
     path = Path(source)
     if path.suffix == ".tfrecord" or any(ch in str(source) for ch in "*?[") or (
             path.is_dir() and any(path.glob("*.tfrecord"))):

@@ -152,6 +152,12 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
     assert cli.main(["sample", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "x.png")]) == 2
     assert "nope.keras" in capsys.readouterr().err
 
+    assert cli.main(["train", "vae", "--skip-corrupt", "--out", str(tmp_path / "d")]) == 2
+    assert "--stream" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    with pytest.raises(SystemExit):  # one check or the other
+        cli.main(["train", "vae", "--stream", "--decode-check", "--skip-corrupt", "--out",
+                  str(tmp_path / "e")])
+
 
 def test_conditional_model_without_labels_is_refused(tmp_path, capsys):
     x = np.random.default_rng(0).integers(0, 256, size=(40, 8, 8, 1), dtype=np.uint8)

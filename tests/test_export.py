@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import typing
 import zipfile
 
 import keras
@@ -113,6 +114,96 @@ def test_load_model_plain_keras_model_is_not_tf_genai(tmp_path):
     path = tmp_path / "plain.keras"
     plain.save(path)
     _raises_model_file_error(path, "not a tf_genai model")
+
+
+# Advisories against loading .keras files in Keras 3, and the release that fixed each.
+KERAS_LOADING_ADVISORIES = {
+    "CVE-2025-1550": "3.9", "CVE-2025-8747": "3.11", "CVE-2025-9906": "3.11",
+    "CVE-2025-12058": "3.12", "CVE-2025-12060": "3.12", "CVE-2026-1462": "3.13.2",
+    "GHSA-hqp4-2352-xf5r": "3.14",
+}
+
+
+def test_the_keras_floor_is_a_release_without_the_loading_advisories(repo_root):
+    import configparser
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    cfg = configparser.ConfigParser()
+    cfg.read(repo_root / "setup.cfg")
+    lines = [line.strip() for line in cfg["options"]["install_requires"].splitlines()]
+    keras_req = next(Requirement(line) for line in lines
+                     if line and not line.startswith("#") and line.startswith("keras"))
+    floors = [Version(s.version) for s in keras_req.specifier if s.operator == ">="]
+    assert floors, f"setup.cfg allows any old Keras: {keras_req}"
+    for advisory, fixed in KERAS_LOADING_ADVISORIES.items():
+        assert floors[0] >= Version(fixed), f"keras {keras_req.specifier} allows {advisory}"
+        assert advisory in (repo_root / "setup.cfg").read_text(), f"say why: {advisory}"
+    assert keras_req.specifier.contains(keras.__version__)
+
+
+def _with_compile_config(path, target, optimizer_config):
+    """A copy of the .keras file ``path`` whose compile config names ``optimizer_config``."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["compile_config"]["optimizer"] = optimizer_config
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    return target
+
+
+@keras.saving.register_keras_serializable(package="tf_genai_test")
+class _RecordingOptimizer(keras.optimizers.Adam):
+    """An optimizer a crafted compile config names: its from_config records every call (a
+    stand-in for any callable a file could name there)."""
+
+    calls: typing.ClassVar[list] = []
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        cls.calls.append(config)
+        raise RuntimeError("the file's compile config was deserialised")
+
+
+def test_load_model_never_deserialises_the_files_compile_config(saved_vae, tmp_path):
+    """A file whose compile config names another optimizer class, or builtins.exec: loading
+    never touches it; the model comes back compiled with its own recipe."""
+    model, path = saved_vae
+    recording = _with_compile_config(path, tmp_path / "recording.keras", {
+        "module": None, "class_name": "_RecordingOptimizer",
+        "registered_name": "tf_genai_test>_RecordingOptimizer", "config": {"learning_rate": 1.0}})
+    marker = tmp_path / "pwned"
+    exec_call = _with_compile_config(path, tmp_path / "exec.keras", {
+        "module": "builtins", "class_name": "function", "registered_name": "function",
+        "config": "exec", "args": [f"open({str(marker)!r}, 'w').write('x')"]})
+    for crafted in (recording, exec_call):
+        loaded = export.load_model(crafted)
+        assert _RecordingOptimizer.calls == [] and not marker.exists()
+        assert loaded.compiled and type(loaded.optimizer) is type(model.optimizer)
+        np.testing.assert_allclose(float(loaded.optimizer.learning_rate), 1e-3, rtol=1e-6)
+
+
+def test_load_model_restores_the_optimizer_state_and_weight_decay(tmp_path):
+    """Compiled with the recipe, the reloaded model has the file's optimizer state: the step
+    count, the learning rate it was trained at, every moment; and the saved weight decay."""
+    from tf_genai.training import compile_model
+
+    model = zoo_helpers.make_model("mlp_vae")
+    compile_model(model, learning_rate=5e-4, weight_decay=0.01)
+    x, y = zoo_helpers.digits(model)
+    zoo_helpers.fit_one_epoch(model, zoo_helpers.dataset(model, x, y))
+    model.save(tmp_path / "trained.keras")
+    loaded = export.load_model(tmp_path / "trained.keras")
+    assert type(loaded.optimizer) is type(model.optimizer)
+    assert loaded.optimizer.weight_decay == pytest.approx(0.01)
+    saved, restored = model.optimizer.variables, loaded.optimizer.variables
+    assert len(saved) == len(restored) and int(restored[0].numpy()) > 0
+    for a, b in zip(saved, restored):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
 def test_load_model_directory_and_wrong_suffix(saved_vae, tmp_path):

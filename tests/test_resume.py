@@ -81,7 +81,8 @@ def _worker(args: dict) -> None:
     data = args["folder"] if args.get("stream") else (images[:NUM_IMAGES], labels[:NUM_IMAGES])
     result = train(
         args["model"], data=data, split="all", stream=bool(args.get("stream")),
-        out_dir=args["out_dir"], epochs=EPOCHS, batch_size=BATCH, seed=5, validation_fraction=0.0,
+        out_dir=args["out_dir"], epochs=args.get("epochs", EPOCHS), batch_size=BATCH, seed=5,
+        validation_fraction=0.0,
         deterministic=True,
         resume=args.get("resume", False), plots=False, verbose=0, model_kwargs=kwargs,
         callbacks=[ParkInBatch()] if args.get("park") else [],
@@ -162,6 +163,61 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
         history_b = json.loads((killed[name][0] / "history_seen.json").read_text())
         assert history_a == history_b  # all EPOCHS epochs, the resumed ones identical
         assert all(len(v) == EPOCHS for v in history_b.values())
+
+
+# ------------------------------------------------------------- a damaged latest backup
+# Each file of backup/latest damaged in its own way: cut short, hashed content changed, JSON
+# cut short, and valid JSON of the wrong shape.
+DAMAGES = {
+    "model.weights.h5": lambda data: data[: len(data) // 2],
+    "rng_state.npz": lambda data: data[:-7] + bytes(7),
+    "history.json": lambda data: data[:-3],
+    "training_metadata.json": lambda data: b"[2]",
+}
+
+
+@pytest.mark.subprocess
+def test_a_damaged_latest_backup_resumes_from_previous_with_its_epoch_data_and_rng(tmp_path):
+    """With any file of backup/latest (epoch 2) damaged, resume takes everything from
+    backup/previous (epoch 1): the weights, the random states, the history AND the data's
+    starting epoch, so the run ends exactly as an uninterrupted one (no phantom epoch)."""
+    import shutil
+
+    common = {"model": "mlp_vae"}
+    jobs = {"ref": ({**common, "out_dir": str(tmp_path / "ref"), "epochs": 3}, tmp_path / "ref.log"),
+            "base": ({**common, "out_dir": str(tmp_path / "base"), "epochs": 2},
+                     tmp_path / "base.log")}
+    procs = {name: _start(args, log) for name, (args, log) in jobs.items()}
+    try:
+        for name, proc in procs.items():
+            _wait(proc, jobs[name][1], 400)
+        resumed = {}
+        for file, damage in DAMAGES.items():
+            out = tmp_path / f"damaged_{file}"
+            shutil.copytree(tmp_path / "base", out)
+            target = out / "backup" / "latest" / file
+            target.write_bytes(damage(target.read_bytes()))
+            log = tmp_path / f"damaged_{file}.log"
+            resumed[file] = (out, log, _start({**common, "out_dir": str(out), "epochs": 3,
+                                               "resume": True}, log))
+        for file, (out, log, proc) in resumed.items():
+            _wait(proc, log, 400)
+    finally:
+        for proc in [*procs.values(), *(r[2] for r in locals().get("resumed", {}).values())]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    ref = np.load(tmp_path / "ref" / "final_weights.npz")
+    ref_history = json.loads((tmp_path / "ref" / "history_seen.json").read_text())
+    for file, (out, log, _) in resumed.items():
+        assert "resuming from" in log.read_text() and file in log.read_text(), (
+            f"falling back from a damaged {file} must be announced:\n{log.read_text()[-3000:]}")
+        history = json.loads((out / "history_seen.json").read_text())
+        assert history == ref_history, f"damaged {file}: history {history} != {ref_history}"
+        got = np.load(out / "final_weights.npz")
+        for key in ref.files:
+            np.testing.assert_array_equal(got[key], ref[key], err_msg=f"damaged {file}: {key}")
 
 
 # --------------------------------------------------------------------------- NaN handling

@@ -61,3 +61,106 @@ def test_time_budget_stops_at_an_epoch_end_with_a_complete_run_that_resumes(tmp_
 def test_time_budget_must_be_positive():
     with pytest.raises(ConfigError, match="time_budget"):
         train("vae", data="digits", time_budget=0, verbose=0)
+
+
+# ----------------------------------------------------- a failed write keeps the previous file
+# In a new process whose file-size limit is a third of the file being replaced, each writer of
+# a run fails half-way (EFBIG); the previous file must still be there, whole and loadable. The
+# backup comes last: h5py may crash the process on EFBIG, which is a kill mid-write as well.
+_FAILING_WRITES = """
+import json, resource, signal, sys
+from pathlib import Path
+from tf_genai import checkpointing, export, outputs, training
+from tf_genai.callbacks import SampleGrid
+from tf_genai.data import load, make_dataset
+
+root = Path(sys.argv[1])
+run = root / "run"
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG errors instead of a kill
+model = export.load_model(run / "model.keras")
+images, labels = load("digits")
+
+def limited(name, file, write):
+    print(json.dumps({"started": name}), flush=True)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file.stat().st_size // 3, resource.RLIM_INFINITY))
+    try:
+        write()
+        error = None
+    except Exception as err:  # Keras and h5py wrap the OSError in their own types
+        error = f"{type(err).__name__}: {err}"
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE,
+                           (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print(json.dumps({name: error}), flush=True)
+
+limited("model.keras", run / "model.keras",
+        lambda: training.write_run(model, {"loss": [1.0]}, run, plots=False, run_config={}))
+limited("history.json", run / "history.json",
+        lambda: outputs.write_json(run / "history.json", {"loss": [0.5] * 1000}))
+limited("samples.png", run / "samples.png",
+        lambda: training.write_plots(model, run, images=images[:64]))
+grid = SampleGrid(run / "grid", num_samples=16)
+grid.set_model(model)
+grid.on_train_begin()
+limited("epoch_001.png", run / "grid" / "epoch_001.png", lambda: grid.on_epoch_end(0))
+gif = SampleGrid(root / "other_grid", num_samples=16)
+gif.set_model(model)
+gif.on_train_begin()
+gif.on_epoch_end(0)
+gif.directory = str(run / "grid")  # its GIF replaces the run's
+limited("samples.gif", run / "grid" / "samples.gif", lambda: gif.on_train_end())
+limited("export", root / "export" / "variables" / "variables.data-00000-of-00001",
+        lambda: export.export_saved_model(model, root / "export", overwrite=True))
+data = make_dataset(images[:64], batch_size=32, shuffle=False)
+limited("backup", run / "backup" / "latest" / "model.weights.h5",
+        lambda: model.fit(data, epochs=2, verbose=0,
+                          callbacks=[checkpointing.BackupAndResume(run / "backup")]))
+"""
+
+
+@pytest.mark.subprocess
+def test_every_failed_write_keeps_the_previous_run_files_whole(tmp_path):
+    """model.keras, history.json, pictures, the sample grid and its GIF, the export and the
+    backup: a write that fails half-way leaves the previous file, byte for byte; the model and
+    the export still load and the backup still resumes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tf_genai import checkpointing, export
+    from tf_genai.callbacks import SampleGrid
+    from tf_genai.data import load
+
+    images, labels = load("digits")
+    run = tmp_path / "run"
+    result = train("mlp_vae", data=(images[:64], labels[:64]), out_dir=run, epochs=1,
+                   batch_size=32, validation_fraction=0.0, verbose=0,
+                   callbacks=[SampleGrid(run / "grid", num_samples=16)])
+    export.export_saved_model(result.model, tmp_path / "export")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    repo = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])
+    child = subprocess.run([sys.executable, "-c", _FAILING_WRITES, str(tmp_path)], check=False,
+                           env=dict(os.environ, PYTHONPATH=path), capture_output=True,
+                           text=True, timeout=300)
+    steps = {}
+    for line in child.stdout.splitlines():
+        steps.update(json.loads(line))
+    started = steps.pop("started")
+    if child.returncode != 0:  # only a crash inside the last step (the backup) is expected
+        assert started == "backup" and "backup" not in steps, child.stderr[-5000:]
+    assert set(steps) >= {"model.keras", "history.json", "samples.png", "epoch_001.png",
+                          "samples.gif", "export"}, child.stderr[-5000:]
+    assert all(error and "too large" in error for error in steps.values()), steps
+
+    # No file lost, none added (no temporary file left), none changed.
+    after = {p for p in tmp_path.rglob("*") if p.is_file() and "other_grid" not in p.parts
+             and ".incoming" not in p.parts}  # the backup's staging folder, rebuilt each epoch
+    assert after == set(before), f"files added or lost: {sorted(map(str, after ^ set(before)))}"
+    changed = [str(p.relative_to(tmp_path)) for p in after if p.read_bytes() != before[p]]
+    assert not changed, f"a failed write changed {changed}"
+    export.load_model(run / "model.keras")
+    assert export.read_metadata(tmp_path / "export")["family"] == "vae"
+    assert checkpointing.backup_epoch(run / "backup") == 1

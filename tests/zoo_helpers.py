@@ -139,8 +139,9 @@ def optimizer_iterations(model) -> dict[str, int]:
 
 
 def optimizer_state(model) -> dict[str, np.ndarray]:
-    """Every optimizer variable (iterations, learning rate, Adam moments), by a stable key."""
-    return {f"{name}/{i:03d}/{v.path}": np.asarray(v.numpy())
+    """Every optimizer variable (iterations, learning rate, Adam moments), by a stable key
+    (the variable's name without the optimizer's, which Keras numbers per process: adam_2)."""
+    return {f"{name}/{i:03d}/{v.name}": np.asarray(v.numpy())
             for name, opt, _ in model.training_optimizers() for i, v in enumerate(opt.variables)}
 
 
@@ -229,14 +230,12 @@ def reload_and_continue(model_path: str, probe_path: str, result_path: str,
     ``modules`` are imported first (a family defined outside the package registers there)."""
     import importlib
 
-    import keras
-
-    import tf_genai  # noqa: F401  (all keras.saving.load_model needs for a zoo model)
+    from tf_genai import export
 
     for module in modules:
         importlib.import_module(module)
-
-    model = keras.saving.load_model(model_path)
+    # The safe loader: the file's compile config is not read, its optimizer state is.
+    model = export.load_model(model_path)
     probe = dict(np.load(probe_path))
     outputs = deterministic_outputs(model, probe)
     loaded_iterations = optimizer_iterations(model)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 from tensorflow.core.framework import summary_pb2
 
+from tf_genai import outputs
 from tf_genai.errors import ConfigError
 from tf_genai.plotting import compose_grid, to_unit
 from tf_genai.plotting.images import label_columns
@@ -142,7 +143,7 @@ class SampleGrid(keras.callbacks.Callback):
             return
         image = _to_pil(self.samples.grid(self.model))
         path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
-        image.save(path, format="PNG")
+        outputs.write_with(path, lambda tmp: image.save(tmp, format="PNG"))
         self.paths.append(path)
         total = (self.params or {}).get("epochs") or epoch + 1
         self._frames.append(_with_progress_bar(image, (epoch + 1) / max(total, epoch + 1)))
@@ -152,10 +153,9 @@ class SampleGrid(keras.callbacks.Callback):
             return
         self.gif_path = os.path.join(self.directory, GIF_NAME)
         first, *rest = self._frames
-        first.save(
-            self.gif_path, format="GIF", save_all=True, append_images=rest,
-            duration=400, loop=0, optimize=False,
-        )
+        outputs.write_with(self.gif_path, lambda tmp: first.save(
+            tmp, format="GIF", save_all=True, append_images=rest, duration=400, loop=0,
+            optimize=False))
 
 
 def write_image_summary(tag: str, image: np.ndarray, step: int) -> None:

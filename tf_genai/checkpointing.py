@@ -11,7 +11,12 @@ the weights, ``model.optimizer`` and the epoch) with what our models need on top
   *not* in a Keras weights file; they are saved next to it (``rng_state.npz``), so the resumed
   run draws the same noise the uninterrupted one would have.
 * A backup is written into a fresh folder that then replaces the last one by a rename, so a run
-  killed while saving still finds a complete backup (the previous one).
+  killed while saving still finds a complete backup (the previous one). Its metadata, written
+  last, records the SHA-256 of every other file; a backup whose files do not match is damaged.
+* Resuming chooses ONE backup, the newest complete one (``latest``, else ``previous``:
+  :func:`newest_backup`), and takes everything from it: the weights, optimizer and random
+  generator states, the history and the epoch, which is also where ``train(resume=True)``
+  starts the data (the per-(seed, epoch) order). Falling back to ``previous`` is announced.
 * A backup with non-finite losses or weights is never written: after a NaN the directory still
   holds the last good epoch (:class:`TerminateOnNaN` then stops the run).
 * It keeps the backup when training ends (``delete_checkpoint=False``): it is the run's last good
@@ -25,16 +30,19 @@ give the same result, the data order of an epoch must depend only on (seed, epoc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from tf_genai import outputs
 from tf_genai.errors import ModelFileError, TrainingError
 from tf_genai.keras_adapter import seed_generator_states, start_fit_at_epoch
 
@@ -72,21 +80,78 @@ def model_optimizers(model: keras.Model) -> list[tuple[Any, list[Any]]]:
     return []
 
 
-def backup_epoch(directory: str | os.PathLike) -> int:
-    """The number of epochs the backup in ``directory`` has completed (0 when there is none)."""
-    meta = _read_meta(Path(directory))
-    return 0 if meta is None else int(meta["epoch"])
+@dataclasses.dataclass(frozen=True)
+class Backup:
+    """A complete backup: its folder and the number of epochs it has completed."""
+
+    folder: Path
+    epoch: int
 
 
-def _read_meta(directory: Path) -> dict[str, Any] | None:
+def _json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ValueError if the file is not one."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return data
+
+
+def check_backup(folder: str | os.PathLike) -> int:
+    """The epochs the backup in ``folder`` has completed; ValueError/OSError naming the first
+    missing or damaged file (a hash that differs from the one recorded, a malformed file)."""
+    folder = Path(folder)
+    meta = _json_object(folder / META_FILE)
+    epoch = meta.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"{META_FILE} holds no epoch count")
+    recorded = meta.get("sha256", {})  # absent in backups written before hashes were recorded
+    for name in (WEIGHTS_FILE, RNG_FILE, HISTORY_FILE):
+        if not (folder / name).is_file():
+            raise ValueError(f"{name} is missing")
+        if name in recorded and outputs.file_digest(folder / name) != recorded[name]:
+            raise ValueError(f"{name} is damaged (its SHA-256 differs from the one recorded)")
+    history = _json_object(folder / HISTORY_FILE)
+    if not all(isinstance(v, list) for v in history.values()):
+        raise ValueError(f"{HISTORY_FILE} is not a history of per-epoch lists")
+    return epoch
+
+
+def newest_backup(directory: str | os.PathLike) -> Backup | None:
+    """The newest complete backup in ``directory`` (``latest``, else ``previous``), or None when
+    there is none. Falling back to ``previous`` warns, naming what is wrong with ``latest``.
+
+    Raises:
+        ModelFileError: backups exist but none is complete.
+    """
+    problems = []
     for name in (LATEST, PREVIOUS):
-        path = directory / name / META_FILE
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
+        folder = Path(directory) / name
+        if not folder.exists():
+            continue
+        try:
+            backup = Backup(folder, check_backup(folder))
+        except (OSError, ValueError) as err:  # truncated, damaged, malformed or missing files
+            problems.append(f"{folder}: {err}")
+            continue
+        if problems:
+            warnings.warn(f"{problems[0]}; resuming from {folder} (epoch {backup.epoch})",
+                          stacklevel=2)
+        return backup
+    if problems:
+        raise ModelFileError("cannot resume: no complete backup; " + "; ".join(problems))
     return None
+
+
+def backup_epoch(directory: str | os.PathLike) -> int:
+    """The number of epochs the newest complete backup in ``directory`` has completed (0 when
+    there is none, or none is complete)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            backup = newest_backup(directory)
+    except ModelFileError:
+        return 0
+    return 0 if backup is None else backup.epoch
 
 
 def _is_chief(model: keras.Model) -> bool:
@@ -104,31 +169,35 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
 
     Args:
         directory: the backup folder (one per run; it holds ``latest/`` and ``previous/``).
+        resume_from: the backup to restore, as :func:`newest_backup` chose it for whoever also
+            set up the data from its epoch (``train(resume=True)``); None: choose it when
+            ``fit`` starts.
     """
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, resume_from: Backup | None = None) -> None:
         super().__init__(os.fspath(directory), save_freq="epoch", delete_checkpoint=False)
         self.directory = Path(directory)
+        self.resume_from = resume_from
         self.history: dict[str, list[float]] = {}
 
     # --- restore -------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        """Load the newest complete backup, if any (the previous one if the newest is broken)."""
-        self.history = {}
-        errors = []
-        for name in (LATEST, PREVIOUS):
-            folder = self.directory / name
-            if not (folder / META_FILE).is_file():
-                continue
-            try:
-                self._restore(folder)
-                return
-            except (OSError, ValueError, KeyError) as err:  # truncated or foreign files
-                errors.append(f"{folder}: {err}")
-        if errors:
-            raise ModelFileError("cannot resume: no readable backup; " + "; ".join(errors))
+        """Restore the chosen backup (else the newest complete one), if any.
 
-    def _restore(self, folder: Path) -> None:
+        There is no second choice: the epoch, the data order and the random states all come
+        from this one backup, so one that cannot be restored into the model is an error.
+        """
+        self.history = {}
+        # Used once: a later fit with this callback resumes from the backups it wrote since.
+        backup, self.resume_from = self.resume_from or newest_backup(self.directory), None
+        if backup is None:
+            return
+        try:
+            self._restore(backup.folder, backup.epoch)
+        except (OSError, ValueError, KeyError) as err:  # a backup of another model
+            raise ModelFileError(f"cannot resume from {backup.folder}: {err}") from err
+
+    def _restore(self, folder: Path, epoch: int) -> None:
         model = self.model
         with model.distribute_strategy.scope():
             # An unbuilt optimizer skips its saved slots with only a warning: build them first.
@@ -145,9 +214,8 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
                     )
                 for i, state in enumerate(states):
                     state.assign(saved[f"state_{i}"])
-        meta = json.loads((folder / META_FILE).read_text())
-        self.history = json.loads((folder / HISTORY_FILE).read_text())
-        start_fit_at_epoch(model, int(meta["epoch"]))
+        self.history = _json_object(folder / HISTORY_FILE)
+        start_fit_at_epoch(model, epoch)
 
     # --- save ----------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -177,14 +245,13 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
                   for i, state in enumerate(seed_generator_states(self.model))}
         np.savez(incoming / RNG_FILE, **states)
         (incoming / HISTORY_FILE).write_text(json.dumps(self.history))
-        # Written last: a folder with metadata is complete.
-        (incoming / META_FILE).write_text(json.dumps({"epoch": epochs_done}))
-        latest, previous = self.directory / LATEST, self.directory / PREVIOUS
-        if latest.exists():
-            if previous.exists():
-                shutil.rmtree(previous)
-            os.replace(latest, previous)
-        os.replace(incoming, latest)  # a rename: a kill leaves `previous` or `latest`, whole
+        # Written last, with the hash of every other file: a folder whose files match it is
+        # complete and undamaged.
+        digests = {name: outputs.file_digest(incoming / name)
+                   for name in (WEIGHTS_FILE, RNG_FILE, HISTORY_FILE)}
+        (incoming / META_FILE).write_text(json.dumps({"epoch": epochs_done, "sha256": digests}))
+        # Flushed, then renamed: a kill leaves `latest` or `previous`, whole.
+        outputs.rotate_into_place(incoming, self.directory / LATEST, self.directory / PREVIOUS)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Nothing: backups are written at epoch ends only."""

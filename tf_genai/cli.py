@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stream", action="store_true",
                    help="read --data (a folder of images or TFRecord shards) from the files "
                         "every epoch instead of loading it into memory: for data larger than RAM")
+    check = t.add_mutually_exclusive_group()
+    check.add_argument("--decode-check", dest="check_files", action="store_const",
+                       const="decode", default="verify",
+                       help="with --stream: decode every image once before training, so a "
+                            "corrupt one stops the run before it starts (the default check "
+                            "reads headers and CRCs but does not decode JPEG data)")
+    check.add_argument("--skip-corrupt", dest="check_files", action="store_const",
+                       const="skip",
+                       help="with --stream: the same decode check, leaving corrupt images out "
+                            "(each named in a warning) instead of stopping")
     t.add_argument("--validation-fraction", type=float, default=0.1)
     t.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
                    help="stop when val_loss (a VAE's -ELBO) has not improved for PATIENCE "
@@ -195,7 +205,7 @@ def _cmd_train(args) -> int:
         early_stopping=args.early_stopping, time_budget=args.time_budget,
         overwrite=args.overwrite, resume=args.resume, strategy=args.strategy,
         deterministic=args.deterministic, verbose=0 if args.quiet else "auto",
-        stream=args.stream)
+        stream=args.stream, check_files=args.check_files)
     result = train(config)
     for kind, path in result.files.items():
         print(f"wrote {kind}: {path}")
@@ -223,7 +233,7 @@ def _cmd_sample(args) -> int:
         data_range = model.data_range
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, images)
+        outputs.write_with(out, lambda tmp: np.save(tmp, images))
     else:
         plotting.image_grid(images, data_range=data_range, path=out)
     print(f"wrote {len(images)} samples ({data_range} range) to {out}")

@@ -53,6 +53,16 @@ def to_unit(x: Any, data_range: str = "unit") -> np.ndarray:
     return np.clip(to_unit_tensor(arr, data_range), 0.0, 1.0)
 
 
+def to_uint8(x: Any, data_range: str = "unit") -> np.ndarray:
+    """``data_range`` values (or uint8) -> uint8, clipped and rounded to the nearest of the 256
+    levels an 8-bit image file stores: real data is 8-bit, so generated images are measured
+    after the same quantisation (reference FID code does the same to both)."""
+    arr = np.asarray(x)
+    if arr.dtype == np.uint8:
+        return arr
+    return np.round(to_unit(arr, data_range) * 255.0).astype(np.uint8)
+
+
 def for_model(images: Any, data_range: str) -> np.ndarray:
     """uint8 or [0, 1] float images (what ``data.load`` returns) -> float32 in ``data_range``."""
     return unit_to(uint8_to_unit(images), data_range)

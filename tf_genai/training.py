@@ -18,6 +18,7 @@ existing non-empty directory is never written into unless ``overwrite=True`` (or
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -97,6 +98,12 @@ class TrainConfig:
             epoch through ``tf.data`` instead of loading it into memory
             (:mod:`tf_genai.data.streaming`): for data larger than memory. The split, the
             validation part and the per-(seed, epoch) order follow the same rules.
+        check_files: how a streamed run checks its images before training: ``"verify"``
+            (Pillow's integrity check; it does not decode JPEG data), ``"decode"`` (every
+            image decoded once; corrupt ones stop the run, named) or ``"skip"`` (the same,
+            corrupt images left out and named in a warning). An image that fails while
+            training is a DataError naming it, and a resumed run checks it first
+            (:mod:`tf_genai.data.streaming`; docs/reliability.md).
     """
 
     model: str = "vae"
@@ -122,6 +129,7 @@ class TrainConfig:
     plots: bool = True
     verbose: int | str = "auto"
     stream: bool = False
+    check_files: str = "verify"
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs, allow_none=True)
@@ -154,6 +162,7 @@ class TrainConfig:
         if self.early_stopping and entry.cls.early_stopping_monitor is None:
             raise ConfigError(f"model {self.model!r} cannot stop early: "
                               f"{entry.cls.early_stopping_refusal}")
+        streaming.check_option(self.check_files, self.stream)
         if self.stream and not isinstance(self.data, (str, os.PathLike)):
             raise ConfigError(f"stream=True reads files: data must be a folder of images or "
                               f"TFRecord shards, got {type(self.data).__name__}")
@@ -249,8 +258,12 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
     path = prepare_out_dir(config.out_dir, overwrite=config.overwrite, resume=config.resume,
                            create=False)
     if config.stream:
+        # A resumed run first decodes again the images that stopped it (their record).
+        recheck = None if not (config.resume and path) else (
+            path / "backup" / streaming.UNREADABLE_RECORD)
         files = streaming.scan(config.data, config.split, image_size=config.image_size,
-                               channels=config.channels)
+                               channels=config.channels, check=config.check_files,
+                               recheck=recheck)
         images, labels, image_shape = None, files.labels, files.image_shape
         channels = files.channels
     else:
@@ -274,20 +287,23 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
         path.mkdir(parents=True, exist_ok=True)
     if backup_dir is not None and not config.resume and backup_dir.exists():
         shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
-    initial_epoch = checkpointing.backup_epoch(backup_dir) if config.resume and backup_dir else 0
+    # One backup, chosen once: the data starts at its epoch, the callback restores it.
+    resume_from = checkpointing.newest_backup(backup_dir) if config.resume and backup_dir else None
+    initial_epoch = resume_from.epoch if resume_from else 0
     train_ds, steps_per_epoch, val_ds, epochs = (_stream_datasets if config.stream else _datasets)(
         net, files if config.stream else images, labels, config, initial_epoch=initial_epoch)
     steps_per_execution = _compile(net, dist, levers, steps_per_epoch, config)
     if backup_dir is not None:
-        outputs.write_bytes(backup_dir / LEVERS_FILE, json.dumps({"options": levers}).encode())
+        outputs.write_json(backup_dir / LEVERS_FILE, {"options": levers})
     if config.verbose != 0:
         print(f"training options: {_levers_text(levers)} ({devices.describe().summary()})",
               flush=True)
-    cbs, backup, budget = _callbacks(net, callbacks, backup_dir, config, val_ds)
+    cbs, backup, budget = _callbacks(net, callbacks, backup_dir, config, val_ds, resume_from)
 
-    fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=cbs, verbose=config.verbose,
-                  shuffle=False)  # the data is shuffled per epoch
+    with _naming_unreadable(files, backup_dir):  # a streamed image that fails is named
+        fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                      steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=config.verbose,
+                      shuffle=False)  # the data is shuffled per epoch
     # The backup's history covers the epochs before a resume too.
     history = _json_history(backup.history if backup is not None else fit.history)
 
@@ -313,6 +329,15 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
 
 
 # ------------------------------------------------------------------ the steps of train()
+
+
+def _naming_unreadable(files, backup_dir: Path | None):
+    """For streamed ``files``: a read or decode failure in ``fit`` becomes a DataError naming
+    the images, recorded in the backup folder for a resumed run (nothing for arrays)."""
+    if files is None:
+        return contextlib.nullcontext()
+    record = None if backup_dir is None else backup_dir / streaming.UNREADABLE_RECORD
+    return streaming.naming_unreadable(files, record)
 
 
 def _model_kwargs(config: TrainConfig, image_shape, labels) -> dict:
@@ -451,13 +476,15 @@ def _compile(net, dist, levers: dict[str, Any], steps_per_epoch: int,
     return steps_per_execution
 
 
-def _callbacks(net, user_callbacks, backup_dir, config: TrainConfig, val_ds):
+def _callbacks(net, user_callbacks, backup_dir, config: TrainConfig, val_ds,
+               resume_from=None):
     """The user's callbacks, then the budget, backup, early stopping and NaN guard."""
     cbs = list(user_callbacks)
     budget = None if config.time_budget is None else TimeBudget(config.time_budget, at="epoch")
     if budget is not None:
         cbs.append(budget)
-    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir)
+    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir,
+                                                                           resume_from)
     if backup is not None:
         cbs.append(backup)
     if config.early_stopping and val_ds is not None:
@@ -536,13 +563,14 @@ def epoch_dataset(
 
 def write_run(model, history, path: Path, *, images=None, labels=None, seed: int = 0,
               plots: bool = True, run_config: dict | None = None) -> dict[str, Path]:
-    """Write ``model.keras``, ``history.json``, ``run.json`` and the plots into ``path``."""
+    """Write ``model.keras``, ``history.json``, ``run.json`` and the plots into ``path``, each
+    whole or not at all (:mod:`tf_genai.outputs`: a failed write keeps the previous file)."""
     files = {"model": path / "model.keras", "history": path / "history.json"}
-    model.save(files["model"])
-    files["history"].write_text(json.dumps(history, indent=2))
+    outputs.write_with(files["model"], model.save)
+    outputs.write_json(files["history"], history)
     if run_config is not None:
         files["run"] = path / "run.json"
-        files["run"].write_text(json.dumps(run_config, indent=2, default=str))
+        outputs.write_json(files["run"], run_config, default=str)
     if plots:
         files.update(write_plots(model, path, images=images, labels=labels, seed=seed))
     return files

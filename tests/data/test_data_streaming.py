@@ -219,3 +219,112 @@ def test_streamed_vae_run_writes_its_latent_plots(tmp_path):
     assert "val_loss" in result.history and np.isfinite(result.history["val_loss"][-1])
     with pytest.raises(ConfigError, match="stream=True reads files"):
         train("vae", np.zeros((30, 8, 8, 1), np.uint8), epochs=1, stream=True)
+
+
+# --------------------------------------------------------------- corrupt images, named
+def _jpeg_folder(root: Path, count: int = 12, size=(16, 16)) -> Path:
+    """Gray JPEGs; the 4th is cut short after its header: Pillow's verify passes it (it does
+    not decode JPEG data), TensorFlow's decoder fails on it."""
+    rng = np.random.default_rng(2)
+    root.mkdir()
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)).save(root / f"{i:02d}.jpg",
+                                                                        quality=95)
+    data = (root / "03.jpg").read_bytes()
+    (root / "03.jpg").write_bytes(data[: len(data) * 2 // 3])
+    return root
+
+
+def test_a_truncated_jpeg_passes_verify_but_not_the_decode_check(tmp_path):
+    import warnings
+
+    from tf_genai.data.streaming import scan
+
+    folder = _jpeg_folder(tmp_path / "jpegs")
+    assert scan_folder(folder, split="all").num_images == 12  # Pillow's verify: no decode
+    with pytest.raises(DataError, match=r"03\.jpg: corrupt.*--skip-corrupt"):
+        scan(folder, split="all", check="decode")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = scan(folder, split="all", check="skip")
+    assert [str(w.message) for w in caught if "03.jpg" in str(w.message)]
+    assert files.num_images == 11 and not any(p.endswith("03.jpg") for p in files.paths)
+    images, _ = _collect(stream_dataset(files, batch_size=4, shuffle=False))
+    assert images.shape == (11, 16, 16, 1)
+
+
+def test_a_corrupt_png_inside_a_tfrecord_shard_is_named_by_the_decode_check(tmp_path):
+    import tensorflow as tf
+
+    from tf_genai.data.streaming import scan
+
+    images = np.random.default_rng(3).integers(0, 255, (10, 6, 6, 1), dtype=np.uint8)
+    shard = tmp_path / "bad-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for i, image in enumerate(images):
+            png = tf.io.encode_png(image).numpy()
+            if i == 7:
+                png = png[: len(png) // 2]  # a record whose PNG is cut short
+            feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))}
+            for key, value in zip(("height", "width", "channels"), (6, 6, 1)):
+                feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
+                         .SerializeToString())
+    assert scan_tfrecords(tmp_path).num_images == 10  # the features parse; images not decoded
+    with pytest.raises(DataError, match=r"bad-00000-of-00001\.tfrecord \(record 7\): corrupt"):
+        scan(tmp_path, split="all", check="decode")
+    kept = scan(tmp_path, split="all", check="skip")
+    got, _ = _collect(stream_dataset(kept, batch_size=4, shuffle=False))
+    np.testing.assert_array_equal(np.round(got * 255).astype(np.uint8),
+                                  np.delete(images, 7, axis=0))
+
+
+def test_training_names_a_corrupt_image_and_resume_checks_it_before_training(tmp_path):
+    """A truncated JPEG that the default scan lets through stops a streamed run with a
+    DataError naming it (not TensorFlow's nameless jpeg::Uncompress error); resuming stops
+    before training while it is still corrupt; --skip-corrupt resumes without it."""
+    import warnings
+
+    from tf_genai import checkpointing
+    from tf_genai.training import train
+
+    folder = _jpeg_folder(tmp_path / "jpegs", count=40)
+    run = tmp_path / "run"
+    kwargs = dict(data=str(folder), stream=True, split="all", out_dir=run, batch_size=8,
+                  validation_fraction=0.0, plots=False, verbose=0)
+    with pytest.raises(DataError, match=r"03\.jpg: corrupt.*--skip-corrupt"):
+        train("mlp_vae", epochs=2, **kwargs)
+    with pytest.raises(DataError, match=r"03\.jpg.*stopped this run before"):
+        train("mlp_vae", epochs=2, resume=True, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train("mlp_vae", epochs=2, resume=True, check_files="skip", **kwargs)
+    assert any("03.jpg" in str(w.message) for w in caught)
+    assert len(result.history["loss"]) == 2 and checkpointing.backup_epoch(run / "backup") == 2
+
+
+def test_an_image_that_vanishes_after_the_scan_is_named(tmp_path):
+    import keras
+
+    from tf_genai.training import train
+
+    folder = _class_folder(tmp_path / "imgs", per_class=12)
+    victim = folder / "c1" / "05.png"
+
+    class DeleteAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            victim.unlink(missing_ok=True)
+
+    with pytest.raises(DataError, match=r"c1/05\.png: vanished since the scan"):
+        train("mlp_vae", data=str(folder), stream=True, split="all", epochs=3, batch_size=8,
+              validation_fraction=0.0, plots=False, verbose=0,
+              callbacks=[DeleteAfterFirstEpoch()])
+
+
+def test_decode_checks_are_refused_for_in_memory_data():
+    from tf_genai.training import train
+
+    with pytest.raises(ConfigError, match="--stream"):
+        train("mlp_vae", data="digits", check_files="skip", verbose=0)
+    with pytest.raises(ConfigError, match="check_files must be one of"):
+        train("mlp_vae", data="digits", check_files="deep", verbose=0)

@@ -95,17 +95,87 @@ def test_cache_env_var_and_different_data_trains_a_new_classifier(tmp_path, monk
     assert same.from_cache and same.cache_path == first.cache_path
     changed = get_classifier(images[:-1], labels[:-1], epochs=1, min_steps=0)
     assert not changed.from_cache and changed.cache_path != first.cache_path
-    assert sorted(p.name for p in (tmp_path / "classifiers").iterdir()) == sorted(
-        [first.cache_path.name, changed.cache_path.name])
+    kept = (tmp_path / "classifiers").glob("*.keras")
+    assert sorted(p.name for p in kept) == sorted([first.cache_path.name, changed.cache_path.name])
 
 
-def test_unreadable_cache_file_is_retrained(tmp_path):
+def _get(images, labels, folder):
+    return get_classifier(images, labels, epochs=1, min_steps=0, cache_dir=folder)
+
+
+def _warnings_of(call):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    return result, [str(w.message) for w in caught if "cache entry" in str(w.message)]
+
+
+def test_a_changed_cache_file_is_never_loaded(tmp_path):
+    """The classifier file is checked against the SHA-256 recorded when it was written: a
+    damaged file, or another (valid) classifier put in its place, is not loaded."""
     images, labels = _tiny_digits()
-    first = get_classifier(images, labels, epochs=1, min_steps=0, cache_dir=tmp_path)
-    first.cache_path.write_bytes(b"not a keras file")
-    with pytest.warns(UserWarning, match="unreadable cache file"):
-        again = get_classifier(images, labels, epochs=1, min_steps=0, cache_dir=tmp_path)
-    assert not again.from_cache and again.cache_path.stat().st_size > 1000
+    first = _get(images, labels, tmp_path)
+    other = _get(images[:200], labels[:200], tmp_path / "other")
+    for replacement in (other.cache_path.read_bytes(), b"not a keras file"):
+        first.cache_path.write_bytes(replacement)
+        again, warned = _warnings_of(lambda: _get(images, labels, tmp_path))
+        assert not again.from_cache, "a file that differs from its record was trusted"
+        assert len(warned) == 1 and "SHA-256" in warned[0], warned
+        first = again
+    assert _get(images, labels, tmp_path).from_cache
+
+
+@pytest.mark.parametrize("record", [b"[1, 2]", b'{"file": 3, "sha256": "x"}', b'{"fi',
+                                    b'{"file": "../../x.keras", "sha256": "00"}', b"null"])
+def test_a_malformed_cache_record_counts_as_absent_with_one_warning(tmp_path, record):
+    images, labels = _tiny_digits()
+    first = _get(images, labels, tmp_path)
+    [record_file] = tmp_path.glob("*.json")
+    record_file.write_bytes(record)
+    again, warned = _warnings_of(lambda: _get(images, labels, tmp_path))
+    assert not again.from_cache and len(warned) == 1 and str(record_file) in warned[0], warned
+    third, warned = _warnings_of(lambda: _get(images, labels, tmp_path))
+    assert third.from_cache and not warned and third.cache_path == again.cache_path
+    assert first.cache_path.is_file()  # another entry's file is never deleted by mistake
+
+
+_CONCURRENT_WRITER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from test_features import _get, _tiny_digits
+images, labels = _tiny_digits()
+n = int(sys.argv[3])
+_get(images[:n], labels[:n], sys.argv[1])
+"""
+
+
+@pytest.mark.subprocess
+def test_concurrent_writers_keep_every_entry(tmp_path):
+    """Four processes fill one cache folder at once, two keys twice each: afterwards both
+    entries load from the cache, undamaged and without a warning."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests_dir = Path(__file__).resolve().parent
+    repo = tests_dir.parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH",
+                                                                                  "")]))
+    sizes = ("300", "250", "300", "250")
+    procs = [subprocess.Popen([sys.executable, "-c", _CONCURRENT_WRITER, str(tmp_path),
+                               str(tests_dir), n], env=env, stderr=subprocess.PIPE, text=True)
+             for n in sizes]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    images, labels = _tiny_digits()
+    for n in (300, 250):
+        cached, warned = _warnings_of(lambda n=n: _get(images[:n], labels[:n], tmp_path))
+        assert cached.from_cache and not warned, warned
+    assert len(list(tmp_path.glob("*.json"))) == 2
 
 
 def test_feature_extractor_wraps_any_keras_classifier():

@@ -46,3 +46,25 @@ def test_unlabelled_colour_arrays_get_inception_metrics(gan, inception_features)
     assert result["feature_space"] == "inception"
     assert np.isfinite(result["fid"]) and np.isfinite(result["kid"])
     assert result["classifier_score"] is None  # the reference network ends at pool3
+
+
+def test_real_and_generated_images_are_both_quantised_to_8_bits_before_features():
+    """FID/KID compare 8-bit real images with generated ones: the samples are quantised to the
+    same 256 levels first, so the report equals the metrics of both sets as uint8 images."""
+    from tf_genai import ranges
+    from tf_genai.data import load
+    from tf_genai.evaluation import features, metrics
+
+    model = registry.create("mlp_vae", image_shape=(8, 8, 1), latent_dim=2)
+    result = evaluate_model(model, "digits", features="classifier", num_samples=2,
+                            num_generated=100, max_images=100)
+    train_images, train_labels = load("digits", split="train")
+    extractor = features.get_classifier(train_images, train_labels)  # the cached one
+    real, _ = load("digits", split="heldout")
+    fake = model.sample(100, seed=0)
+    assert len(np.unique(np.asarray(fake))) > 256  # a continuous output to quantise
+    quantised = ranges.to_uint8(fake, model.data_range)
+    want = metrics.sample_metrics(extractor.features(ranges.to_uint8(real[:100])),
+                                  *extractor.features_and_proba(quantised))
+    for key in ("fid", "kid", "precision", "recall"):
+        assert result[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key

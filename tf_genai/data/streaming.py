@@ -23,7 +23,13 @@ the native size the pixels equal ``load``'s; resizing (``image_size``) uses
 Corrupt files: ``scan_folder`` opens every file with Pillow and runs its integrity check
 (``Image.verify``: a truncated PNG, a wrong CRC, a non-image with an image suffix), so they fail
 with the in-memory loader's :class:`DataError`, naming the file, before any training starts.
-16-bit images are refused here (the in-memory loader maps them to float32; streaming keeps uint8).
+``verify`` does not decode JPEG data (a truncated JPEG passes it), and a TFRecord scan reads no
+image: ``scan(..., check="decode")`` decodes every image once with the stream's own decoder
+(:func:`check_decodable`; about one to two streamed epochs' time, docs/reliability.md) and
+``check="skip"`` leaves the corrupt ones out, naming them. An image that fails while training
+anyway (changed or removed after the scan) becomes a :class:`DataError` naming it
+(:func:`naming_unreadable`). 16-bit images are refused here (the in-memory loader maps them to
+float32; streaming keeps uint8).
 
 ``cache_dir`` caches the decoded images on disk after the first epoch (``Dataset.cache(file)``);
 its file name is a fingerprint of the file list (paths, sizes, modification times) and the image
@@ -38,9 +44,12 @@ image with ``image`` (PNG bytes), ``height``, ``width``, ``channels`` and, for l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,6 +57,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_genai import outputs
 from tf_genai.data import channels as channels_lib
 from tf_genai.data.pipeline import _bernoulli, check_pipeline_args, to_model_range
 from tf_genai.data.sources import (
@@ -88,6 +98,7 @@ class ImageFiles:
     split: str = "all"
     record_mask: np.ndarray | None = None  # TFRecord: which records the split keeps (None: all)
     channels: channels_lib.ChannelDecision | None = None
+    shard_records: tuple[int, ...] | None = None  # TFRecord: the records in each shard
 
     @property
     def num_classes(self) -> int | None:
@@ -352,7 +363,8 @@ def write_tfrecords(
     out.mkdir(parents=True, exist_ok=True)
     h, w, c = x.shape[1:]
     for i, path in enumerate(paths):
-        with tf.io.TFRecordWriter(str(path)) as writer:
+        # Whole shards only: a failed or killed write leaves no half shard behind.
+        with outputs.atomic_write(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
             for j in range(i * images_per_shard, min(len(x), (i + 1) * images_per_shard)):
                 feature = {
                     "image": _bytes(tf.io.encode_png(x[j]).numpy()),
@@ -403,8 +415,9 @@ def scan_tfrecords(
             "width": tf.io.FixedLenFeature([], tf.int64),
             "channels": tf.io.FixedLenFeature([], tf.int64),
             "label": tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
-    shapes, labels = [], []
+    shapes, labels, counts = [], [], []
     for path in found:
+        counts.append(len(shapes))
         try:
             for record in tf.data.TFRecordDataset(str(path)):
                 f = tf.io.parse_single_example(record, spec)
@@ -431,7 +444,8 @@ def scan_tfrecords(
         num_images=len(index), source=str(shards), fingerprint=_files_fingerprint(found, shape),
         resize=size is not None and hw != {size}, split=split,
         record_mask=None if split == "all" else np.isin(np.arange(len(shapes)), index),
-        channels=decision)
+        channels=decision,
+        shard_records=tuple(np.diff([*counts, len(shapes)]).tolist()))
 
 
 def _tfrecord_images(files: ImageFiles, labelled: bool, decode, shuffle: bool, seed: int):
@@ -454,20 +468,229 @@ def _tfrecord_images(files: ImageFiles, labelled: bool, decode, shuffle: bool, s
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+# --- corrupt images: a decode check before training, and a name when training meets one ------
+
+# How a scan checks the images: Pillow's integrity check (folders; it does not decode JPEG
+# data), a decode of every image with the stream's own decoder that stops on corrupt ones,
+# or the same decode that leaves them out (named in a warning).
+CHECKS = ("verify", "decode", "skip")
+# In a run's backup folder: the images that stopped a streamed run (checked before resuming).
+UNREADABLE_RECORD = "unreadable_images.json"
+_READ_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError)
+
+
+def check_option(check: str, stream: bool = True) -> str:
+    """``check`` itself; ConfigError if it is not one of :data:`CHECKS`, or asks a decode check
+    of data that is not streamed (the in-memory loader decodes every image already)."""
+    if check not in CHECKS:
+        raise ConfigError(f"check_files must be one of {', '.join(CHECKS)}; got {check!r}")
+    if check != "verify" and not stream:
+        raise ConfigError(f"check_files={check!r} (--decode-check, --skip-corrupt) applies to "
+                          "streamed data (--stream): the in-memory loader decodes every image "
+                          "already and stops at a corrupt one, naming it")
+    return check
+
+
+def _shard_counts(files: ImageFiles) -> tuple[int, ...]:
+    if files.shard_records is not None:
+        return files.shard_records
+    return tuple(sum(1 for _ in tf.data.TFRecordDataset(p)) for p in files.paths)
+
+
+def image_names(files: ImageFiles) -> list[str]:
+    """A name for each image of ``files``, in stream order: its path, or ``<shard> (record k)``."""
+    if files.kind == "files":
+        return list(files.paths)
+    names = [f"{shard} (record {k})"
+             for shard, count in zip(files.paths, _shard_counts(files)) for k in range(count)]
+    mask = files.record_mask
+    return names if mask is None else [name for name, keep in zip(names, mask) if keep]
+
+
+def _touch(image: tf.Tensor) -> tf.Tensor:
+    """A value that needs every decoded pixel: the image's size alone is known from its static
+    shape, and TensorFlow would prune the decode it then no longer needs."""
+    return tf.reduce_max(image)
+
+
+def _survivors(ds: tf.data.Dataset) -> set[int]:
+    """The positions of ``(position, value)`` elements that were produced without an error
+    (in batches: one Python step per element would cost more than the decoding)."""
+    batches = ds.ignore_errors().batch(4096).as_numpy_iterator()
+    return {int(i) for positions, _ in batches for i in positions}
+
+
+def _decoded_positions(files: ImageFiles, positions: np.ndarray) -> set[int]:
+    """The ``positions`` (indices into ``files``' images) that read and decode with the
+    stream's own decoder, decoded in parallel; the others raise inside and are dropped."""
+    decode = _decoder(files.image_shape, files.resize)
+    if files.kind == "files":
+        paths = np.asarray(files.paths, dtype=object)[positions].astype(str)
+        ds = tf.data.Dataset.from_tensor_slices((positions, paths)).map(
+            lambda i, p: (i, _touch(decode(tf.io.read_file(p)))),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        return _survivors(ds)
+    spec = {"image": tf.io.FixedLenFeature([], tf.string)}
+    counts = _shard_counts(files)
+    mask = np.ones(sum(counts), bool) if files.record_mask is None else files.record_mask
+    position_of = np.full(len(mask), -1, np.int64)  # record -> position among the kept ones
+    position_of[np.flatnonzero(mask)] = np.arange(int(mask.sum()))
+    position_of[~np.isin(position_of, positions)] = -1
+    found, start = set(), 0
+    for shard, count in zip(files.paths, counts):  # per shard: a damaged one ends only itself
+        table = tf.constant(position_of[start:start + count])
+        start += count
+        ds = tf.data.TFRecordDataset(shard).take(count).enumerate().map(
+            lambda k, record, table=table: (tf.gather(table, k), record))
+        ds = ds.filter(lambda i, record: i >= 0).map(
+            lambda i, record: (i, _touch(decode(tf.io.parse_single_example(record,
+                                                                           spec)["image"]))),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        found |= _survivors(ds)
+    return found
+
+
+def _problem(files: ImageFiles, name: str) -> str:
+    """What is wrong with the image ``name`` (read and decoded again, alone)."""
+    decode = _decoder(files.image_shape, files.resize)
+    try:
+        if files.kind == "files":
+            decode(tf.io.read_file(name))
+        else:
+            shard, k = name.rsplit(" (record ", 1)
+            records = list(tf.data.TFRecordDataset(shard).skip(int(k[:-1])).take(1))
+            if not records:
+                return "missing: the shard holds fewer records than when it was scanned"
+            decode(tf.io.parse_single_example(
+                records[0], {"image": tf.io.FixedLenFeature([], tf.string)})["image"])
+    except tf.errors.NotFoundError:
+        return "vanished since the scan"
+    except tf.errors.OpError as err:
+        # "{{function_node ...}} Invalid PNG data, size 54 [Op:DecodeImage]" -> the middle
+        message = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", err.message).strip().splitlines()
+        return f"corrupt ({message[0] if message else type(err).__name__})"
+    return "unreadable while streaming (it reads now: was it being written?)"
+
+
+def find_unreadable(files: ImageFiles, names: Sequence[str] | None = None
+                    ) -> list[tuple[int, str, str]]:
+    """``(position, name, problem)`` of every image of ``files`` (or of those ``names``) that
+    the stream cannot read and decode: corrupt, truncated, vanished or changed since the scan.
+
+    Every image is read and decoded once, by the stream's own decoder, in parallel (the cost
+    of a full decode check: docs/reliability.md).
+    """
+    all_names = image_names(files)
+    wanted = None if names is None else set(names)
+    positions = np.asarray([i for i, name in enumerate(all_names)
+                            if wanted is None or name in wanted], dtype=np.int64)
+    if len(positions) == 0:
+        return []
+    good = _decoded_positions(files, positions)
+    return [(int(i), all_names[i], _problem(files, all_names[i]))
+            for i in positions if int(i) not in good]
+
+
+def _listing(bad: Sequence[tuple[int, str, str]], limit: int = 5) -> str:
+    shown = "; ".join(f"{name}: {problem}" for _, name, problem in bad[:limit])
+    return shown + (f"; and {len(bad) - limit} more" if len(bad) > limit else "")
+
+
+def check_decodable(files: ImageFiles, *, skip: bool = False,
+                    names: Sequence[str] | None = None) -> ImageFiles:
+    """``files`` once every image (or every one of ``names``) decodes; with ``skip``, ``files``
+    without the ones that do not (a warning names them).
+
+    Raises:
+        DataError: images that do not decode (naming them and what to do), or, with ``skip``,
+            none that does.
+    """
+    bad = find_unreadable(files, names)
+    if not bad:
+        return files
+    if not skip:
+        raise DataError(
+            f"{files.source}: {len(bad)} image(s) the stream cannot decode: {_listing(bad)}. "
+            "Replace or remove them, or leave them out with --skip-corrupt "
+            "(train(check_files='skip'))")
+    keep = np.setdiff1d(np.arange(files.num_images), [i for i, _, _ in bad])
+    if len(keep) == 0:
+        raise DataError(f"{files.source}: no image of the {files.split} split decodes")
+    warnings.warn(f"{files.source}: leaving out {len(bad)} corrupt image(s): {_listing(bad)}",
+                  stacklevel=2)
+    return subset(files, keep, files.split)
+
+
+@contextlib.contextmanager
+def naming_unreadable(files: ImageFiles, record: str | os.PathLike | None = None):
+    """Turn a read or decode failure while ``files`` stream into a :class:`DataError` naming
+    the images and what to do (TensorFlow's own error names none); ``record``: a JSON file
+    that remembers them, so that resuming checks them before it trains."""
+    try:
+        yield
+    except _READ_ERRORS as err:
+        bad = find_unreadable(files)
+        if not bad:
+            raise
+        if record is not None:
+            outputs.write_json(record, {"images": [name for _, name, _ in bad]})
+        raise DataError(
+            f"{files.source}: training stopped at {len(bad)} image(s) the stream cannot read: "
+            f"{_listing(bad)}. They changed after the scan, or are damaged in a way the scan's "
+            "integrity check (Pillow's verify) does not see: --decode-check decodes every "
+            "image before training. Replace or remove them and --resume, or --resume with "
+            "--skip-corrupt to leave them out") from err
+
+
+def _recorded_unreadable(record: Path) -> list[str] | None:
+    """The image names a previous attempt recorded (None: no record, or a malformed one)."""
+    try:
+        names = json.loads(record.read_text())["images"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        warnings.warn(f"ignoring the malformed record {record} ({err})", stacklevel=3)
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
 # --- what tf_genai.training needs -----------------------------------------------------------
 
 
 def scan(source: str | os.PathLike, split: str = "train", *,
          image_size: int | Sequence[int] | None = None, verify: bool = True,
-         channels: int | None = None) -> ImageFiles:
+         channels: int | None = None, check: str = "verify",
+         recheck: str | os.PathLike | None = None) -> ImageFiles:
     """:func:`scan_tfrecords` for a ``.tfrecord`` file, a glob of them or a folder holding them,
-    else :func:`scan_folder`."""
+    else :func:`scan_folder`; then the images' ``check`` (:data:`CHECKS`).
+
+    Args:
+        check: ``"verify"`` (the scan's own checks), ``"decode"`` (every image decoded once:
+            :func:`check_decodable`), ``"skip"`` (the same, leaving corrupt images out).
+        recheck: a record :func:`naming_unreadable` wrote when images stopped an earlier
+            attempt of the run: those images are decoded again first, so a resumed run
+            stops before training if they are still unreadable (the record is removed once
+            they read).
+    """
+    check_option(check)
     path = Path(source)
     if path.suffix == ".tfrecord" or any(ch in str(source) for ch in "*?[") or (
             path.is_dir() and any(path.glob("*.tfrecord"))):
-        return scan_tfrecords([path] if path.is_file() else source, split,
-                              image_size=image_size, channels=channels)
-    return scan_folder(path, split, image_size=image_size, verify=verify, channels=channels)
+        files = scan_tfrecords([path] if path.is_file() else source, split,
+                               image_size=image_size, channels=channels)
+    else:
+        files = scan_folder(path, split, image_size=image_size, verify=verify,
+                            channels=channels)
+    if check != "verify":
+        return check_decodable(files, skip=check == "skip")
+    recorded = None if recheck is None else _recorded_unreadable(Path(recheck))
+    if recorded:
+        try:
+            check_decodable(files, names=recorded)
+        except DataError as err:
+            raise DataError(f"{err} (they stopped this run before: {recheck})") from None
+        Path(recheck).unlink()
+    return files
 
 
 def subset(files: ImageFiles, positions: Any, split: str) -> ImageFiles:

@@ -7,16 +7,25 @@ minute on two CPU cores, about 98% held-out accuracy on MNIST) and caches it on 
 a hash of the training images, labels, architecture version and training settings. The same
 data therefore always gives the same feature space, and a second evaluation loads in a second.
 
+A cache entry is two files: the classifier (``digit_classifier-<key>-<token>.keras``, a name of
+its own for every write, never rewritten) and its record (``digit_classifier-<key>.json``: the
+file's name and the SHA-256 it had when written), each written whole (:mod:`tf_genai.outputs`).
+A classifier whose hash differs from its record is never loaded. Concurrent writers each
+write their own file and then the record, so the record always names a complete file; any
+malformed entry (a record that is not one, a missing or changed file) counts as absent: one
+warning, and the classifier is trained and cached again.
+
 :class:`FeatureExtractor` also wraps any Keras classifier a user brings; its features are the
 penultimate layer's output unless another layer is named.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,7 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tf_genai import ranges
+from tf_genai import outputs, ranges
 from tf_genai.errors import ConfigError, DataError
 
 # Bump when build_classifier or the training recipe changes, so old cache entries are ignored.
@@ -223,6 +232,45 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, *, epochs: int = 6,
     return model
 
 
+def _record_path(folder: Path, key: str) -> Path:
+    return folder / f"digit_classifier-{key[:24]}.json"
+
+
+def _load_cached(folder: Path, key: str) -> tuple[keras.Model, Path] | None:
+    """The cached classifier of ``key`` and its file, or None when there is none or the entry
+    is malformed or damaged in any way (then one warning names the entry and the problem)."""
+    record_path = _record_path(folder, key)
+    if not record_path.exists():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        name = record.get("file") if isinstance(record, dict) else None
+        if not (isinstance(name, str) and isinstance(record.get("sha256"), str)):
+            raise ValueError("not a cache record (a JSON object with 'file' and 'sha256')")
+        if Path(name).name != name:
+            raise ValueError(f"it names a file outside the cache folder ({name!r})")
+        path = folder / name
+        if outputs.file_digest(path) != record["sha256"]:
+            with contextlib.suppress(OSError):  # never rewritten under this name: damaged
+                path.unlink()
+            raise ValueError(f"{name} differs from the SHA-256 recorded when it was written")
+        return keras.saving.load_model(path, compile=False), path
+    except Exception as err:  # OSError, ValueError, Keras' many types: it is only a cache
+        warnings.warn(f"get_classifier: ignoring the cache entry {record_path} ({err}); "
+                      "training the classifier again", stacklevel=3)
+        return None
+
+
+def _store(folder: Path, key: str, model: keras.Model) -> Path:
+    """Write ``model`` as the cache entry of ``key``: its own file, then the record naming it
+    with its SHA-256 (a concurrent writer's record names its own complete file)."""
+    path = folder / f"digit_classifier-{key[:24]}-{os.urandom(6).hex()}.keras"
+    outputs.write_with(path, model.save)
+    outputs.write_json(_record_path(folder, key), {"file": path.name,
+                                                   "sha256": outputs.file_digest(path)})
+    return path
+
+
 def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Path | None = None,
                    epochs: int = 6, min_steps: int = MIN_TRAIN_STEPS,
                    seed: int = 0) -> FeatureExtractor:
@@ -245,28 +293,12 @@ def get_classifier(train_images: Any, train_labels: Any, *, cache_dir: str | Pat
         raise ConfigError(f"get_classifier: epochs must be >= 1, got {epochs}")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     key = cache_key(images, labels, epochs=epochs, seed=seed, min_steps=min_steps)
-    path = folder / f"digit_classifier-{key[:24]}.keras"
-    if path.exists():
-        try:
-            extractor = FeatureExtractor(keras.saving.load_model(path, compile=False),
-                                         FEATURE_LAYER)
-            extractor.from_cache, extractor.cache_path = True, path
-            return extractor
-        except Exception as err:  # a truncated or foreign file: it is only a cache, retrain
-            warnings.warn(f"get_classifier: ignoring unreadable cache file {path} ({err})",
-                          stacklevel=2)
+    cached = _load_cached(folder, key)
+    if cached is not None:
+        extractor = FeatureExtractor(cached[0], FEATURE_LAYER)
+        extractor.from_cache, extractor.cache_path = True, cached[1]
+        return extractor
     model = train_classifier(images, labels, epochs=epochs, min_steps=min_steps, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so a concurrent reader never sees a half-written file.
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a cache is for every user
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     extractor = FeatureExtractor(model, FEATURE_LAYER)
-    extractor.cache_path = path
+    extractor.cache_path = _store(folder, key, model)
     return extractor

@@ -40,7 +40,10 @@ def evaluate_model(
     ``likelihood_levels`` (:func:`tf_genai.evaluation.likelihood.nll_summary`);
     every model gets the feature-space sample metrics (``fid``, ``kid``, ``precision``,
     ``recall``, ``density``, ``coverage``) of ``num_generated`` samples against the split's
-    images, in the feature space that ``features`` names (reported as ``feature_space``):
+    images, in the feature space that ``features`` names (reported as ``feature_space``).
+    Both sets of images are quantised to 8 bits first (``ranges.to_uint8``, as an image file
+    stores them and as reference FID code does), so continuous samples are not measured
+    against quantised real images:
 
     - ``"inception"``: the FID Inception network's pool3 (2,048-d; the standard space, any
       image size and channel count, labels not needed; the reference weights,
@@ -75,7 +78,7 @@ def evaluate_model(
     if max_images is not None:
         images = images[:max_images]
         labels = None if labels is None else labels[:max_images]
-    unit = ranges.uint8_to_unit(images)
+    real = ranges.to_uint8(images)  # real and generated images: 8-bit, like image files
     result: dict[str, Any] = {
         "model": type(model).__name__,
         "family": model.family,
@@ -98,10 +101,10 @@ def evaluate_model(
     gen_labels = None
     if model.num_classes is not None:
         gen_labels = np.resize(np.arange(model.num_classes, dtype="int32"), num_generated)
-    fake = ranges.to_unit(model.sample(num_generated, seed=seed, labels=gen_labels),
-                          model.data_range)
+    fake = ranges.to_uint8(model.sample(num_generated, seed=seed, labels=gen_labels),
+                           model.data_range)
     fake_features, fake_probs = extractor.features_and_proba(fake)
-    sample = metrics.sample_metrics(extractor.features(unit), fake_features,
+    sample = metrics.sample_metrics(extractor.features(real), fake_features,
                                     fake_probs=fake_probs)
     result.update(sample)
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)

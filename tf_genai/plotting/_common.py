@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import matplotlib.figure
 
-from tf_genai import capabilities, ranges
+from tf_genai import capabilities, outputs, ranges
 from tf_genai.errors import ConfigError, DataError
 
 DATA_RANGES = ranges.DATA_RANGES
@@ -166,13 +166,11 @@ def new_figure(figsize: Sequence[float], **kwargs: Any) -> Figure:
 def finish(
     fig: matplotlib.figure.Figure, path: str | os.PathLike | None, dpi: int = 100
 ) -> matplotlib.figure.Figure:
-    """Save ``fig`` as a PNG at ``path`` (creating its folder) when given; return ``fig``."""
+    """Save ``fig`` as a PNG at ``path`` (creating its folder) when given, whole or not at all
+    (:func:`tf_genai.outputs.write_with`); return ``fig``."""
     if path is not None:
-        path = os.fspath(path)
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight")
+        outputs.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi,
+                                                         bbox_inches="tight"))
     return fig
 
 

@@ -50,10 +50,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from tf_genai import data as data_lib  # noqa: E402
-from tf_genai import devices, ranges, registry  # noqa: E402
+from tf_genai import capabilities, devices, ranges, registry  # noqa: E402
 from tf_genai.callbacks import TimeBudget  # noqa: E402
 from tf_genai.evaluation import features, metrics  # noqa: E402
-from tf_genai.models.vae.likelihood import importance_sampled_nll  # noqa: E402
+from tf_genai.evaluation.likelihood import nll_summary  # noqa: E402
 from tf_genai.evaluation.report import feature_space  # noqa: E402
 from tf_genai.training import compile_model  # noqa: E402
 
@@ -62,11 +62,12 @@ BATCH_SIZE = 128
 MAX_EPOCHS = 100_000  # the wall-clock budget is what stops training
 
 
-def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
+def train(name: str, images: np.ndarray, labels: np.ndarray, budgets: list[float],
           seed: int, batch_size: int = BATCH_SIZE, learning_rate: float | None = None,
-          **model_kwargs) -> tuple[keras.Model, dict]:
+          **model_kwargs):
     """Build zoo model ``name`` (or a baseline of :data:`BASELINES`) for these images and fit it
-    for ``budget`` seconds."""
+    until each of the cumulative ``budgets`` (seconds), yielding ``(model, run)`` at each: one
+    run whose checkpoints score the same model at 10 and 20 minutes, say."""
     if name in BASELINES:
         model = BASELINES[name]().build(tuple(images.shape[1:]), seed=seed, **model_kwargs)
     else:
@@ -83,15 +84,20 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budget: float,
     # (7-9 s for ddpm; benchmarks/README.md, Findings), which would cost every model steps.
     # The shuffle still reshuffles every pass (reshuffle_each_iteration).
     steps_per_epoch = int(np.ceil(len(images) / batch_size))
-    # The budget starts after the first step: that step traces and compiles the train step
-    # (a few seconds to ~40 s for WGAN-GP's penalty on two cores), which says nothing about how
-    # fast a model learns; *train s* (elapsed) is the whole fit.
-    clock = TimeBudget(budget, at="step", after_first_step=True)
-    model.fit(ds.repeat(), epochs=MAX_EPOCHS, steps_per_epoch=steps_per_epoch,
-              callbacks=[clock], shuffle=False, verbose=0)  # ds shuffles
-    # Training steps = updates of the last optimizer (the generator's for a GAN).
-    steps = int(model.training_optimizers()[-1][1].iterations.numpy())
-    return model, {"steps": steps, "epochs": steps / steps_per_epoch, "seconds": clock.elapsed}
+    iterator = iter(ds.repeat())
+    trained, seconds = 0.0, 0.0
+    for budget in sorted(budgets):
+        # The first budget starts after the first step: that step traces and compiles the train
+        # step (a few seconds to ~40 s for WGAN-GP's penalty on two cores), which says nothing
+        # about how fast a model learns; *train s* (elapsed) is the whole fit.
+        clock = TimeBudget(budget - trained, at="step", after_first_step=trained == 0.0)
+        model.fit(iterator, epochs=MAX_EPOCHS, steps_per_epoch=steps_per_epoch,
+                  callbacks=[clock], shuffle=False, verbose=0)  # ds shuffles
+        trained, seconds = budget, seconds + clock.elapsed
+        # Training steps = updates of the last optimizer (the generator's for a GAN).
+        steps = int(model.training_optimizers()[-1][1].iterations.numpy())
+        yield model, {"budget s": budget, "steps": steps, "epochs": steps / steps_per_epoch,
+                      "seconds": seconds}
 
 
 def _kerasio_dcgan():
@@ -127,13 +133,14 @@ def sample_variants(spec, option: str = "--sample-args") -> list[dict]:
     return variants
 
 
-def likelihood(model: keras.Model, images: np.ndarray, labels: np.ndarray, k: int,
-               seed: int) -> dict:
-    """Held-out NLL and ELBO (nats per image) of a VAE on images in [0, 1]."""
-    # A Bernoulli decoder is scored on data binarized once, with a fixed seed.
-    out = importance_sampled_nll(model, model.likelihood_inputs(images, seed),
-                                 labels if model.num_classes else None, num_samples=k, seed=seed)
-    return {"nll": out["nll"], "elbo": out["elbo"], "bits_per_dim": out["nll_bits_per_dim"]}
+def likelihood(model: keras.Model, images: np.ndarray, labels: np.ndarray, args) -> dict:
+    """Held-out NLL (nats per image; a VAE's importance-weighted bound with k = --nll-k, a
+    flow's ODE likelihood with --nll-steps) of uint8 images, and bits/dim where it applies."""
+    out = nll_summary(model, images, labels, seed=args.seed, num_samples=args.nll_k,
+                      steps=args.nll_steps)
+    prefix = "conditional_" if model.capabilities.conditional else ""
+    return {"nll": out[f"{prefix}nll"], "elbo": out.get(f"{prefix}elbo"),
+            "bits_per_dim": out.get(f"{prefix}nll_bits_per_dim")}
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -182,13 +189,17 @@ def score(extractor, real_feats: np.ndarray,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=120.0, help="training seconds per model")
+    parser.add_argument("--budget", type=float, nargs="+", default=[120.0],
+                        help="training seconds per model; several (e.g. 600 1200) score each "
+                             "model at every one of them in one run")
     parser.add_argument("--models", nargs="+", default=None,
                         help="zoo names (default: all of tf_genai.registry.available())")
     parser.add_argument("--num-generated", type=int, default=2000, help="samples per model")
     parser.add_argument("--nll-k", type=int, default=1000, help="importance samples for VAE NLL")
     parser.add_argument("--nll-images", type=int, default=2000,
-                        help="held-out images for the VAE NLL (the first N)")
+                        help="held-out images for the NLL (the first N); 0: no NLL")
+    parser.add_argument("--nll-steps", type=int, default=32,
+                        help="ODE steps of a flow model's NLL (Hutchinson)")
     parser.add_argument("--data", default=str(MNIST),
                         help="data with a train/held-out split: the MNIST IDX folder (default) "
                              "or e.g. the CIFAR subset .npz")
@@ -224,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--models: unknown {unknown}; zoo: {registry.available()}, "
                          f"baselines: {sorted(BASELINES)}")
     if args.save_dir:  # before any training: nothing a user saved is overwritten
-        taken = [str(Path(args.save_dir) / f"{name}.keras") for name in models
-                 if (Path(args.save_dir) / f"{name}.keras").exists()]
+        taken = [str(p) for name in models for b in args.budget
+                 if (p := Path(args.save_dir) / f"{name}_{b:.0f}s.keras").exists()]
         if taken:
             raise SystemExit(f"--save-dir: would overwrite {', '.join(taken)}; choose another "
                              "folder or move the file(s)")
@@ -269,30 +280,34 @@ def main(argv: list[str] | None = None) -> int:
         return text
 
     for name in models:
-        model, run = train(name, train_x, train_y, args.budget, args.seed, args.batch_size,
-                           json.loads(args.lr).get(name), **model_args.get(name, {}))
-        if args.save_dir:
-            Path(args.save_dir).mkdir(parents=True, exist_ok=True)
-            model.save(Path(args.save_dir) / f"{name}.keras")
-        nll = None
-        if getattr(model, "nll_key", None) is not None:  # a likelihood bound to report (VAEs)
-            n = args.nll_images
-            nll = likelihood(model, heldout_unit[:n], heldout_y[:n], args.nll_k, args.seed)
-        for variant in sample_args.get(name, [{}]):
-            sampled = time.perf_counter()
-            images, labels = generate(model, args.num_generated, args.seed + 1, **variant)
-            run_row = {**run, "sample s": time.perf_counter() - sampled}
-            # A conditional model's NLL is -log p(x | y), not comparable to the others' -log p(x).
-            label = name if model.nll_key in (None, "nll") else f"{name} (NLL = -log p(x|y))"
-            if variant:
-                label += " (" + ", ".join(f"{k}={v}" for k, v in variant.items()) + ")"
-            row = {"model": label, "family": model.family, **run_row,
-                   "model_args": model_args.get(name), "sample_args": variant or None,
-                   **score(extractor, real_feats, images, args.seed, labels), **(nll or {})}
-            rows.append(row)  # kept (and written) as soon as it is scored
-            print(f"{label}: {run['steps']} steps in {run['seconds']:.0f} s, "
-                  f"FID {row['fid']:.2f}", flush=True)
-            write(rows)
+        for model, run in train(name, train_x, train_y, args.budget, args.seed,
+                                args.batch_size, json.loads(args.lr).get(name),
+                                **model_args.get(name, {})):
+            if args.save_dir:
+                Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+                model.save(Path(args.save_dir) / f"{name}_{run['budget s']:.0f}s.keras")
+            nll = None
+            if args.nll_images and capabilities.of(model) and model.capabilities.likelihood:
+                nll = likelihood(model, heldout_x[:args.nll_images], heldout_y[:args.nll_images],
+                                 args)
+            for variant in sample_args.get(name, [{}]):
+                sampled = time.perf_counter()
+                images, labels = generate(model, args.num_generated, args.seed + 1, **variant)
+                run_row = {**run, "sample s": time.perf_counter() - sampled}
+                # A conditional model's NLL is -log p(x | y), not comparable to the others' -log p(x).
+                conditional = capabilities.of(model) and model.capabilities.conditional
+                label = f"{name} (NLL = -log p(x|y))" if nll and conditional else name
+                if len(args.budget) > 1:
+                    label += f" @ {run['budget s']:.0f} s"
+                if variant:
+                    label += " (" + ", ".join(f"{k}={v}" for k, v in variant.items()) + ")"
+                row = {"model": label, "family": model.family, **run_row,
+                       "model_args": model_args.get(name), "sample_args": variant or None,
+                       **score(extractor, real_feats, images, args.seed, labels), **(nll or {})}
+                rows.append(row)  # kept (and written) as soon as it is scored
+                print(f"{label}: {run['steps']} steps in {run['seconds']:.0f} s, "
+                      f"FID {row['fid']:.2f}", flush=True)
+                write(rows)
 
     print("\n" + write(rows))
     return 0
@@ -310,7 +325,8 @@ def _header(args, accuracy: float | None) -> str:
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Keras {keras.__version__}",
-        f"- training budget: {args.budget:g} s wall clock per model after its first (compiling) "
+        f"- training budget: {', '.join(f'{b:g}' for b in args.budget)} s wall clock per model "
+        "after its first (compiling) "
         f"step, batch {args.batch_size}, seed {args.seed}; the train split of "
         f"{args.data}; *train s* is the whole fit including compilation",
         f"- metrics: {args.num_generated} samples vs the held-out split in {space}; "

@@ -5,6 +5,11 @@ Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models" (arXiv:2010.02502
 schedule: Nichol & Dhariwal 2021 (arXiv:2102.09672); v-prediction: Salimans & Ho 2022
 (arXiv:2202.00512); classifier-free guidance: Ho & Salimans 2022 (arXiv:2207.12598).
 
+DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
+Probabilistic Models", arXiv:2211.01095, Algorithm 2) is the second sampler (``sampler=
+"dpmpp_2m"``): a multistep second-order solver of the diffusion ODE in the data prediction,
+on the same timesteps as DDIM, its last step onto the clean image first order.
+
 Training is the family contract's one-optimizer ``train_step`` over :meth:`Diffusion.loss_terms`
 (the simple objective, Ho et al. eq. 14); after every step the base moves ``ema_denoiser``, the
 weight average that every sampler uses. The latent of :meth:`render` is the initial noise
@@ -61,6 +66,9 @@ def ddim_timesteps(steps, timesteps: int) -> tf.Tensor:
     return tf.cast(i * int(timesteps) // steps - 1, tf.int32)
 
 
+SAMPLERS = ("ddim", "dpmpp_2m")
+
+
 # The zoo names and defaults of this class are rows of tf_genai/zoo.py.
 @serializable
 class Diffusion(LatentModel):
@@ -81,7 +89,9 @@ class Diffusion(LatentModel):
             U-Net (patch 1, widths (16, 32)) scored FID 96.5 against the patch stem's 140.9,
             and v + Min-SNR-5 on the patch stem 26.8 (AMD EPYC avx2, 2 cores, 2026-12-02).
         ema_decay: decay of ``ema_denoiser``, the weight average the samplers use.
-        sample_steps: DDIM steps S of :meth:`render` / ``sample`` (S <= T).
+        sample_steps: steps S of :meth:`render` / ``sample`` (S <= T).
+        sampler: ``"ddim"`` (Song et al. 2021; ``eta`` applies) or ``"dpmpp_2m"``
+            (DPM-Solver++(2M), Lu et al. 2022; deterministic).
         eta: DDIM's stochasticity (0: deterministic; 1: DDPM's posterior variance).
         guidance: classifier-free guidance scale w: ``(1 + w) eps(x, y) - w eps(x, null)``.
         cond_dropout: probability that a training label is replaced by the null class.
@@ -108,8 +118,9 @@ class Diffusion(LatentModel):
 
     @property
     def sampling_options(self) -> tuple[str, ...]:
-        """``sample(..., steps=, eta=)`` and, conditional only, ``guidance=``."""
-        return ("steps", "eta") + (("guidance",) if self.num_classes is not None else ())
+        """``sample(..., steps=, eta=, sampler=)`` and, conditional only, ``guidance=``."""
+        return ("steps", "eta", "sampler") + (
+            ("guidance",) if self.num_classes is not None else ())
 
     def __init__(
         self,
@@ -125,6 +136,7 @@ class Diffusion(LatentModel):
         patch_size: int = 2,
         ema_decay: float = 0.999,
         sample_steps: int = 50,
+        sampler: str = "ddim",
         eta: float = 0.0,
         guidance: float = 3.0,
         cond_dropout: float = 0.1,
@@ -139,6 +151,8 @@ class Diffusion(LatentModel):
         if not 1 <= int(sample_steps) <= int(timesteps):
             raise ConfigError(f"diffusion: need 1 <= sample_steps <= timesteps, got "
                               f"{sample_steps}, {timesteps}")
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"diffusion sampler must be one of {SAMPLERS}, got {sampler!r}")
         if not 0.0 <= eta <= 1.0 or guidance < 0 or not 0.0 <= cond_dropout < 1.0:
             raise ConfigError(f"diffusion: need 0 <= eta <= 1, guidance >= 0, "
                               f"0 <= cond_dropout < 1, got {eta}, {guidance}, {cond_dropout}")
@@ -156,6 +170,7 @@ class Diffusion(LatentModel):
         self.patch_size = int(patch_size)
         self.ema_decay = float(ema_decay)
         self.sample_steps = int(sample_steps)
+        self.sampler = sampler
         self.eta = float(eta)
         self.guidance = float(guidance)
         self.cond_dropout = float(cond_dropout)
@@ -192,6 +207,7 @@ class Diffusion(LatentModel):
             "patch_size": self.patch_size,
             "ema_decay": self.ema_decay,
             "sample_steps": self.sample_steps,
+            "sampler": self.sampler,
             "eta": self.eta,
             "guidance": self.guidance,
             "cond_dropout": self.cond_dropout,
@@ -329,6 +345,45 @@ class Diffusion(LatentModel):
             return self._traced("ddim", self._ddim_loop)(*args)
         return self._ddim_loop(*args)
 
+    def dpm_solver_sample(self, x_T, steps=None, labels=None, guidance=None):
+        """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) from ``x_T`` over ``steps`` of the DDIM
+        timesteps, in one ``tf.while_loop``: images ``(batch, H, W, C)`` in [-1, 1]."""
+        x, steps, _, labels, _, guidance = self._sampler_args(x_T, steps, 0.0, labels, None,
+                                                              guidance)
+        if tf.executing_eagerly():
+            return self._traced("dpmpp_2m", self._dpm_loop)(x, steps, labels, guidance)
+        return self._dpm_loop(x, steps, labels, guidance)
+
+    def _dpm_loop(self, x, steps, labels, guidance):
+        tau = ddim_timesteps(steps, self.timesteps)  # (S,) ascending
+
+        def log_snr_half(abar):  # lambda_t = log(alpha_t / sigma_t), float64
+            return 0.5 * (tf.math.log(abar) - tf.math.log(1.0 - abar))
+
+        def body(k, x, x0_prev, h_prev):
+            i = steps - 1 - k  # k = 0 is the noisiest step
+            t = tau[i]
+            abar = self._abar(t)  # float64 scalar
+            x0, _ = self._x0_eps(self._guided_output(x, t, labels, guidance), x, abar, clip=True)
+            last = tf.equal(i, 0)
+            abar_next = self._abar(tf.where(last, tau[0], tau[tf.maximum(i - 1, 0)]))
+            h = log_snr_half(abar_next) - log_snr_half(abar)  # > 0
+            # the multistep correction from the previous data prediction (none at the first
+            # step): D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev, r = h_prev / h
+            r = tf.where(k > 0, h_prev / h, tf.constant(1.0, tf.float64))
+            c = tf.cast(tf.where(k > 0, 0.5 / r, tf.constant(0.0, tf.float64)), tf.float32)
+            d = (1.0 + c) * x0 - c * x0_prev
+            sigma_ratio = tf.cast(tf.sqrt((1.0 - abar_next) / (1.0 - abar)), tf.float32)
+            alpha_next = tf.cast(tf.sqrt(abar_next), tf.float32)
+            stepped = sigma_ratio * x - alpha_next * tf.cast(tf.math.expm1(-h), tf.float32) * d
+            # The last step lands on the clean image (sigma = 0): first order, x = x0.
+            return k + 1, tf.where(last, x0, stepped), x0, h
+
+        zero = tf.constant(0.0, tf.float64)
+        _, x, _, _ = tf.while_loop(lambda k, *_: k < steps, body,
+                                   (tf.constant(0), x, tf.zeros_like(x), zero))
+        return tf.clip_by_value(x, -1.0, 1.0)
+
     def trajectory(self, num_samples, seed=0, labels=None, steps=None, eta=None, guidance=None,
                    record: int = 8):
         """The denoising trajectory of ``sample(num_samples, seed, labels, steps=, eta=,
@@ -336,6 +391,7 @@ class Diffusion(LatentModel):
         ``min(record, S + 1)`` states of the DDIM loop, evenly spaced from x_T (timestep T) to
         the sample (timestep 0; its images equal ``sample``'s)."""
         options = self.check_sampling_options(dict(steps=steps, eta=eta, guidance=guidance))
+        # (the DDIM loop: eta = 0 is the DDIM ODE the DPM solver also integrates)
         n = int(num_samples)
         labels = self.sample_labels(n, labels)
         args = self._sampler_args(self.latents(n, seed), options.get("steps"),
@@ -415,10 +471,19 @@ class Diffusion(LatentModel):
         _, x = tf.while_loop(lambda k, x: k < self.timesteps, body, (tf.constant(0), x))
         return tf.clip_by_value(x, -1.0, 1.0)
 
-    def render(self, z, labels=None, steps=None, eta=None, guidance=None):
-        """The family contract's latent -> image map: DDIM from ``x_T = z`` with ``steps``,
+    def render(self, z, labels=None, steps=None, eta=None, guidance=None, sampler=None):
+        """The family contract's latent -> image map from ``x_T = z``: DDIM with ``steps``,
         ``eta`` and ``guidance`` (None: the config's ``sample_steps``, ``eta``, ``guidance``)
-        and the model's ``seed`` (fixed, so ``sample(n, seed=s)`` is reproducible)."""
+        and the model's ``seed`` (fixed, so ``sample(n, seed=s)`` is reproducible), or
+        DPM-Solver++(2M) with ``sampler="dpmpp_2m"`` (None: the config's ``sampler``)."""
+        sampler = self.sampler if sampler is None else sampler
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"{self.name}: sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if sampler == "dpmpp_2m":
+            if eta is not None and float(eta) != 0.0:
+                raise ConfigError(f"{self.name}: DPM-Solver++(2M) is deterministic; eta applies "
+                                  "to DDIM only")
+            return self.dpm_solver_sample(z, steps=steps, labels=labels, guidance=guidance)
         return self.ddim_sample(z, steps=steps, eta=eta, labels=labels, guidance=guidance)
 
     # ------------------------------------------------------------------ inversion
@@ -469,7 +534,7 @@ class Diffusion(LatentModel):
 
         def sample(num_samples, seed, steps, guidance=None, labels=None):
             x_T = self.latents(num_samples, seed)  # (n, H, W, C): model.sample's draw
-            images = self.ddim_sample(x_T, steps=steps, labels=labels, guidance=guidance)
+            images = self.render(x_T, labels, steps=steps, guidance=guidance)  # the sampler
             return {"images": tf.cast(images, tf.float32)}
 
         scalar = lambda name, dtype=tf.int32: tf.TensorSpec((), dtype, name=name)  # noqa: E731
@@ -493,6 +558,6 @@ class Diffusion(LatentModel):
             defaults["guidance"] = self.guidance
         return {**super().export_metadata(), "schedule": self.schedule, "prediction": self.prediction,
                 "timesteps": self.timesteps, "sample_steps": self.sample_steps,
-                "eta": self.eta,
+                "sampler": self.sampler, "eta": self.eta,
                 # what export.sample_from_export passes for a sample input the caller leaves out
                 "sample_defaults": defaults}

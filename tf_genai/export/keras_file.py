@@ -50,15 +50,9 @@ def _keras_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def load_model(path: str | os.PathLike) -> Any:
-    """Load a tf_genai model (with its optimizer state) from a `.keras` file.
-
-    Args:
-        path: a file written by ``model.save("....keras")`` (``tf-genai train`` writes
-            ``model.keras`` in the run directory).
-
-    Returns:
-        The ``keras.Model``, compiled when it was saved compiled, ready to ``fit`` further.
+def check_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of the tf_genai `.keras` file ``path``, read without Keras or
+    TensorFlow (the command line checks a model file with it before loading TensorFlow).
 
     Raises:
         ModelFileError: the file is missing, a directory, empty, truncated, corrupt, not a
@@ -82,6 +76,24 @@ def load_model(path: str | os.PathLike) -> Any:
         raise ModelFileError(
             f"model file {str(path)!r} holds a Keras {name!r} model, not a tf_genai model"
         )
+    return config
+
+
+def load_model(path: str | os.PathLike) -> Any:
+    """Load a tf_genai model (with its optimizer state) from a `.keras` file.
+
+    Args:
+        path: a file written by ``model.save("....keras")`` (``tf-genai train`` writes
+            ``model.keras`` in the run directory).
+
+    Returns:
+        The ``keras.Model``, compiled when it was saved compiled, ready to ``fit`` further.
+
+    Raises:
+        ModelFileError: what :func:`check_model_file` refuses, or a file Keras cannot rebuild.
+    """
+    path = Path(path)
+    registered = str(check_model_file(path).get("registered_name"))
 
     import keras
 

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "callbacks", "checkpointing", "cli", "data", "devices", "distribute", "errors", "evaluation",
     "export", "keras_adapter", "lazy", "losses", "models", "outputs", "plotting", "quiet",
-    "ranges", "registry", "training", "zoo",
+    "ranges", "registry", "train_config", "training", "zoo",
 }
 __getattr__, __dir__ = lazy.exports(
     __name__, {**{name: () for name in _SUBMODULES}, "registry": ("create", "available")})

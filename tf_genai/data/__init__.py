@@ -17,8 +17,8 @@
 from tf_genai import lazy
 
 # The names this package exports, by the module that defines them. They are imported on first
-# use (PEP 562): reading a source's channels or checking a run's arguments needs no
-# TensorFlow, which ``pipeline`` and ``streaming`` import (about 5-10 s on 2 cores).
+# use (PEP 562): reading a source's channels or checking a run's arguments (``TrainConfig``)
+# needs no TensorFlow, which ``pipeline`` and ``streaming`` import (about 5-10 s on 2 cores).
 _EXPORTS = {
     "channels": ("ChannelDecision",),
     "idx": ("read_idx",),

@@ -23,8 +23,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "callbacks", "checkpointing", "cli", "data", "devices", "distribute", "errors", "evaluation",
-    "export", "keras_adapter", "lazy", "losses", "models", "outputs", "plotting", "quiet",
-    "ranges", "registry", "train_config", "training", "zoo",
+    "export", "keras_adapter", "lazy", "losses", "models", "outputs", "plotting", "progress",
+    "quiet", "ranges", "registry", "train_config", "training", "zoo",
 }
 __getattr__, __dir__ = lazy.exports(
     __name__, {**{name: () for name in _SUBMODULES}, "registry": ("create", "available")})

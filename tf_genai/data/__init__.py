@@ -24,8 +24,8 @@ _EXPORTS = {
     "idx": ("read_idx",),
     "pipeline": ("binarize_once", "make_dataset"),
     "sources": ("BUILTIN_DATASETS", "SPLITS", "Loaded", "default_split_indices",
-                "keras_cache_dir", "load", "mnist_or_digits", "resize", "shared_mnist_dir",
-                "train_validation_split"),
+                "keras_cache_dir", "load", "load_for_shape", "mnist_or_digits", "resize",
+                "shared_mnist_dir", "train_validation_split"),
     "streaming": ("scan_folder", "scan_tfrecords", "stream_dataset", "write_tfrecords"),
     "validation": ("validate_images", "validate_labels"),
 }
@@ -40,6 +40,7 @@ __all__ = [
     "default_split_indices",
     "keras_cache_dir",
     "load",
+    "load_for_shape",
     "make_dataset",
     "mnist_or_digits",
     "read_idx",

@@ -15,14 +15,13 @@ from pathlib import Path
 from tf_genai.errors import OutputError, OutputExistsError
 
 
-def check_file(path: str | os.PathLike, overwrite: bool, *, flag: str = "--overwrite") -> Path:
+def check_file(path: str | os.PathLike, overwrite: bool) -> Path:
     """``path``, unless it exists and ``overwrite`` is False (:class:`OutputExistsError`)."""
     path = Path(path)
     if path.is_dir():
         raise OutputExistsError(f"{str(path)!r} is a directory; give a file name")
     if path.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{str(path)!r} exists; pass {flag} (overwrite=True) to replace it")
+        raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     return path
 
 
@@ -33,10 +32,9 @@ def check_dir(path: str | os.PathLike, overwrite: bool, *, resume: bool = False,
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{what} {str(path)!r} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
-        extra = ", or --resume (resume=True) to continue the run in it" if what == "run" else ""
+        extra = ", or resume=True to continue the run in it" if what == "run" else ""
         raise OutputExistsError(
-            f"{what} {str(path)!r} is not empty; pass --overwrite (overwrite=True) to replace "
-            f"it{extra}")
+            f"{what} {str(path)!r} is not empty; pass overwrite=True to replace it{extra}")
     return path
 
 

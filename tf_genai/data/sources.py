@@ -584,7 +584,8 @@ def check_same_size(folder: Path, files: Sequence[Path], shapes: Sequence[tuple[
         odd = [f"{p.name} {h}x{w}" for p, (h, w) in zip(files, shapes) if (h, w) != shapes[0]]
         raise DataError(
             f"{folder}: images differ in size ({files[0].name} is {shapes[0][0]}x{shapes[0][1]}, "
-            f"but {', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size=(H, W)"
+            f"but {', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size to "
+            "resize them all to one size"
         )
 
 

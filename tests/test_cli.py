@@ -417,10 +417,14 @@ def test_resume_with_other_data_names_what_differs(finished_run):
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
 
-def _start_training(*args: str) -> subprocess.Popen:
+def _start(*args: str) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen([sys.executable, "-m", "tf_genai", "train", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen([sys.executable, "-m", "tf_genai", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _start_training(*args: str) -> subprocess.Popen:
+    return _start("train", *args)
 
 
 def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 300) -> tuple[str, str]:
@@ -502,6 +506,24 @@ def test_ctrl_c_during_overwrite_keeps_the_old_run_until_the_new_one_has_an_epoc
     assert_one_error_line(proc, stderr.splitlines(), "interrupted after epoch", "--resume",
                           status=130)
     assert sorted(p.name for p in run.iterdir()) == ["backup"] and _stray(run) == []
+
+
+
+@pytest.mark.subprocess
+def test_ctrl_c_in_other_commands_is_one_line_and_leaves_nothing_half_written(
+        tmp_path, tiny_model):
+    # While TensorFlow loads (its start-up lines are captured then, and must stay hidden).
+    proc = _start("evaluate", str(tiny_model), "--num-generated", "100000")
+    started = time.monotonic()
+    _, stderr = _interrupt_when(proc, lambda: time.monotonic() - started > 1.5)
+    assert_one_error_line(proc, stderr.splitlines(), "error: interrupted", status=130)
+
+    # While the SavedModel is written: the staged export goes, nothing is left.
+    out = tmp_path / "export"
+    proc = _start("export", str(tiny_model), "--out", str(out))
+    _, stderr = _interrupt_when(proc, lambda: bool(list(tmp_path.glob(".export.tmp-*"))))
+    assert_one_error_line(proc, stderr.splitlines(), "error: interrupted", status=130)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- messages and help ---------------------------------------------------------------------------

@@ -402,6 +402,18 @@ def test_train_says_when_the_run_ends_and_sums_it_up(finished_run):
 
 
 @pytest.mark.subprocess
+def test_a_time_budget_stop_says_so_and_how_to_go_on(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("train", "mlp_vae", "--epochs", "300", "--batch-size", "64",
+                   "--time-budget", "2", "--quiet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = json.loads((out / "run.json").read_text())["epochs_done"]
+    assert 1 <= done < 300
+    assert (f"stopped after epoch {done} of 300: --time-budget 2.0 (seconds) was spent; "
+            "--resume continues the run") in proc.stdout.splitlines()
+
+
+@pytest.mark.subprocess
 def test_resume_with_other_data_names_what_differs(finished_run):
     out, _ = finished_run
     proc, imported, lines = run_cli_importtime(

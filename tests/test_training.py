@@ -133,11 +133,13 @@ def test_ctrl_c_after_a_new_runs_first_epoch_leaves_the_new_run_to_resume(tmp_pa
 
     run = tmp_path / "run"
     train("mlp_vae", out_dir=run, epochs=1, **SMALL)
+    (run / ".backup.tmp-killed").mkdir()  # what a SIGKILL before the first epoch leaves
     with pytest.raises(TrainingInterrupted, match="after epoch 2 of 4.*resume=True") as err:
         train("mlp_vae", out_dir=run, epochs=4, overwrite=True, callbacks=[_CtrlC(2)], **SMALL)
     assert err.value.epochs_done == 2 and err.value.epochs == 4
     assert checkpointing.backup_epoch(run / "backup") == 2
-    # The old run's files are gone (they would pass for the new run's); only its backup stays.
+    # The old run's files are gone (they would pass for the new run's), and the killed run's
+    # staging folder; only the new run's backup stays.
     assert sorted(p.name for p in run.iterdir()) == ["backup"]
     assert sorted(p.name for p in (run / "backup").iterdir()) == [
         "config.json", "latest", "previous", "training_options.json"]

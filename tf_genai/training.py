@@ -109,8 +109,6 @@ class RunDirectory:
         self.final = path / BACKUP_DIR
         self.made = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
-        for stray in path.glob(f".{BACKUP_DIR}.tmp-*"):  # the staging folder of a killed run
-            shutil.rmtree(stray, ignore_errors=True)
         self.staging = None if resume else outputs.staging_dir(self.final)
         self.epochs: int | None = None
         self.followers: list[Any] = []  # callbacks whose ``directory`` is the backup folder
@@ -130,6 +128,20 @@ class RunDirectory:
         self.staging = None
         for callback in self.followers:
             callback.directory = self.final
+        # Staging folders of killed runs (removed only now: at the start of a run, one could
+        # be a concurrent multi-worker process's, which removes its own in finish()).
+        for stray in self.path.glob(f".{BACKUP_DIR}.tmp-*"):
+            shutil.rmtree(stray, ignore_errors=True)
+
+    def finish(self) -> None:
+        """After ``fit``: a staged backup still waiting lands if it holds an epoch; one that
+        holds none (a multi-worker run's other workers, which write no backup) goes, so it
+        cannot replace the backup the chief landed."""
+        if self.staging is not None and checkpointing.backup_epoch(self.staging):
+            self.land()
+        elif self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
 
     def abandon(self) -> None:
         """After a failure: remove what this run added that no later call can use."""
@@ -270,7 +282,7 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
                       "early_stopping" if early is not None and early.stopped_epoch else "epochs")
         if run is None:
             return TrainResult(net, history, path, {}, stopped_by, epochs, config)
-        run.land()  # a new run that saved no epoch (a non-chief worker) replaces the old now
+        run.finish()
         run_config = {
             **config.to_json(),
             "epochs": epochs,

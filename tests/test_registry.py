@@ -93,3 +93,13 @@ def test_keras_loads_a_zoo_file_through_the_deferred_stand_in(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[-2] == "DeferredVAE" and lines[-1] == "tf_genai.models.vae.model vae"
+
+
+def test_names_match_in_any_case_and_a_typo_gets_the_nearest_name():
+    assert registry.entry("VAE").name == "vae" and registry.entry("Mlp_Vae").name == "mlp_vae"
+    assert registry.create("DCGAN", image_shape=(8, 8, 1)).name == "dcgan"
+    with pytest.raises(ConfigError, match="unknown model 'dcgna'; did you mean 'dcgan'\\?"):
+        registry.entry("dcgna")
+    with pytest.raises(ConfigError) as err:
+        registry.entry("xyz")  # nothing near: no suggestion, the list
+    assert "did you mean" not in str(err.value) and "wgan_gp" in str(err.value)

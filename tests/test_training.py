@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -164,3 +165,102 @@ def test_every_failed_write_keeps_the_previous_run_files_whole(tmp_path):
     export.load_model(run / "model.keras")
     assert export.read_metadata(tmp_path / "export")["family"] == "vae"
     assert checkpointing.backup_epoch(run / "backup") == 1
+
+
+def test_time_budget_stop_is_said_in_the_summary(tmp_path):
+    result = train("mlp_vae", data="digits", out_dir=tmp_path / "run", epochs=300,
+                   batch_size=64, time_budget=1.0, verbose=0, plots=False)
+    done = len(result.history["loss"])
+    assert result.stopped_by == "time_budget" and result.epochs == 300
+    why, losses, model = result.summary()
+    assert why.startswith(f"stopped after epoch {done} of 300: time_budget=1.0")
+    assert "resume=True continues" in why
+    assert losses.startswith("final loss ") and "val_loss" in losses
+    assert model == f"model: {tmp_path / 'run' / 'model.keras'}"
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["stopped_by"] == "time_budget"
+
+
+# --- the run directory after a failure or Ctrl-C ---------------------------------------------
+
+class _CtrlC(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (what SIGINT raises) at the start of epoch ``epoch``, or in
+    its first batch when ``in_batch``."""
+
+    def __init__(self, epoch, in_batch=False):
+        super().__init__()
+        self.epoch, self.in_batch, self._now = epoch, in_batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._now = epoch
+        if epoch == self.epoch and not self.in_batch:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._now == self.epoch and self.in_batch:
+            raise KeyboardInterrupt
+
+
+def _tree(folder):
+    """Every file under ``folder`` with its bytes."""
+    from pathlib import Path
+
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+SMALL = dict(data="digits", batch_size=256, validation_fraction=0.0, verbose=0)
+
+
+def test_ctrl_c_before_a_new_runs_first_epoch_leaves_the_old_run_as_it_was(tmp_path):
+    from tf_genai.errors import TrainingInterrupted
+
+    run = tmp_path / "run"
+    train("mlp_vae", out_dir=run, epochs=1, **SMALL)
+    before = _tree(run)
+    with pytest.raises(TrainingInterrupted, match="before its first epoch was saved") as err:
+        train("mlp_vae", out_dir=run, epochs=3, overwrite=True, callbacks=[_CtrlC(0, True)],
+              **SMALL)
+    assert err.value.epochs_done == 0 and err.value.backup is None
+    assert _tree(run) == before  # every file, the backup's included, and nothing more
+
+    fresh = tmp_path / "fresh"  # a new directory goes again
+    with pytest.raises(TrainingInterrupted):
+        train("mlp_vae", out_dir=fresh, epochs=3, callbacks=[_CtrlC(0, True)], **SMALL)
+    assert not fresh.exists()
+
+
+def test_ctrl_c_after_a_new_runs_first_epoch_leaves_the_new_run_to_resume(tmp_path):
+    from tf_genai import checkpointing
+    from tf_genai.errors import TrainingInterrupted
+
+    run = tmp_path / "run"
+    train("mlp_vae", out_dir=run, epochs=1, **SMALL)
+    (run / ".backup.tmp-killed").mkdir()  # what a SIGKILL before the first epoch leaves
+    with pytest.raises(TrainingInterrupted, match="after epoch 2 of 4.*resume=True") as err:
+        train("mlp_vae", out_dir=run, epochs=4, overwrite=True, callbacks=[_CtrlC(2)], **SMALL)
+    assert err.value.epochs_done == 2 and err.value.epochs == 4
+    assert checkpointing.backup_epoch(run / "backup") == 2
+    # The old run's files are gone (they would pass for the new run's), and the killed run's
+    # staging folder; only the new run's backup stays.
+    assert sorted(p.name for p in run.iterdir()) == ["backup"]
+    assert sorted(p.name for p in (run / "backup").iterdir()) == [
+        "config.json", "latest", "previous", "training_options.json"]
+    assert json.loads((run / "backup" / "config.json").read_text())["epochs"] == 4
+    more = train("mlp_vae", out_dir=run, epochs=4, resume=True, **SMALL)
+    assert len(more.history["loss"]) == 4 and more.stopped_by == "epochs"
+
+
+def test_resume_with_other_arguments_names_each_difference(tmp_path):
+    run = tmp_path / "run"
+    train("mlp_vae", out_dir=run, epochs=1, plots=False, **SMALL)
+    with pytest.raises(ConfigError) as err:
+        train("mlp_vae", out_dir=run, epochs=2, resume=True, latent_dim=3,
+              **{**SMALL, "data": "mnist"})
+    message = str(err.value)
+    assert ("it was started with data='digits', latent_dim=None; this call has data='mnist', "
+            "latent_dim=3") in message
+    assert "overwrite=True" in message
+    # epochs may change on a resume, and the model may be named in any case.
+    assert len(train("MLP_VAE", out_dir=run, epochs=2, resume=True, plots=False,
+                     **SMALL).history["loss"]) == 2

@@ -17,25 +17,17 @@ import importlib.util
 import sys
 import warnings
 
+from tf_genai import lazy
+
 __version__ = "0.1.0"
 
 _SUBMODULES = {
     "callbacks", "checkpointing", "cli", "data", "devices", "distribute", "errors", "evaluation",
-    "export", "keras_adapter", "losses", "models", "outputs", "plotting", "quiet", "ranges",
-    "registry", "training", "zoo",
+    "export", "keras_adapter", "lazy", "losses", "models", "outputs", "plotting", "progress",
+    "quiet", "ranges", "registry", "train_config", "training", "zoo",
 }
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tf_genai.{name}")
-    if name in {"create", "available"}:
-        return getattr(importlib.import_module("tf_genai.registry"), name)
-    raise AttributeError(f"module 'tf_genai' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBMODULES | {"create", "available"})
+__getattr__, __dir__ = lazy.exports(
+    __name__, {**{name: () for name in _SUBMODULES}, "registry": ("create", "available")})
 
 
 def _register_zoo() -> None:

@@ -319,4 +319,77 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-__all__ = ["SampleGrid", "TensorBoardImages", "KLWarmup", "TimeBudget"]
+def duration(seconds: float) -> str:
+    """``seconds`` as a person reads it: ``45 s``, ``3 min 05 s``, ``2 h 10 min``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class RunProgress(keras.callbacks.Callback):
+    """One line between epochs about the whole run: epochs done of the total, the time so far
+    and the time left, e.g. ``run: epoch 3/40, 12 s so far, about 2 min 30 s left``.
+
+    Keras' own progress bar covers one epoch; this line says when the run will end. The time
+    left is the mean epoch time (the first epoch, which traces and compiles the step, counts
+    only while it is the only one) times the epochs left, capped by a time budget (the run
+    then stops at the end of the epoch that crosses it). The line is printed when the next
+    epoch begins and when training ends, so it never lands inside Keras' bar.
+
+    Args:
+        epochs: the run's total number of epochs.
+        time_budget: the run's :class:`TimeBudget` in seconds, if any.
+        print_fn: where the line goes (``print``).
+    """
+
+    def __init__(self, epochs: int, *, time_budget: float | None = None,
+                 print_fn: Any = print) -> None:
+        super().__init__()
+        self.epochs = int(epochs)
+        self.time_budget = time_budget
+        self.print_fn = print_fn
+        self.line: str | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+        self._ends: list[float] = []  # seconds since the start at each epoch end
+        self._done = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._ends.append(time.perf_counter() - self._start)
+        self._done = epoch + 1
+        self.line = self._line()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._say()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._say()
+
+    def _say(self) -> None:
+        if self.line is not None:
+            self.print_fn(self.line, flush=True)
+            self.line = None
+
+    def _line(self) -> str:
+        elapsed = self._ends[-1]
+        text = f"run: epoch {self._done}/{self.epochs}, {duration(elapsed)} so far"
+        left_epochs = self.epochs - self._done
+        if left_epochs <= 0:
+            return text
+        steady = np.diff(self._ends)  # the epochs after the first one of this fit
+        per_epoch = float(np.mean(steady)) if len(steady) else elapsed
+        left = left_epochs * per_epoch
+        if self.time_budget is not None:
+            # The budget stops the run at the end of the epoch that crosses it.
+            to_budget = max(0.0, self.time_budget - elapsed)
+            left = min(left, math.ceil(to_budget / per_epoch) * per_epoch)
+        return f"{text}, about {duration(left)} left"
+
+
+__all__ = ["SampleGrid", "TensorBoardImages", "KLWarmup", "TimeBudget", "RunProgress"]

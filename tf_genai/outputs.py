@@ -25,17 +25,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tf_genai.errors import OutputExistsError
+from tf_genai.errors import OutputError, OutputExistsError
 
 
-def check_file(path: str | os.PathLike, overwrite: bool, *, flag: str = "--overwrite") -> Path:
+def check_file(path: str | os.PathLike, overwrite: bool) -> Path:
     """``path``, unless it exists and ``overwrite`` is False (:class:`OutputExistsError`)."""
     path = Path(path)
     if path.is_dir():
         raise OutputExistsError(f"{str(path)!r} is a directory; give a file name")
     if path.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{str(path)!r} exists; pass {flag} (overwrite=True) to replace it")
+        raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     return path
 
 
@@ -46,10 +45,32 @@ def check_dir(path: str | os.PathLike, overwrite: bool, *, resume: bool = False,
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{what} {str(path)!r} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
-        extra = ", or --resume (resume=True) to continue the run in it" if what == "run" else ""
+        extra = ", or resume=True to continue the run in it" if what == "run" else ""
         raise OutputExistsError(
-            f"{what} {str(path)!r} is not empty; pass --overwrite (overwrite=True) to replace "
-            f"it{extra}")
+            f"{what} {str(path)!r} is not empty; pass overwrite=True to replace it{extra}")
+    return path
+
+
+def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
+    """``path``, if a file or folder can be made there; else :class:`OutputError` naming why.
+
+    The nearest existing folder on the way to ``path`` is asked for real: a probe folder is made
+    in it and removed at once (permission bits alone do not tell: root passes them, a read-only
+    mount or ``/proc`` refuse anyway). Nothing is left behind, so a command can check its
+    outputs before it loads anything, and fail in a line instead of after minutes of work.
+    """
+    path = Path(path)
+    existing = path if path.is_dir() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {what} {str(path)!r}: {str(existing)!r} is a file, "
+                          "not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tf_genai-probe-", dir=existing))
+    except OSError as err:
+        raise OutputError(f"cannot write {what} {str(path)!r}: {str(existing)!r} refuses new "
+                          f"files ({err.strerror})") from None
     return path
 
 

@@ -36,7 +36,8 @@ def quiet_tensorflow() -> None:
       ``ABSL_STDERRTHRESHOLD``, ``GLOG_minloglevel`` nor ``GRPC_VERBOSITY`` silences them.
     - So file descriptor 2 goes to a temporary file while ``import tensorflow`` runs, and is
       restored right after: the program's own messages and errors still reach stderr. If the
-      import fails, what it wrote is replayed to stderr before the exception propagates.
+      import fails, what it wrote is replayed to stderr before the exception propagates (not
+      for Ctrl-C, which the command line reports in one line).
     """
     if "tensorflow" in sys.modules:
         return
@@ -59,18 +60,20 @@ def _import_with_stderr_captured() -> None:
         import tensorflow  # noqa: F401
         return
     with tempfile.TemporaryFile() as sink:
-        imported = False
+        failed = False
         try:
             os.dup2(sink.fileno(), 2)
             import tensorflow  # noqa: F401
             import keras  # noqa: F401
-
-            imported = True
+        except Exception:
+            failed = True
+            raise
         finally:
             sys.stderr.flush()  # Python's buffered text belongs to the captured part
             os.dup2(saved, 2)
             os.close(saved)
-            if not imported:  # the import failed: its explanation must not be lost
+            # The import failed: its explanation must not be lost (a Ctrl-C explains itself).
+            if failed:
                 sink.seek(0)
                 captured = memoryview(sink.read())
                 while captured:

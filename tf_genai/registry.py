@@ -11,6 +11,7 @@ defaults (``vae`` and ``mlp_vae`` are the same class).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 from typing import Any, Callable
 
@@ -112,20 +113,29 @@ def available() -> list[str]:
 
 
 def entry(name: str) -> ZooEntry:
-    """The zoo entry for ``name``; a :class:`ConfigError` that lists the names if unknown."""
-    try:
+    """The zoo entry for ``name``, matched without regard to case (``"VAE"`` is ``vae``; the
+    entry's ``name`` is the zoo's spelling).
+
+    Raises:
+        ConfigError: an unknown name; the message suggests the nearest zoo name (a typo such as
+            ``dcgna``) and lists them all.
+    """
+    if name in _ZOO:
         return _ZOO[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; the zoo has: {', '.join(sorted(_ZOO))}"
-        ) from None
+    folded = {key.casefold(): key for key in _ZOO}
+    key = str(name).casefold()
+    if key in folded:
+        return _ZOO[folded[key]]
+    nearest = difflib.get_close_matches(key, folded, n=1, cutoff=0.6)
+    hint = f"did you mean {folded[nearest[0]]!r}? " if nearest else ""
+    raise ConfigError(f"unknown model {name!r}; {hint}the zoo has: {', '.join(sorted(_ZOO))}")
 
 
 def create(name: str, **kwargs: Any):
     """Build the zoo model ``name``; ``kwargs`` override the entry's defaults."""
     e = entry(name)
     params = {**e.defaults, **kwargs}
-    params.setdefault("name", name)  # Keras' model name (plot titles, summaries): the zoo name
+    params.setdefault("name", e.name)  # Keras' model name (plot titles, summaries): the zoo name
     try:
         return e.cls(**params)
     except ConfigError:

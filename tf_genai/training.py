@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,188 +32,166 @@ import tensorflow as tf
 
 from tf_genai import checkpointing, devices, distribute, outputs, plotting, ranges, registry
 from tf_genai import data as data_lib
-from tf_genai.callbacks import TimeBudget
-from tf_genai.data import channels as channels_lib
+from tf_genai.callbacks import RunProgress, TimeBudget
 from tf_genai.data import streaming
-from tf_genai.errors import ConfigError, DataError
+from tf_genai.errors import ConfigError, DataError, TrainingInterrupted
+from tf_genai.train_config import BACKUP_DIR, START_RECORD, TrainConfig, jsonable_kwargs
 
-RUN_FILES = ("model.keras", "history.json", "samples.png", "run.json")
+# Every file write_run may write: a new run that replaces an old one removes them all.
+RUN_FILES = ("model.keras", "history.json", "run.json", "samples.png", "trajectory.png",
+             "latent_scatter.png", "reconstructions.png", "latent_manifold.png")
 # The speed levers a run trained with, kept in its backup folder for --resume.
 LEVERS_FILE = "training_options.json"
 # What runs written before the levers file kept them in (with levers no longer offered).
 LEGACY_LEVERS_FILE = "autotune.json"
-SPLITS = ("train", "heldout", "all")
-STRATEGIES = ("default", "mirrored", "multiworker")
-
-
-def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _number(name: str, value: Any, *, positive: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        bound = "a positive number" if positive else "a number >= 0"
-        raise ConfigError(f"{name} must be {bound}, got {value!r}")
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything :func:`train` needs to know about a run; checked when it is made.
-
-    Attributes:
-        model: a zoo name (``tf-genai models`` lists them).
-        data: any source ``tf_genai.data.load`` accepts (``"digits"``, a path, arrays, ...).
-        out_dir: the run directory; ``None`` writes nothing.
-        epochs: ``None`` picks :func:`auto_epochs` (about 2,500 optimizer steps).
-        batch_size, seed: the batch size; the seed of the data order, the initial weights and
-            the model's random draws.
-        split: ``"train"``, ``"heldout"`` or ``"all"`` of ``data``.
-        latent_dim: overrides the model's latent size.
-        learning_rate: replaces the zoo recipe's rate; ``weight_decay`` > 0 makes Adam AdamW.
-        image_size: resize image-folder data to this size (an int for a square, or (H, W)).
-        channels: 1 (grey) or 3 (RGB) for every image; None decides from the data (RGB if it
-            holds any colour image, else grey; transparency composited on white:
-            :mod:`tf_genai.data.channels`). The decision is printed and kept in ``run.json``.
-        validation_fraction: the share of the training split held back for ``val_*`` metrics and
-            early stopping (never the held-out split). 0 disables validation.
-        early_stopping: patience in epochs on the model's ``early_stopping_monitor`` (a VAE's
-            ``val_loss``, the true -ELBO); refused for models without one (GANs).
-        time_budget: seconds; training stops at the end of the epoch that crosses it
-            (:class:`tf_genai.callbacks.TimeBudget`), the run directory is written as usual,
-            and ``resume=True`` continues it.
-        model_kwargs: constructor arguments of the model (its hyper-parameters).
-        overwrite: replace the run files in ``out_dir``.
-        resume: continue an interrupted run in ``out_dir`` from its last backup, with the
-            speed levers it started with.
-        strategy: ``None``/``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
-        deterministic: TensorFlow's deterministic ops (bit-identical reruns and resumes).
-        plots: write the figures.
-        verbose: Keras' ``fit`` verbosity (0 also silences the run's own lines).
-        stream: read ``data`` (a folder of images, or TFRecord shards) from the files every
-            epoch through ``tf.data`` instead of loading it into memory
-            (:mod:`tf_genai.data.streaming`): for data larger than memory. The split, the
-            validation part and the per-(seed, epoch) order follow the same rules.
-        check_files: how a streamed run checks its images before training: ``"verify"``
-            (Pillow's integrity check; it does not decode JPEG data), ``"decode"`` (every
-            image decoded once; corrupt ones stop the run, named) or ``"skip"`` (the same,
-            corrupt images left out and named in a warning). An image that fails while
-            training is a DataError naming it, and a resumed run checks it first
-            (:mod:`tf_genai.data.streaming`; docs/reliability.md).
-    """
-
-    model: str = "vae"
-    data: Any = "digits"
-    out_dir: str | os.PathLike | None = None
-    epochs: int | None = None
-    batch_size: int = 128
-    seed: int = 0
-    split: str = "train"
-    latent_dim: int | None = None
-    learning_rate: float | None = None
-    weight_decay: float = 0.0
-    image_size: int | None = None
-    channels: int | None = None
-    validation_fraction: float = 0.1
-    early_stopping: int | None = None
-    time_budget: float | None = None
-    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    overwrite: bool = False
-    resume: bool = False
-    strategy: str | None = None
-    deterministic: bool = False
-    plots: bool = True
-    verbose: int | str = "auto"
-    stream: bool = False
-    check_files: str = "verify"
-
-    def __post_init__(self) -> None:
-        _positive_int("epochs", self.epochs, allow_none=True)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("latent_dim", self.latent_dim, allow_none=True)
-        if self.image_size is not None:  # one int for a square, or (H, W)
-            for side in np.atleast_1d(np.asarray(self.image_size, dtype=object)):
-                _positive_int("image_size", side)
-        _positive_int("early_stopping", self.early_stopping, allow_none=True)
-        channels_lib.check_choice(self.channels)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
-        if self.learning_rate is not None:
-            _number("learning_rate", self.learning_rate, positive=True)
-        _number("weight_decay", self.weight_decay, positive=False)
-        if self.time_budget is not None:
-            _number("time_budget", self.time_budget, positive=True)
-        if not (isinstance(self.validation_fraction, (int, float))
-                and 0.0 <= self.validation_fraction < 1.0):
-            raise ConfigError(f"validation_fraction must be in [0, 1), got "
-                              f"{self.validation_fraction!r}")
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
-        if self.strategy not in (None, *STRATEGIES):
-            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)} or None, got "
-                              f"{self.strategy!r}")
-        if not isinstance(self.model_kwargs, dict):
-            raise ConfigError(f"model_kwargs must be a dict, got {type(self.model_kwargs)}")
-        entry = registry.entry(self.model)  # ConfigError naming the zoo for an unknown name
-        if self.early_stopping and entry.cls.early_stopping_monitor is None:
-            raise ConfigError(f"model {self.model!r} cannot stop early: "
-                              f"{entry.cls.early_stopping_refusal}")
-        streaming.check_option(self.check_files, self.stream)
-        if self.stream and not isinstance(self.data, (str, os.PathLike)):
-            raise ConfigError(f"stream=True reads files: data must be a folder of images or "
-                              f"TFRecord shards, got {type(self.data).__name__}")
-
-    @classmethod
-    def make(cls, model: Any = "vae", data: Any = None, **options: Any) -> "TrainConfig":
-        """A config from a zoo name (or a config to change) and keyword options; an unknown
-        option is a ConfigError that lists the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"unknown train option {', '.join(map(repr, unknown))}; the "
-                              f"options: {', '.join(sorted(known - {'model', 'data'}))}")
-        if data is not None:
-            options["data"] = data
-        if isinstance(model, cls):
-            return dataclasses.replace(model, **options)
-        return cls(model=model, **options)
-
-    def to_json(self) -> dict[str, Any]:
-        """The config as ``run.json`` records it (data and paths as strings)."""
-        out = dataclasses.asdict(self)
-        out["data"] = os.fspath(self.data) if isinstance(self.data, (str, os.PathLike)) \
-            else str(self.data)
-        out["out_dir"] = None if self.out_dir is None else os.fspath(self.out_dir)
-        out["model_kwargs"] = _jsonable(self.model_kwargs)
-        return out
-
-
-def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
 
 
 @dataclasses.dataclass
 class TrainResult:
-    """What :func:`train` returns: the trained model, its history and the files written."""
+    """What :func:`train` returns: the trained model, its history, the files written, and how
+    the run ended.
+
+    Attributes:
+        stopped_by: ``"epochs"`` (all of them trained), ``"time_budget"`` or
+            ``"early_stopping"``.
+        epochs: the epochs the run was set to train (its total, a resumed run's included).
+        config: the run's :class:`TrainConfig`.
+    """
 
     model: Any
     history: dict[str, list[float]]
     out_dir: Path | None
     files: dict[str, Path]
+    stopped_by: str = "epochs"
+    epochs: int | None = None
+    config: TrainConfig | None = None
+
+    def summary(self) -> list[str]:
+        """How the run ended, in a few lines: why it stopped, the final losses, where the model
+        and the samples are (what ``tf-genai train`` prints last). Arguments are named as
+        :class:`TrainConfig` names them."""
+        done = len(next(iter(self.history.values()), []))
+        why = {
+            "epochs": f"trained all {done} epochs",
+            "time_budget": f"stopped after epoch {done} of {self.epochs}: time_budget="
+                           f"{getattr(self.config, 'time_budget', None)} (seconds) was spent; "
+                           f"resume=True continues the run",
+            "early_stopping": f"stopped early after epoch {done} of {self.epochs}: the validation "
+                              f"loss did not improve for early_stopping="
+                              f"{getattr(self.config, 'early_stopping', None)} epochs; the best "
+                              f"epoch's weights are kept",
+        }[self.stopped_by]
+        lines = [why]
+        final = [f"{key} {self.history[key][-1]:.4g}" for base in checkpointing.LOSS_KEYS
+                 for key in (base, f"val_{base}") if self.history.get(key)]
+        if final:
+            lines.append("final " + ", ".join(final))
+        for kind in ("model", "samples"):
+            if kind in self.files:
+                lines.append(f"{kind}: {self.files[kind]}")
+        return lines
 
 
-def prepare_out_dir(out_dir: str | os.PathLike | None, *, overwrite: bool, resume: bool,
-                    create: bool = True) -> Path | None:
-    """Check ``out_dir`` (refusing a non-empty one unless asked to) and, if ``create``, make it."""
-    if out_dir is None:
-        return None
-    path = outputs.check_dir(out_dir, overwrite, resume=resume, what="run")
-    if create:
+class RunDirectory:
+    """The run directory while :func:`train` runs, kept in order whatever happens.
+
+    A resumed run backs up into ``out/backup``. A new run backs up into a staging folder beside
+    it (``out/.backup.tmp-*``) until its first epoch is saved; then :meth:`land` makes that
+    folder ``out/backup`` and removes the files of the run it replaces (``overwrite=True``).
+    So a new run that fails or is interrupted before its first saved epoch leaves the directory
+    as it was (:meth:`abandon`: the staging folder goes, and the directory itself if this run
+    made it); after that, the directory holds the new run's backup, which ``resume=True``
+    continues, and none of the old run's files, which would otherwise pass for the new run's.
+    """
+
+    def __init__(self, path: Path, *, resume: bool) -> None:
+        self.path = path
+        self.final = path / BACKUP_DIR
+        self.made = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
-    return path
+        self.staging = None if resume else outputs.staging_dir(self.final)
+        self.epochs: int | None = None
+        self.followers: list[Any] = []  # callbacks whose ``directory`` is the backup folder
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where the run backs up now: the staging folder until :meth:`land`."""
+        return self.final if self.staging is None else self.staging
+
+    def land(self) -> None:
+        """Make the staged backup the run's (``out/backup``), replacing the old run's files."""
+        if self.staging is None:
+            return
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        outputs.move_into_place(self.staging, self.final)
+        self.staging = None
+        for callback in self.followers:
+            callback.directory = self.final
+        # Staging folders of killed runs (removed only now: at the start of a run, one could
+        # be a concurrent multi-worker process's, which removes its own in finish()).
+        for stray in self.path.glob(f".{BACKUP_DIR}.tmp-*"):
+            shutil.rmtree(stray, ignore_errors=True)
+
+    def finish(self) -> None:
+        """After ``fit``: a staged backup still waiting lands if it holds an epoch; one that
+        holds none (a multi-worker run's other workers, which write no backup) goes, so it
+        cannot replace the backup the chief landed."""
+        if self.staging is not None and checkpointing.backup_epoch(self.staging):
+            self.land()
+        elif self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+
+    def abandon(self) -> None:
+        """After a failure: remove what this run added that no later call can use."""
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            if self.made and not any(self.path.iterdir()):
+                self.path.rmdir()
+        else:  # a backup cut short while it was being written
+            shutil.rmtree(self.final / checkpointing.TMP, ignore_errors=True)
+
+    def interrupted(self) -> TrainingInterrupted:
+        """The exception for Ctrl-C, once :meth:`abandon` has run."""
+        done = 0 if self.staging is not None else checkpointing.backup_epoch(self.final)
+        if done:
+            message = (f"training interrupted after epoch {done}"
+                       f"{'' if self.epochs is None else f' of {self.epochs}'}; its backup "
+                       f"{str(self.final)!r} is kept: resume=True continues the run")
+        else:
+            message = (f"training interrupted before its first epoch was saved; "
+                       f"{str(self.path)!r} is as it was")
+        return TrainingInterrupted(message, epochs_done=done, epochs=self.epochs,
+                                   backup=str(self.final) if done else None)
+
+
+class _LandAtFirstBackup(keras.callbacks.Callback):
+    """Lands a new run's staged backup (:meth:`RunDirectory.land`) once it holds an epoch.
+    Placed right after the backup callback, whose ``directory`` then follows."""
+
+    def __init__(self, run: RunDirectory) -> None:
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.run.staging is not None and checkpointing.backup_epoch(self.run.staging):
+            self.run.land()
+
+
+@contextlib.contextmanager
+def _kept_in_order(run: RunDirectory | None):
+    """On any failure put ``run`` in order (:meth:`RunDirectory.abandon`); Ctrl-C becomes
+    :class:`TrainingInterrupted`, saying what the backup holds."""
+    try:
+        yield
+    except BaseException as err:
+        if run is None:
+            raise
+        run.abandon()
+        if isinstance(err, KeyboardInterrupt) and not isinstance(err, TrainingInterrupted):
+            raise run.interrupted() from None
+        raise
 
 
 def _json_history(history: dict[str, Sequence[Any]]) -> dict[str, list[float]]:
@@ -253,10 +230,10 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
         A :class:`TrainResult`.
     """
     config = TrainConfig.make(config, data, **options)
-    # Checked now, created only after the data and the model have passed their checks, so a
-    # bad --data or model argument leaves no empty run directory behind.
-    path = prepare_out_dir(config.out_dir, overwrite=config.overwrite, resume=config.resume,
-                           create=False)
+    # Checked now (the CLI checks it too, before it loads TensorFlow); created only after the
+    # data and the model have passed their checks, so a bad --data or model argument leaves no
+    # empty run directory behind.
+    path = config.check_out_dir()
     if config.stream:
         # A resumed run first decodes again the images that stopped it (their record).
         recheck = None if not (config.resume and path) else (
@@ -272,60 +249,68 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
                                channels=config.channels)
         (images, labels), channels = loaded, loaded.channels
         image_shape = tuple(int(d) for d in images.shape[1:])
-    if config.verbose != 0:
-        print(channels.description, flush=True)
+    say = print if config.verbose != 0 else (lambda *args, **kwargs: None)
+    say(channels.description, flush=True)
     kwargs = _model_kwargs(config, image_shape, labels)
-    backup_dir = None if path is None else path / "backup"
     dist = distribute.get_strategy(config.strategy)
-    levers = _levers(backup_dir if config.resume else None, verbose=config.verbose)
+    levers = _levers(path / BACKUP_DIR if config.resume else None, verbose=config.verbose)
     if config.deterministic:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
     net = _build(config.model, kwargs, dist, levers["mixed_precision_policy"])
 
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-    if backup_dir is not None and not config.resume and backup_dir.exists():
-        shutil.rmtree(backup_dir)  # overwrite=True: a stale backup must not leak into a new run
-    # One backup, chosen once: the data starts at its epoch, the callback restores it.
-    resume_from = checkpointing.newest_backup(backup_dir) if config.resume and backup_dir else None
-    initial_epoch = resume_from.epoch if resume_from else 0
-    train_ds, steps_per_epoch, val_ds, epochs = (_stream_datasets if config.stream else _datasets)(
-        net, files if config.stream else images, labels, config, initial_epoch=initial_epoch)
-    steps_per_execution = _compile(net, dist, levers, steps_per_epoch, config)
-    if backup_dir is not None:
-        outputs.write_json(backup_dir / LEVERS_FILE, {"options": levers})
-    if config.verbose != 0:
-        print(f"training options: {_levers_text(levers)} ({devices.describe().summary()})",
-              flush=True)
-    cbs, backup, budget = _callbacks(net, callbacks, backup_dir, config, val_ds, resume_from)
+    run = None if path is None else RunDirectory(path, resume=config.resume)
+    with _kept_in_order(run):
+        backup_dir = None if run is None else run.backup_dir
+        # One backup, chosen once: the data starts at its epoch, the callback restores it.
+        resume_from = checkpointing.newest_backup(backup_dir) if config.resume and run else None
+        initial_epoch = resume_from.epoch if resume_from else 0
+        train_ds, steps_per_epoch, val_ds, epochs = (
+            _stream_datasets if config.stream else _datasets)(
+            net, files if config.stream else images, labels, config, initial_epoch=initial_epoch)
+        steps_per_execution = _compile(net, dist, levers, steps_per_epoch, config)
+        if run is not None:
+            run.epochs = epochs
+            outputs.write_json(backup_dir / LEVERS_FILE, {"options": levers})
+            if not (backup_dir / START_RECORD).exists():  # resume=True compares with it
+                outputs.write_json(backup_dir / START_RECORD, config.to_json(), default=str)
+        say(f"training options: {_levers_text(levers)} ({devices.describe().summary()})",
+            flush=True)
+        cbs, backup, budget, early = _callbacks(net, callbacks, run, config, val_ds, epochs,
+                                                resume_from)
 
-    with _naming_unreadable(files, backup_dir):  # a streamed image that fails is named
-        fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                      steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=config.verbose,
-                      shuffle=False)  # the data is shuffled per epoch
-    # The backup's history covers the epochs before a resume too.
-    history = _json_history(backup.history if backup is not None else fit.history)
-
-    if path is None:
-        return TrainResult(net, history, path, {})
-    run_config = {
-        **config.to_json(),
-        "epochs": epochs,
-        "channels_used": channels.description,
-        "stopped_by_time_budget": bool(budget is not None and budget.spent),
-        "epochs_done": len(next(iter(history.values()), [])),
-        "training_options": {**levers, "strategy": config.strategy or "default",
-                             "deterministic": config.deterministic,
-                             "steps_per_execution_used": steps_per_execution,
-                             "device": devices.describe().summary()},
-        "model_kwargs": _jsonable(kwargs),
-    }
-    if config.stream and config.plots and net.capabilities.encodes:
-        images, labels = streaming.read_images(files, 2000)  # a few for the latent plots
-    written = write_run(net, history, path, images=images, labels=labels, seed=config.seed,
-                        plots=config.plots, run_config=run_config)
-    return TrainResult(net, history, path, written)
+        with _naming_unreadable(files, backup_dir):  # a streamed image that fails is named
+            fit = net.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                          steps_per_epoch=steps_per_epoch, callbacks=cbs,
+                          verbose=config.verbose, shuffle=False)  # the data is shuffled per epoch
+        # The backup's history covers the epochs before a resume too.
+        history = _json_history(backup.history if backup is not None else fit.history)
+        stopped_by = ("time_budget" if budget is not None and budget.spent else
+                      "early_stopping" if early is not None and early.stopped_epoch else "epochs")
+        if run is None:
+            return TrainResult(net, history, path, {}, stopped_by, epochs, config)
+        run.finish()
+        run_config = {
+            **config.to_json(),
+            "epochs": epochs,
+            "channels_used": channels.description,
+            "stopped_by": stopped_by,
+            "stopped_by_time_budget": stopped_by == "time_budget",
+            "epochs_done": len(next(iter(history.values()), [])),
+            "training_options": {**levers, "strategy": config.strategy or "default",
+                                 "deterministic": config.deterministic,
+                                 "steps_per_execution_used": steps_per_execution,
+                                 "device": devices.describe().summary()},
+            "model_kwargs": jsonable_kwargs(kwargs),
+        }
+        if config.stream and config.plots and net.capabilities.encodes:
+            images, labels = streaming.read_images(files, 2000)  # a few for the latent plots
+        # Saving and drawing take seconds (a diffusion model samples its 64 images step by step).
+        say(f"writing model.keras{', samples.png and the figures' if config.plots else ''} "
+            f"into {str(path)!r}", flush=True)
+        written = write_run(net, history, path, images=images, labels=labels, seed=config.seed,
+                            plots=config.plots, run_config=run_config)
+    return TrainResult(net, history, path, written, stopped_by, epochs, config)
 
 
 # ------------------------------------------------------------------ the steps of train()
@@ -476,24 +461,32 @@ def _compile(net, dist, levers: dict[str, Any], steps_per_epoch: int,
     return steps_per_execution
 
 
-def _callbacks(net, user_callbacks, backup_dir, config: TrainConfig, val_ds,
-               resume_from=None):
-    """The user's callbacks, then the budget, backup, early stopping and NaN guard."""
+def _callbacks(net, user_callbacks, run: RunDirectory | None, config: TrainConfig, val_ds,
+               epochs: int, resume_from=None):
+    """The user's callbacks, then the budget, backup (and the landing of a new run's), early
+    stopping, the whole-run progress line and the NaN guard."""
     cbs = list(user_callbacks)
     budget = None if config.time_budget is None else TimeBudget(config.time_budget, at="epoch")
     if budget is not None:
         cbs.append(budget)
-    backup = None if backup_dir is None else checkpointing.BackupAndResume(backup_dir,
-                                                                           resume_from)
+    backup = None if run is None else checkpointing.BackupAndResume(run.backup_dir,
+                                                                    resume_from)
     if backup is not None:
-        cbs.append(backup)
+        cbs += [backup, _LandAtFirstBackup(run)]
+    early = None
     if config.early_stopping and val_ds is not None:
-        cbs.append(keras.callbacks.EarlyStopping(
+        early = keras.callbacks.EarlyStopping(
             monitor=net.early_stopping_monitor, patience=config.early_stopping,
-            restore_best_weights=True))
+            restore_best_weights=True)
+        cbs.append(early)
+    if config.verbose != 0:
+        cbs.append(RunProgress(epochs, time_budget=config.time_budget))
     # Last: it raises TrainingError from on_train_end, after the others have finished.
-    cbs.append(checkpointing.TerminateOnNaN(backup_dir))
-    return cbs, backup, budget
+    nan_guard = checkpointing.TerminateOnNaN(None if run is None else run.backup_dir)
+    cbs.append(nan_guard)
+    if run is not None:
+        run.followers += [backup, nan_guard]
+    return cbs, backup, budget, early
 
 
 AUTO_STEPS = 2500

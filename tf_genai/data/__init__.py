@@ -14,23 +14,22 @@
   :func:`write_tfrecords`), for data larger than memory.
 """
 
-from tf_genai.data.channels import ChannelDecision
-from tf_genai.data.idx import read_idx
-from tf_genai.data.pipeline import binarize_once, make_dataset
-from tf_genai.data.sources import (
-    BUILTIN_DATASETS,
-    SPLITS,
-    Loaded,
-    default_split_indices,
-    keras_cache_dir,
-    load,
-    mnist_or_digits,
-    resize,
-    shared_mnist_dir,
-    train_validation_split,
-)
-from tf_genai.data.streaming import scan_folder, scan_tfrecords, stream_dataset, write_tfrecords
-from tf_genai.data.validation import validate_images, validate_labels
+from tf_genai import lazy
+
+# The names this package exports, by the module that defines them. They are imported on first
+# use (PEP 562): reading a source's channels or checking a run's arguments (``TrainConfig``)
+# needs no TensorFlow, which ``pipeline`` and ``streaming`` import (about 5-10 s on 2 cores).
+_EXPORTS = {
+    "channels": ("ChannelDecision",),
+    "idx": ("read_idx",),
+    "pipeline": ("binarize_once", "make_dataset"),
+    "sources": ("BUILTIN_DATASETS", "SPLITS", "Loaded", "default_split_indices",
+                "keras_cache_dir", "load", "load_for_shape", "mnist_or_digits", "resize",
+                "shared_mnist_dir", "train_validation_split"),
+    "streaming": ("scan_folder", "scan_tfrecords", "stream_dataset", "write_tfrecords"),
+    "validation": ("validate_images", "validate_labels"),
+}
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS)
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -41,6 +40,7 @@ __all__ = [
     "default_split_indices",
     "keras_cache_dir",
     "load",
+    "load_for_shape",
     "make_dataset",
     "mnist_or_digits",
     "read_idx",

@@ -118,6 +118,23 @@ def load(
     return Loaded(channels_lib.convert(images, decision.channels), labels_out, decision)
 
 
+def load_for_shape(source: Any, split: str, image_shape: Sequence[int], *,
+                   image_size: int | Sequence[int] | None = None) -> Loaded:
+    """:func:`load` at a model's ``image_shape``: resized to its (H, W) and, for a grey or RGB
+    model, at its channels -- the data as the model saw it in training.
+
+    ``image_size`` (how ``train`` was told to read the data) may be given; it must be the
+    model's size, since its networks take no other.
+    """
+    size = tuple(int(d) for d in image_shape[:2])
+    if image_size is not None and _normalize_size(image_size) != size:
+        raise ConfigError(f"image_size={image_size!r} differs from the model's image size "
+                          f"{size[0]}x{size[1]}, the only size it takes; leave image_size out "
+                          "to read the data at the model's size")
+    channels = int(image_shape[-1]) if int(image_shape[-1]) in (1, 3) else None
+    return load(source, split=split, image_size=size, channels=channels)
+
+
 def default_split_indices(num_images: int) -> tuple[np.ndarray, np.ndarray]:
     """The documented split of a source without its own: ``(train_indices, heldout_indices)``."""
     perm = np.random.default_rng(SPLIT_SEED).permutation(num_images)
@@ -567,7 +584,8 @@ def check_same_size(folder: Path, files: Sequence[Path], shapes: Sequence[tuple[
         odd = [f"{p.name} {h}x{w}" for p, (h, w) in zip(files, shapes) if (h, w) != shapes[0]]
         raise DataError(
             f"{folder}: images differ in size ({files[0].name} is {shapes[0][0]}x{shapes[0][1]}, "
-            f"but {', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size=(H, W)"
+            f"but {', '.join(odd[:5])}{', ...' if len(odd) > 5 else ''}); pass image_size to "
+            "resize them all to one size"
         )
 
 

@@ -59,6 +59,7 @@ import tensorflow as tf
 
 from tf_genai import outputs
 from tf_genai.data import channels as channels_lib
+from tf_genai.data.checks import CHECKS, check_option  # noqa: F401  (re-exported)
 from tf_genai.data.pipeline import _bernoulli, check_pipeline_args, to_model_range
 from tf_genai.data.sources import (
     _CORRUPT_FILE_ERRORS,
@@ -470,25 +471,9 @@ def _tfrecord_images(files: ImageFiles, labelled: bool, decode, shuffle: bool, s
 
 # --- corrupt images: a decode check before training, and a name when training meets one ------
 
-# How a scan checks the images: Pillow's integrity check (folders; it does not decode JPEG
-# data), a decode of every image with the stream's own decoder that stops on corrupt ones,
-# or the same decode that leaves them out (named in a warning).
-CHECKS = ("verify", "decode", "skip")
 # In a run's backup folder: the images that stopped a streamed run (checked before resuming).
 UNREADABLE_RECORD = "unreadable_images.json"
 _READ_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError)
-
-
-def check_option(check: str, stream: bool = True) -> str:
-    """``check`` itself; ConfigError if it is not one of :data:`CHECKS`, or asks a decode check
-    of data that is not streamed (the in-memory loader decodes every image already)."""
-    if check not in CHECKS:
-        raise ConfigError(f"check_files must be one of {', '.join(CHECKS)}; got {check!r}")
-    if check != "verify" and not stream:
-        raise ConfigError(f"check_files={check!r} (--decode-check, --skip-corrupt) applies to "
-                          "streamed data (--stream): the in-memory loader decodes every image "
-                          "already and stops at a corrupt one, naming it")
-    return check
 
 
 def _shard_counts(files: ImageFiles) -> tuple[int, ...]:

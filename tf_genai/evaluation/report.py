@@ -12,7 +12,8 @@ from tf_genai import ranges
 from tf_genai.errors import ConfigError
 from tf_genai.evaluation import features as feature_lib
 from tf_genai.evaluation import inception, metrics
-from tf_genai.evaluation.likelihood import nll_summary
+from tf_genai.evaluation.likelihood import chunk_seed, nll_summary
+from tf_genai.progress import ProgressFactory, step
 
 FEATURE_SPACES = ("auto", "inception", "classifier")
 
@@ -28,6 +29,9 @@ def evaluate_model(
     seed: int = 0,
     classifier_cache: str | None = None,
     features: str = "auto",
+    image_size: int | tuple[int, int] | None = None,
+    nll_images: int | None = None,
+    progress: ProgressFactory | None = None,
 ) -> dict[str, Any]:
     """Likelihood (where a model has one) and sample-quality metrics (every model) on one
     split of ``data``.
@@ -55,7 +59,16 @@ def evaluate_model(
       is wanted but not installed, labelled data falls back to the classifier and unlabelled
       data reports ``sample_metrics`` as skipped, saying what to install.
 
-    The data is read at the model's image size (as ``train --image-size`` read it).
+    ``nll_images`` limits the likelihood to the split's first N images: an ODE likelihood (a
+    flow model's) costs tens of network evaluations with their input gradients per image.
+
+    The data is read at the model's image size and channels, as the model saw it in training
+    (``image_size``, if given, must be that size: :func:`tf_genai.data.load_for_shape`).
+
+    The long steps -- the NLL, drawing the samples, the features of both image sets -- run in
+    chunks and advance a ``progress`` bar each (:mod:`tf_genai.progress`; None: nothing is
+    drawn). The samples are drawn :data:`SAMPLE_CHUNK` at a time, chunk ``k`` with seed
+    :func:`~tf_genai.evaluation.likelihood.chunk_seed` ``(seed, k)``.
 
     Returns:
         A JSON-serialisable dict.
@@ -64,14 +77,11 @@ def evaluate_model(
         ConfigError: an unknown ``features``; ``"classifier"`` on data without labels;
             ``"inception"`` without the reference weights (raised before anything is computed).
     """
-    size = tuple(model.image_shape[:2])
-    # The data as the model saw it: its size and channel count (a 4-channel model aside).
-    channels = model.image_shape[-1] if model.image_shape[-1] in (1, 3) else None
-    images, labels = data_lib.load(data, split=split, image_size=size, channels=channels)
+    images, labels = data_lib.load_for_shape(data, split, model.image_shape,
+                                             image_size=image_size)
     space = feature_space(features, images, labels)  # errors before any computing
     if space == "classifier":
-        train_images, train_labels = data_lib.load(data, split="train", image_size=size,
-                                                   channels=channels)
+        train_images, train_labels = data_lib.load_for_shape(data, "train", model.image_shape)
         if train_labels is None:
             raise ConfigError(f"evaluate: features='classifier' needs labels on the train split "
                               f"of {data!r} too")
@@ -87,7 +97,10 @@ def evaluate_model(
         "num_images": int(len(images)),
     }
     if model.capabilities.likelihood is not None:  # an exact likelihood or a bound on it
-        result.update(nll_summary(model, images, labels, seed=seed, num_samples=num_samples))
+        n = len(images) if nll_images is None else int(nll_images)
+        result.update(nll_summary(model, images[:n], None if labels is None else labels[:n],
+                                  seed=seed, num_samples=num_samples, progress=progress))
+        result["nll_images"] = min(n, len(images))
 
     if space.startswith("skipped"):
         result["sample_metrics"] = space
@@ -95,20 +108,52 @@ def evaluate_model(
     if space == "inception":
         extractor = inception.InceptionFeatures()
     else:
-        extractor = feature_lib.get_classifier(train_images, train_labels,
-                                               cache_dir=classifier_cache)
+        with step(progress, "feature classifier (trained once, then cached)", 1) as advance:
+            extractor = feature_lib.get_classifier(train_images, train_labels,
+                                                   cache_dir=classifier_cache)
+            advance(1)
     result["feature_space"] = space
-    gen_labels = None
-    if model.num_classes is not None:
-        gen_labels = np.resize(np.arange(model.num_classes, dtype="int32"), num_generated)
-    fake = ranges.to_uint8(model.sample(num_generated, seed=seed, labels=gen_labels),
-                           model.data_range)
-    fake_features, fake_probs = extractor.features_and_proba(fake)
-    sample = metrics.sample_metrics(extractor.features(real), fake_features,
-                                    fake_probs=fake_probs)
+    # Both quantised to 8 bits before features, as the real images are (reference FID code).
+    fake = ranges.to_uint8(_sample(model, num_generated, seed, progress), model.data_range)
+    fake_features, fake_probs = _features(extractor, fake, "features of the samples", progress)
+    real_features, _ = _features(extractor, real, "features of the data", progress)
+    sample = metrics.sample_metrics(real_features, fake_features, fake_probs=fake_probs)
     result.update(sample)
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in result.items()}
+
+
+SAMPLE_CHUNK = 250  # images per model.sample call: the unit of the sampling bar
+FEATURE_CHUNK = 500  # images per feature extractor call
+
+
+def _sample(model, n: int, seed: int, progress: ProgressFactory | None) -> np.ndarray:
+    """``n`` samples drawn in chunks (a conditional model's labels cycle 0..K-1 throughout)."""
+    labels = None
+    if model.num_classes is not None:
+        labels = np.resize(np.arange(model.num_classes, dtype="int32"), n)
+    parts = []
+    with step(progress, "sampling", n) as advance:
+        for k, start in enumerate(range(0, n, SAMPLE_CHUNK)):
+            size = min(SAMPLE_CHUNK, n - start)
+            parts.append(np.asarray(model.sample(
+                size, seed=chunk_seed(seed, k),
+                labels=None if labels is None else labels[start:start + size])))
+            advance(size)
+    return np.concatenate(parts)
+
+
+def _features(extractor, images: np.ndarray, description: str,
+              progress: ProgressFactory | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``extractor.features_and_proba(images)``, in chunks."""
+    features, probs = [], []
+    with step(progress, description, len(images)) as advance:
+        for start in range(0, len(images), FEATURE_CHUNK):
+            f, p = extractor.features_and_proba(images[start:start + FEATURE_CHUNK])
+            features.append(f)
+            probs.append(p)
+            advance(len(f))
+    return np.concatenate(features), None if probs[0] is None else np.concatenate(probs)
 
 
 def feature_space(features: str, images: np.ndarray, labels: Any) -> str:

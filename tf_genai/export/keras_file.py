@@ -93,21 +93,9 @@ def _compile_with_saved_state(model: Any, path: Path, compile_config: Any) -> No
     model.load_weights(path)
 
 
-def load_model(path: str | os.PathLike) -> Any:
-    """Load a tf_genai model (with its optimizer state) from a `.keras` file.
-
-    The file's compile config is never deserialised (module docstring): a model saved compiled
-    comes back compiled with its family's recipe (``model.default_optimizers``, with the saved
-    weight decay), and the optimizer state of the file (step count, learning rate, moments).
-    A file saved with another optimizer than the recipe's loads with a fresh optimizer state
-    (Keras warns that it skipped the saved one).
-
-    Args:
-        path: a file written by ``model.save("....keras")`` (``tf-genai train`` writes
-            ``model.keras`` in the run directory).
-
-    Returns:
-        The ``keras.Model``, compiled when it was saved compiled, ready to ``fit`` further.
+def check_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of the tf_genai `.keras` file ``path``, read without Keras or
+    TensorFlow (the command line checks a model file with it before loading TensorFlow).
 
     Raises:
         ModelFileError: the file is missing, a directory, empty, truncated, corrupt, not a
@@ -131,6 +119,31 @@ def load_model(path: str | os.PathLike) -> Any:
         raise ModelFileError(
             f"model file {str(path)!r} holds a Keras {name!r} model, not a tf_genai model"
         )
+    return config
+
+
+def load_model(path: str | os.PathLike) -> Any:
+    """Load a tf_genai model (with its optimizer state) from a `.keras` file.
+
+    The file's compile config is never deserialised (module docstring): a model saved compiled
+    comes back compiled with its family's recipe (``model.default_optimizers``, with the saved
+    weight decay), and the optimizer state of the file (step count, learning rate, moments).
+    A file saved with another optimizer than the recipe's loads with a fresh optimizer state
+    (Keras warns that it skipped the saved one).
+
+    Args:
+        path: a file written by ``model.save("....keras")`` (``tf-genai train`` writes
+            ``model.keras`` in the run directory).
+
+    Returns:
+        The ``keras.Model``, compiled when it was saved compiled, ready to ``fit`` further.
+
+    Raises:
+        ModelFileError: what :func:`check_model_file` refuses, or a file Keras cannot rebuild.
+    """
+    path = Path(path)
+    config = check_model_file(path)
+    registered = str(config.get("registered_name"))
 
     import keras
 

@@ -174,13 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class ids for conditional models, e.g. 0,1,2 (cycled to --n; "
                         "default: 0, 1, ..., K-1 cycled)")
     s.add_argument("--steps", type=_positive_int, default=None,
-                   help="diffusion: DDIM steps S (1..T; default: the model's sample_steps)")
+                   help="diffusion and flow models: sampler steps (diffusion: 1..T; default: "
+                        "the model's sample_steps)")
+    s.add_argument("--sampler", default=None,
+                   help="diffusion: ddim or dpmpp_2m (DPM-Solver++(2M)); flow: euler, heun or "
+                        "midpoint; .keras models only (an export runs its saved sampler; "
+                        "default: the model's sampler)")
     s.add_argument("--eta", type=float, default=None,
                    help="diffusion: DDIM noise, 0 (deterministic) to 1 (DDPM's variance); "
                         ".keras models only (an export's sample runs its saved eta; default: "
                         "the model's eta)")
     s.add_argument("--guidance", type=float, default=None,
-                   help="conditional diffusion: classifier-free guidance scale w >= 0 "
+                   help="conditional diffusion and flow: classifier-free guidance scale w >= 0 "
                         "(default: the model's guidance)")
     s.add_argument("--out", required=True,
                    help="PNG grid to write (.npy writes the array) (required)")
@@ -194,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     _image_size_option(e)
     e.add_argument("--num-samples", type=_positive_int, default=1000,
                    help="importance samples per image for the VAE NLL (k)")
+    e.add_argument("--nll-images", type=_positive_int, default=None,
+                   help="the NLL on the split's first N images only (a flow model's ODE "
+                        "likelihood costs tens of network passes per image; default: all)")
     e.add_argument("--num-generated", type=_positive_int, default=2000,
                    help="generated images for the sample metrics")
     e.add_argument("--max-images", type=_positive_int, default=None,
@@ -321,7 +329,8 @@ def _cmd_sample(args, checked: None) -> int:
     if args.labels:
         labels = np.resize(np.asarray(args.labels, dtype="int32"), args.n)
     # Sampler options go to the model (or export) as they are: each family says which it takes.
-    options = {"steps": args.steps, "eta": args.eta, "guidance": args.guidance}
+    options = {"steps": args.steps, "eta": args.eta, "guidance": args.guidance,
+               "sampler": args.sampler}
     source = Path(args.model)
     if source.is_dir():
         images = export.sample_from_export(source, args.n, args.seed, labels=labels, **options)
@@ -348,7 +357,8 @@ def _cmd_evaluate(args, checked: None) -> int:
     result = evaluate_model(
         model, args.data, split=args.split, num_samples=args.num_samples,
         num_generated=args.num_generated, max_images=args.max_images, seed=args.seed,
-        features=args.features, image_size=args.image_size, progress=terminal_bars(),
+        features=args.features, image_size=args.image_size, nll_images=args.nll_images,
+        progress=terminal_bars(),
     )
     if args.json:
         print(json.dumps(result))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_genai import capabilities, losses
+from tf_genai import capabilities, losses, ranges
 from tf_genai.errors import ConfigError
 from tf_genai.progress import ProgressFactory, step
 
@@ -61,6 +61,8 @@ def nll_summary(model: Any, images: Any, labels: Any = None, *, seed: int = 0,
         raise ConfigError(f"{type(model).__name__} has no likelihood to evaluate")
     options = {k: v for k, v in options.items() if k in model.nll_options and v is not None}
     labels = labels if caps.conditional else None
+    if model.likelihood_levels == 256:  # a mass over 8-bit values scores 8-bit images: [0, 1]
+        images = ranges.to_uint8(images)  # data of other depths (digits' 17 levels) is rounded
     parts = []
     with step(progress, "NLL", len(images)) as advance:
         for k, start in enumerate(range(0, len(images), NLL_CHUNK)):

@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from tf_genai import data as data_lib  # noqa: E402
-from tf_genai import capabilities, devices, ranges, registry  # noqa: E402
+from tf_genai import capabilities, devices, plotting, ranges, registry  # noqa: E402
 from tf_genai.callbacks import TimeBudget  # noqa: E402
 from tf_genai.evaluation import features, metrics  # noqa: E402
 from tf_genai.evaluation.likelihood import nll_summary  # noqa: E402
@@ -72,9 +72,10 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budgets: list[float
         model = BASELINES[name]().build(tuple(images.shape[1:]), seed=seed, **model_kwargs)
     else:
         kwargs = dict(image_shape=tuple(images.shape[1:]), seed=seed, **model_kwargs)
-        if registry.entry(name).defaults.get("num_classes") is not None:
+        zoo_name = name.partition("@")[0]  # "flow@uniform": the flow row with its own args
+        if registry.entry(zoo_name).defaults.get("num_classes") is not None:
             kwargs["num_classes"] = int(labels.max()) + 1
-        model = registry.create(name, **kwargs)
+        model = registry.create(zoo_name, **kwargs)
         compile_model(model, learning_rate=learning_rate)  # None: the family's recipe
     conditional = model.num_classes is not None
     ds = data_lib.make_dataset(images, labels if conditional else None, batch_size=batch_size,
@@ -119,7 +120,8 @@ def generate(model: keras.Model, n: int, seed: int,
     if model.num_classes is not None:
         labels = np.resize(np.arange(model.num_classes, dtype=np.int32), n)
     images = model.sample(n, seed=seed, labels=labels, **sample_kwargs)
-    return ranges.to_unit(images, model.data_range), labels
+    # 8-bit like the real images, as tf-genai evaluate and reference FID code measure them
+    return ranges.uint8_to_unit(ranges.to_uint8(images, model.data_range)), labels
 
 
 def sample_variants(spec, option: str = "--sample-args") -> list[dict]:
@@ -193,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="training seconds per model; several (e.g. 600 1200) score each "
                              "model at every one of them in one run")
     parser.add_argument("--models", nargs="+", default=None,
-                        help="zoo names (default: all of tf_genai.registry.available())")
+                        help="zoo names (default: all of tf_genai.registry.available()); "
+                             "NAME@VARIANT trains zoo model NAME again as its own row, with "
+                             "the --model-args, --lr and --sample-args given for NAME@VARIANT")
     parser.add_argument("--num-generated", type=int, default=2000, help="samples per model")
     parser.add_argument("--nll-k", type=int, default=1000, help="importance samples for VAE NLL")
     parser.add_argument("--nll-images", type=int, default=2000,
@@ -221,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-dir", default=None,
                         help="write each trained model as <save-dir>/<name>.keras (an existing "
                              "file there is an error, not overwritten)")
+    parser.add_argument("--grid-dir", default=None,
+                        help="write a PNG grid of each row's first 64 samples into this folder")
     parser.add_argument("--sample-args", default="{}",
                         help='JSON model.sample arguments per zoo name; a list scores one row '
                              'per entry from the same trained model, e.g. '
@@ -230,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     sample_args = {name: sample_variants(spec)
                    for name, spec in json.loads(args.sample_args).items()}
     models = args.models or registry.available()
-    unknown = [m for m in models if m not in BASELINES and m not in registry.available()]
+    unknown = [m for m in models
+               if m not in BASELINES and m.partition("@")[0] not in registry.available()]
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; zoo: {registry.available()}, "
                          f"baselines: {sorted(BASELINES)}")
@@ -305,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                        "model_args": model_args.get(name), "sample_args": variant or None,
                        **score(extractor, real_feats, images, args.seed, labels), **(nll or {})}
                 rows.append(row)  # kept (and written) as soon as it is scored
+                if args.grid_dir:
+                    Path(args.grid_dir).mkdir(parents=True, exist_ok=True)
+                    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+                    plotting.image_grid(images[:64], ncols=8, title=label,
+                                        path=Path(args.grid_dir) / f"{slug}.png")
                 print(f"{label}: {run['steps']} steps in {run['seconds']:.0f} s, "
                       f"FID {row['fid']:.2f}", flush=True)
                 write(rows)

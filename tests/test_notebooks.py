@@ -16,7 +16,7 @@ NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 def test_there_are_notebooks():
     assert [p.name for p in NOTEBOOKS] == [
         "01_vae_mnist.ipynb", "02_dcgan_mnist.ipynb", "03_conditional.ipynb",
-        "04_diffusion.ipynb"]
+        "04_diffusion.ipynb", "05_flow_matching.ipynb"]
 
 
 def execute(path: Path, monkeypatch) -> list:

@@ -16,6 +16,7 @@ oneDNN and "Could not find cuda drivers" notices) are hidden unless ``--verbose`
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -340,7 +341,9 @@ def _cmd_sample(args, checked: None) -> int:
         images = np.asarray(model.sample(args.n, seed=args.seed, labels=labels, **options))
         data_range = model.data_range
     if out.suffix == ".npy":
-        outputs.write_with(out, lambda tmp: np.save(tmp, images))
+        buffer = io.BytesIO()  # the whole array first: a failed write leaves no half file
+        np.save(buffer, images)
+        outputs.write_bytes(out, buffer.getvalue())
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         plotting.image_grid(images, data_range=data_range, path=out)

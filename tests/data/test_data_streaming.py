@@ -281,26 +281,40 @@ def test_a_corrupt_png_inside_a_tfrecord_shard_is_named_by_the_decode_check(tmp_
 
 def test_training_names_a_corrupt_image_and_resume_checks_it_before_training(tmp_path):
     """A truncated JPEG that the default scan lets through stops a streamed run with a
-    DataError naming it (not TensorFlow's nameless jpeg::Uncompress error); resuming stops
-    before training while it is still corrupt; --skip-corrupt resumes without it."""
+    DataError naming it (not TensorFlow's nameless jpeg::Uncompress error). An image damaged
+    after a run's first saved epoch stops the resumed run the same way and is recorded in the
+    backup, so the next resume stops before training while it is still corrupt;
+    --skip-corrupt resumes without it."""
+    import shutil
     import warnings
 
     from tf_genai import checkpointing
     from tf_genai.training import train
 
     folder = _jpeg_folder(tmp_path / "jpegs", count=40)
-    run = tmp_path / "run"
-    kwargs = dict(data=str(folder), stream=True, split="all", out_dir=run, batch_size=8,
+    kwargs = dict(data=str(folder), stream=True, split="all", batch_size=8,
                   validation_fraction=0.0, plots=False, verbose=0)
     with pytest.raises(DataError, match=r"03\.jpg: corrupt.*--skip-corrupt"):
-        train("mlp_vae", epochs=2, **kwargs)
+        train("mlp_vae", epochs=2, out_dir=tmp_path / "fresh", **kwargs)
+
+    good = tmp_path / "good"  # the same folder with 03.jpg whole, damaged after epoch 1
+    shutil.copytree(folder, good)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(good / "03.jpg", quality=95)
+    kwargs = {**kwargs, "data": str(good), "out_dir": tmp_path / "run"}
+    train("mlp_vae", epochs=1, **kwargs)
+    (good / "03.jpg").write_bytes((folder / "03.jpg").read_bytes())  # now truncated
+    with pytest.raises(DataError, match=r"03\.jpg: corrupt.*--skip-corrupt"):
+        train("mlp_vae", epochs=2, resume=True, **kwargs)
     with pytest.raises(DataError, match=r"03\.jpg.*stopped this run before"):
         train("mlp_vae", epochs=2, resume=True, **kwargs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train("mlp_vae", epochs=2, resume=True, check_files="skip", **kwargs)
     assert any("03.jpg" in str(w.message) for w in caught)
-    assert len(result.history["loss"]) == 2 and checkpointing.backup_epoch(run / "backup") == 2
+    assert len(result.history["loss"]) == 2
+    assert checkpointing.backup_epoch(tmp_path / "run" / "backup") == 2
 
 
 def test_an_image_that_vanishes_after_the_scan_is_named(tmp_path):

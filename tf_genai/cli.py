@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tf-genai`` (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
         prog="tf-genai", formatter_class=_HelpFormatter,
-        description="Train, sample, evaluate, plot and export generative image models: VAEs, GANs "
-                    "and diffusion models (Keras 3 / TensorFlow).",
+        description="Train, sample, evaluate, plot and export generative image models: VAEs, GANs, "
+                    "diffusion and flow matching (Keras 3 / TensorFlow).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)

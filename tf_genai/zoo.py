@@ -36,7 +36,7 @@ PRESETS: dict[str, Preset] = {
     "mlp_vae": Preset(_VAE, "vae", "MLP VAE (Kingma & Welling 2014), 512-256 encoder, Bernoulli "
                       "or discretized logistic",
                       {"architecture": "mlp", "hidden_units": (512, 256)}),
-    # Sized for 32x32 / 64x64 colour photos on the CIFAR subset (README, "VAE bits/dim"): the
+    # Sized for 32x32 / 64x64 colour photos on the CIFAR subset (docs/families/vae.md, Quality): the
     # latent grows to 256 with no dense layer between it and the conv grid, and PixelCNN++'s
     # channel-coupled logistic mixture models R, G, B jointly. Measured held-out 5.38 bits/dim
     # (600 s) where `vae` reaches 6.73 and PNG 5.85.
@@ -50,7 +50,7 @@ PRESETS: dict[str, Preset] = {
                    {"num_importance_samples": 5}),
     # Chen et al. 2016 (InfoGAN, arXiv:1606.03657) give their MNIST DCGAN a dense layer before
     # G's projection and after D's convolutions; with D's dropout 0.3 these lifted the mean
-    # classifier confidence of 10-minute runs from 0.88 to 0.93 (README, Quality).
+    # classifier confidence of 10-minute runs from 0.88 to 0.93 (docs/families/gan.md).
     "dcgan": Preset(_GAN, "gan",
                     "DCGAN (Radford et al. 2016) with InfoGAN's dense layers: strided conv G and D",
                     {"architecture": "conv", "generator_hidden": 256,

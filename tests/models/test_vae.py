@@ -444,7 +444,7 @@ def test_colour_vae_preset_learns_cifar_in_bits_per_dim(shared_data):
     """The zoo's colour VAE: on colour images the coupled logistic mixture (a likelihood in
     bits/dim) at 256 latents; on grey ones the same name falls back to the Bernoulli default.
     200 real steps on the CIFAR subset take its held-out ELBO well below the 8 bits/dim of a
-    uniform guess (the README's 600-second run: 5.38 bits/dim, importance-sampled)."""
+    uniform guess (the 600-second run in docs/families/vae.md: 5.38 bits/dim)."""
     from tf_genai import data as data_lib
 
     grey = registry.create("colour_vae", image_shape=(28, 28, 1))

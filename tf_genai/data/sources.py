@@ -35,7 +35,9 @@ from tf_genai.errors import ConfigError, DataError
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 BUILTIN_DATASETS = ("digits", *KERAS_DATASETS)
+"""The sources :func:`load` knows by name: scikit-learn's digits and Keras' datasets."""
 SPLITS = ("train", "heldout", "all")
+"""The values of ``split``: the training part, the held-out part, or every image."""
 HELDOUT_DIVISOR = 5  # the held-out split is the last 1/5 (20 %), in exact integer arithmetic
 SPLIT_SEED = 0
 # The shared MNIST test set convention: images 0-7,999 train, 8,000-9,999 held out.

@@ -124,8 +124,10 @@ class FeatureExtractor:
             penultimate layer.
 
     Attributes:
-        model, feature_layer (name), image_shape, num_classes, and for classifiers from
-        :func:`get_classifier`: ``from_cache`` (loaded, not trained) and ``cache_path``.
+        model, feature_layer: the classifier and the name of its feature layer.
+        image_shape, num_classes: the images it takes and the classes it predicts.
+        from_cache, cache_path: for classifiers from :func:`get_classifier`, whether it was
+            loaded (not trained), and its file.
     """
 
     def __init__(self, model: keras.Model, feature_layer: str | int | None = None) -> None:

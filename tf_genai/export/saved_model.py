@@ -46,7 +46,9 @@ from tf_genai.errors import ConfigError, ModelFileError
 from tf_genai.models.base import GenerativeModel
 
 METADATA_FILE = "metadata.json"
+"""The export's description, beside the SavedModel: family, config, shapes, signatures."""
 EXPORT_FORMAT = "tf_genai.saved_model"
+"""The ``format`` field of ``metadata.json`` that marks a folder as a tf_genai export."""
 EXPORT_FORMAT_VERSION = 1
 
 

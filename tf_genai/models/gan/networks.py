@@ -3,9 +3,10 @@
 Two architectures, both building for any image shape ``(H, W, C)``:
 
 * ``"mlp"`` — the fully connected GAN of Goodfellow et al. 2014 ("Generative Adversarial
-  Nets", arXiv:1406.2661) as in the seed code, corrected: G is 100-256-512-1024-H·W·C with
-  LeakyReLU(0.2) and a tanh output; D is flatten-1024-512-256-1 with LeakyReLU(0.2) and
-  Dropout(0.3) and outputs a **logit** (no sigmoid: the losses work on logits).
+  Nets", arXiv:1406.2661) in the layout of the common Keras tutorials, corrected: G is
+  100-256-512-1024-H·W·C with LeakyReLU(0.2) and a tanh output; D is flatten-1024-512-256-1
+  with LeakyReLU(0.2) and Dropout(0.3) and outputs a **logit** (no sigmoid: the losses work on
+  logits).
 * ``"conv"`` — DCGAN, Radford, Metz & Chintala 2016 ("Unsupervised Representation Learning
   with Deep Convolutional GANs", arXiv:1511.06434): G projects z to a small feature map and
   doubles it with stride-2 transposed convolutions (batch norm + ReLU, tanh output; the batch

@@ -89,7 +89,7 @@ def build_encoder(
     """q(z | x[, y]): images ``(batch, H, W, C)`` -> ``[mean, log_var]``, each ``(batch, latent)``.
 
     ``conv``: one stride-2 4x4 convolution per entry of ``filters``, flatten, then the dense
-    ``hidden_units``. ``mlp``: flatten, then the dense ``hidden_units`` (the seed's 784-512-256).
+    ``hidden_units``. ``mlp``: flatten, then the dense ``hidden_units`` (``mlp_vae``: 784-512-256).
     """
     h, w, c = _check(image_shape, architecture)
     images = keras.Input(shape=(h, w, c), name="images")

@@ -85,14 +85,13 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budgets: list[float
     # (7-9 s for ddpm; benchmarks/README.md, Findings), which would cost every model steps.
     # The shuffle still reshuffles every pass (reshuffle_each_iteration).
     steps_per_epoch = int(np.ceil(len(images) / batch_size))
-    iterator = iter(ds.repeat())
     trained, seconds = 0.0, 0.0
     for budget in sorted(budgets):
         # The first budget starts after the first step: that step traces and compiles the train
         # step (a few seconds to ~40 s for WGAN-GP's penalty on two cores), which says nothing
         # about how fast a model learns; *train s* (elapsed) is the whole fit.
         clock = TimeBudget(budget - trained, at="step", after_first_step=trained == 0.0)
-        model.fit(iterator, epochs=MAX_EPOCHS, steps_per_epoch=steps_per_epoch,
+        model.fit(ds.repeat(), epochs=MAX_EPOCHS, steps_per_epoch=steps_per_epoch,
                   callbacks=[clock], shuffle=False, verbose=0)  # ds shuffles
         trained, seconds = budget, seconds + clock.elapsed
         # Training steps = updates of the last optimizer (the generator's for a GAN).

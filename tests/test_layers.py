@@ -157,3 +157,59 @@ def test_fused_batch_norm_round_trips_in_a_saved_model(tmp_path):
     assert isinstance(layer, FusedBatchNormalization)
     assert layer.momentum == 0.9 and layer.synchronized
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ spectral normalisation
+
+
+def _sn_conv(seed: int = 1):
+    from tf_genai.layers import SpectralNormalization
+
+    layer = SpectralNormalization(keras.layers.Conv2D(
+        4, 3, padding="same", kernel_initializer=keras.initializers.GlorotUniform(seed=seed)))
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    layer(x)  # build
+    return layer, x
+
+
+def test_spectral_normalization_runs_on_w_over_sigma_and_never_rewrites_w():
+    layer, x = _sn_conv()
+    kernel = np.array(layer.layer.kernel)
+    u0 = np.array(layer.vector_u)
+    layer(x, training=False)
+    np.testing.assert_array_equal(np.array(layer.vector_u), u0)  # inference: u stays
+    for _ in range(30):  # training calls: one power iteration each
+        layer(x, training=True)
+    assert not np.array_equal(np.array(layer.vector_u), u0)
+    np.testing.assert_array_equal(np.array(layer.layer.kernel), kernel)  # W itself is kept
+    sigma = np.linalg.svd(kernel.reshape(-1, 4), compute_uv=False)[0]
+    assert abs(sigma - 1.0) > 0.02  # so normalising matters
+    want = tf.nn.conv2d(x, kernel / sigma, 1, "SAME") + np.array(layer.layer.bias)
+    np.testing.assert_allclose(np.asarray(layer(x)), want, rtol=1e-5, atol=1e-6)
+
+
+def test_spectral_normalization_gradient_flows_through_sigma():
+    """In training mode, the tape's gradient w.r.t. W matches finite differences of
+    W -> conv(x, W / sigma(W)) (u converged first and reset before each call); Keras' own
+    layer, which drops sigma's dependence on W, misses the paper's second term."""
+    layer, x = _sn_conv()
+    for _ in range(30):  # converge u, so sigma's estimate is the largest singular value
+        layer(x, training=True)
+    u0 = np.array(layer.vector_u)
+    w = tf.constant(np.random.default_rng(3).normal(size=(2, 6, 6, 4)).astype(np.float32))
+    kernel = layer.layer.kernel
+    base = np.array(kernel)
+
+    def objective(value):
+        kernel.assign(value)
+        layer.vector_u.assign(u0)
+        return tf.reduce_sum(w * layer(x, training=True))
+
+    with tf.GradientTape() as tape:
+        value = objective(base)
+    grad = np.asarray(tape.gradient(value, kernel))
+    direction = np.random.default_rng(4).normal(size=base.shape).astype(np.float32)
+    step = 1e-2
+    numeric = (float(objective(base + step * direction))
+               - float(objective(base - step * direction))) / (2 * step)
+    assert float(np.sum(grad * direction)) == pytest.approx(numeric, rel=2e-2)

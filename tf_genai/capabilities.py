@@ -31,6 +31,9 @@ class Capabilities:
         iterative: sampling runs a loop of network evaluations whose count the ``steps``
             sampling option sets; ``trajectory(n, seed)`` returns the intermediate states.
         conditional: the model takes class labels (``num_classes`` is set).
+        augments: the model augments what its discriminator sees (:mod:`tf_genai.augment`;
+            Zhao et al. 2020): its constructor takes ``augment`` (a policy string, ``""`` for
+            none) and ``augment_strength``, which ``training`` sets for small data sets.
     """
 
     latent: bool = False
@@ -38,6 +41,7 @@ class Capabilities:
     likelihood: str | None = None
     iterative: bool = False
     conditional: bool = False
+    augments: bool = False
 
     def __post_init__(self) -> None:
         if self.likelihood not in (None, *LIKELIHOODS):

@@ -65,6 +65,16 @@ PRESETS: dict[str, Preset] = {
     "cgan": Preset(_GAN, "gan",
                    "Conditional DCGAN (Mirza & Osindero 2014): samples a chosen digit class",
                    {"architecture": "conv", "num_classes": 10}),
+    # SNGAN's residual CIFAR networks (Miyato et al. 2018) at a width that trains on CPUs:
+    # 64 channels in D and G where the paper has 128 and 256 (a step at 32x32 costs about
+    # 7x a dcgan step at 64 (benchmarks/throughput.py)). One critic step with DCGAN's Adam is the
+    # paper's setting C (Table 1), where spectral normalisation held up; the hinge loss
+    # is the paper's choice for its ResNet results.
+    "sngan": Preset(_GAN, "gan",
+                    "SNGAN (Miyato et al. 2018): residual G and spectrally normalised residual D, "
+                    "hinge loss, for colour images",
+                    {"architecture": "resnet", "loss": "hinge", "base_filters": 64,
+                     "generator_filters": 64}),
     "ddpm": Preset(_DIFFUSION, "diffusion",
                    "DDPM (Ho et al. 2020), cosine schedule, v-prediction with Min-SNR-5 weights, "
                    "DDIM sampling (Song et al. 2021)"),

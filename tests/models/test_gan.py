@@ -14,7 +14,7 @@ from tf_genai.errors import ConfigError, DataError
 from tf_genai.layers import FastDropout
 from tf_genai.models.gan import GAN
 
-ZOO = ["gan", "dcgan", "wgan_gp", "cgan"]
+ZOO = ["gan", "dcgan", "wgan_gp", "cgan", "sngan"]
 SHAPE = (8, 8, 1)
 
 
@@ -69,9 +69,12 @@ def test_seed_mlp_architecture_is_the_corrected_one():
     assert rates == [0.3, 0.3, 0.3]
 
 
-@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (30, 30, 1), (5, 7, 2)])
-def test_conv_networks_build_for_any_image_shape(shape):
-    m = registry.create("dcgan", image_shape=shape, latent_dim=4, base_filters=4)
+@pytest.mark.parametrize("name", ["dcgan", "sngan"])
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (64, 64, 3), (30, 30, 1),
+                                   (5, 7, 2)])
+def test_conv_networks_build_for_any_image_shape(name, shape):
+    m = registry.create(name, image_shape=shape, latent_dim=4, base_filters=4,
+                        generator_filters=4)
     z = np.zeros((2, 4), np.float32)
     images = np.asarray(m.generate(z))
     assert images.shape == (2, *shape)
@@ -308,7 +311,7 @@ def test_config_round_trip_and_bad_arguments():
     with pytest.raises(ConfigError, match="unknown GAN loss"):
         GAN(loss="bce")
     with pytest.raises(ConfigError, match="architecture"):
-        GAN(architecture="resnet")
+        GAN(architecture="transformer")
     with pytest.raises(ConfigError):
         GAN(image_shape=(8, 8))
     with pytest.raises(ConfigError, match="label_smoothing"):
@@ -418,3 +421,155 @@ def test_wgan_gp_uses_the_papers_optimizer():
     dcgan.compile()
     assert math.isclose(float(dcgan.d_optimizer.learning_rate.numpy()), 2e-4, rel_tol=1e-6)
     assert (dcgan.d_optimizer.beta_1, dcgan.d_optimizer.beta_2) == (0.5, 0.999)
+
+
+# ------------------------------------------------------------ the resnet (SNGAN) networks
+
+
+def test_resnet_networks_are_sngans():
+    """32x32: G from 4x4 through 3 upsampling blocks; D with 2 downsampling blocks to 8x8 and
+    2 more, every convolution and the logit spectrally normalised, no batch norm in D; the
+    sum over positions (logits scale with the map's area)."""
+    from tf_genai.layers import SpectralNormalization
+
+    m = registry.create("sngan", image_shape=(32, 32, 3))
+    config = m.get_config()
+    assert (config["architecture"], config["loss"], config["base_filters"],
+            config["generator_filters"], config["dropout"]) == ("resnet", "hinge", 64, 64, 0.0)
+    assert m.generator.get_layer("to_map").output.shape[1:] == (4, 4, 64)
+    adds = [l for l in m.generator.layers if isinstance(l, keras.layers.Add)]
+    assert [tuple(l.output.shape[1:3]) for l in adds] == [(8, 8), (16, 16), (32, 32)]
+    d_layers = m.discriminator.layers
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in d_layers)
+    assert not any(isinstance(l, FastDropout) for l in d_layers)
+    weighted = [l for l in d_layers if l.weights and not isinstance(l, SpectralNormalization)]
+    assert weighted == []  # every layer with weights is spectrally normalised
+    d_adds = [l for l in d_layers if isinstance(l, keras.layers.Add)]
+    assert [tuple(l.output.shape[1:3]) for l in d_adds] == [(16, 16), (8, 8), (8, 8), (8, 8)]
+    assert m.discriminator.get_layer("sum_pool").scale == 64.0
+    with pytest.raises(ConfigError, match="resnet networks have none"):
+        registry.create("sngan", generator_hidden=8)
+    # Other architectures keep DCGAN's dropout unless told otherwise.
+    assert registry.create("dcgan", image_shape=SHAPE).dropout == 0.3
+
+
+def test_resnet_generator_step_changes_no_discriminator_weight():
+    """Spectral normalisation that rewrote W on each training call (Keras' own layer) would
+    change the discriminator in the generator's update; only the power iteration's u moves."""
+    m = small("sngan", generator_filters=8)
+    d0 = snapshot(m.discriminator)
+    m._g_update(*m._generate_on_tape(16))
+    moved = [w.path for w, c in zip(m.discriminator.weights, changed(d0, m.discriminator)) if c]
+    assert moved and all(path.endswith("vector_u") for path in moved), moved
+
+
+def test_conditional_resnet_discriminator_projects_the_label(digits):
+    images, labels = digits
+    m = small("sngan", num_classes=10, generator_filters=8)
+    assert m.discriminator.get_layer("projection") is not None
+    x = images[:4]
+    a = np.asarray(m.discriminator([x, np.zeros(4, np.int32)]))
+    b = np.asarray(m.discriminator([x, np.full(4, 3, np.int32)]))
+    assert not np.allclose(a, b)  # the label moves the logit
+    history = m.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
+    assert all(math.isfinite(v[-1]) for v in history.values())
+
+
+# ------------------------------------------------------------ differentiable augmentation
+
+POLICY = "color,translation,cutout"
+
+
+def test_augmentation_kwargs_are_checked_and_in_the_config():
+    m = small("dcgan", augment=" colour,cutout", augment_strength=0.5)
+    config = m.get_config()
+    assert (config["augment"], config["augment_strength"]) == ("color,cutout", 0.5)
+    assert GAN.from_config(config).get_config() == config
+    assert small("dcgan").get_config()["augment"] == ""  # off unless asked (training decides)
+    assert m.capabilities.augments
+    with pytest.raises(ConfigError, match="policy"):
+        small("dcgan", augment="rotate")
+    with pytest.raises(ConfigError, match="strength"):
+        small("dcgan", augment=POLICY, augment_strength=2.0)
+
+
+def _losses(model, real, fake):
+    """The D and G loss terms (training mode) on fixed real and fake batches."""
+    terms = model._d_losses(real, fake, None, training=True)
+    terms.update(model._g_losses(fake, None, training=True))
+    return {k: float(v) for k, v in terms.items()}
+
+
+def test_real_and_fake_both_go_through_the_policy_in_both_updates(digits):
+    """Same weights, same batches: with a policy every term the discriminator computes changes
+    (its real half, its fake half, and the generator's loss), so both halves of the D update
+    and the G update see augmented images; dropout off, so nothing else is random."""
+    images, _ = digits
+    real = images[:16]
+    fake = np.asarray(small("dcgan").generator(np.random.default_rng(0).normal(
+        size=(16, 8)).astype(np.float32)))
+    plain = _losses(small("dcgan", dropout=0.0), real, fake)
+    augmented = _losses(small("dcgan", dropout=0.0, augment=POLICY), real, fake)
+    for key in ("d_loss_real", "d_loss_fake", "g_loss"):
+        assert augmented[key] != pytest.approx(plain[key], rel=1e-4), key
+    # Strength 0 is the identity, draws and all: the same losses as no policy, bit for bit.
+    zero = _losses(small("dcgan", dropout=0.0, augment=POLICY, augment_strength=0.0), real, fake)
+    assert zero == plain
+    # test_step's terms (training=False) are never augmented.
+    m = small("dcgan", dropout=0.0, augment=POLICY)
+    assert float(m._d_losses(real, fake, None, training=False)["d_loss_real"]) == pytest.approx(
+        float(small("dcgan", dropout=0.0)._d_losses(real, fake, None, False)["d_loss_real"]))
+
+
+def test_generator_gradient_flows_through_the_augmentation():
+    """The G update differentiates through the augmentation: every generator weight gets a
+    finite, non-zero gradient, and it differs from the unaugmented gradient."""
+    import tensorflow as tf
+
+    def gradients(model):
+        z = tf.constant(np.random.default_rng(1).normal(size=(16, 8)).astype(np.float32))
+        with tf.GradientTape() as tape:
+            fake = model.generator(z, training=True)
+            loss = model._g_losses(fake, None, training=True)["g_loss"]
+        return tape.gradient(loss, model.generator.trainable_variables)
+
+    augmented = gradients(small("sngan", augment=POLICY, generator_filters=8))
+    plain = gradients(small("sngan", generator_filters=8))
+    for g, p in zip(augmented, plain):
+        g = np.asarray(g)
+        assert np.all(np.isfinite(g)) and np.any(g != 0)
+    assert any(not np.allclose(np.asarray(g), np.asarray(p)) for g, p in zip(augmented, plain))
+
+
+def test_augmented_training_is_seeded_by_the_model(digits):
+    """Same config: bit-identical weights after training; another seed: others. The draws
+    come from the model's own seed generator."""
+    images, _ = digits
+
+    def trained(seed, augment=POLICY):
+        m = small("dcgan", augment=augment, dropout=0.0, seed=seed, ema_decay=0.0)
+        state0 = np.array(m.seed_generator.state)
+        m.fit(images[:32], batch_size=16, epochs=1, verbose=0, shuffle=False)
+        draws = np.array(m.seed_generator.state) - state0
+        return [np.asarray(w) for w in m.weights], draws
+
+    (a, draws), (b, _), (c, _) = trained(0), trained(0), trained(1)
+    _, plain_draws = trained(0, augment="")
+    assert draws.sum() > plain_draws.sum() > 0  # the augmentation's draws are the model's
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b))
+    assert any(not np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_sngan_trains_under_mixed_bfloat16(digits):
+    """Convolutions in bfloat16, the power iteration and the logits in float32."""
+    from tf_genai import devices
+
+    images, _ = digits
+    with devices.mixed_precision("mixed_bfloat16"):
+        m = small("sngan", generator_filters=8, augment=POLICY)
+    wrapper = m.discriminator.get_layer("sn_block_0_conv_0")
+    assert wrapper.layer.compute_dtype == "bfloat16"
+    assert wrapper.vector_u.dtype == "float32" and wrapper.kernel.dtype == "float32"
+    assert m.discriminator.output.dtype == "float32"
+    history = m.fit(images[:32], batch_size=16, epochs=1, verbose=0).history
+    assert all(math.isfinite(v[-1]) for v in history.values()), history

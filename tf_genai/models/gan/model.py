@@ -6,6 +6,14 @@ GANs", arXiv:1704.00028); conditional GAN (Mirza & Osindero 2014, arXiv:1411.178
 
 One class serves every zoo name; the zoo entries only change constructor defaults.
 
+Differentiable augmentation (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient
+GAN Training", arXiv:2006.10738). With an ``augment`` policy, every image the discriminator
+sees in training is augmented first (:mod:`tf_genai.augment`): the real and the fake batch of
+each discriminator update, and the fakes of the generator update, whose gradient flows back
+through the augmentation. Each batch's random parameters are drawn for the global batch from
+the model's seed generator and sliced per replica. ``test_step`` and sampling never augment.
+``tf_genai.training`` turns the published policy on for small data sets.
+
 Training step. ``train_step`` runs ``n_critic`` discriminator updates (:meth:`GAN._d_step`) and
 then one generator update (:meth:`GAN._g_update`). The ``n_critic`` critic updates are an unrolled
 Python loop inside the one traced step and all reuse the step's real batch, each with fresh noise
@@ -30,7 +38,7 @@ draw their own fakes from the generator in training mode through ``stateless_cal
 generator's batch-norm moving statistics follow the shared pass only and a discriminator update
 leaves every generator weight untouched. The discriminators have no batch norm, so running the
 discriminator in the generator update changes no discriminator weight either (only its dropout
-RNG state advances).
+RNG state and a spectrally normalised discriminator's power-iteration vectors advance).
 
 Generator weight averaging. With ``ema_decay`` > 0 (the default, 0.999) the model keeps a second
 generator, ``ema_generator``, whose every weight (batch-norm statistics included) is an
@@ -63,8 +71,10 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tf_genai import augment as augment_lib
 from tf_genai import distribute
 from tf_genai import losses as gan_loss_lib
+from tf_genai.capabilities import Capabilities
 from tf_genai.errors import ConfigError
 from tf_genai.layers import batch_segments
 from tf_genai.models.base import LatentModel, adam
@@ -94,7 +104,8 @@ class GAN(LatentModel):
     Args:
         image_shape: (H, W, C) of the images; any size builds.
         latent_dim: size of the Gaussian noise z.
-        architecture: ``"conv"`` (DCGAN) or ``"mlp"`` (Goodfellow et al. 2014).
+        architecture: ``"conv"`` (DCGAN), ``"mlp"`` (Goodfellow et al. 2014) or ``"resnet"``
+            (SNGAN's residual networks with a spectrally normalised discriminator; networks.py).
         num_classes: number of label classes for a conditional GAN; ``None`` = unconditional.
         loss: a name from :data:`tf_genai.losses.GAN_LOSSES` (``"non_saturating"`` default).
         gp_weight: weight of the WGAN-GP gradient penalty; 0 disables it.
@@ -110,7 +121,14 @@ class GAN(LatentModel):
             and the generator's projection; 0 = none (the DCGAN paper's generator).
         discriminator_hidden: ``conv`` only: units of a dense layer (LeakyReLU, dropout) between
             the discriminator's convolutions and its logit; 0 = none.
-        dropout: discriminator dropout rate (after every hidden layer).
+        dropout: discriminator dropout rate (after every hidden layer, or every resnet block);
+            ``None`` = 0.3 for conv and mlp, 0 for resnet (spectral normalisation regularises
+            that discriminator, as in Miyato et al. 2018).
+        augment: a differentiable augmentation policy applied to everything the discriminator
+            sees in training (:func:`tf_genai.augment.check_policy`, e.g.
+            ``"color,translation,cutout"``, DiffAugment's); ``""`` = none.
+        augment_strength: the probability that each transform of the policy applies to an
+            image (0 = the identity, 1 = DiffAugment as published).
         ema_decay: decay of the generator weight average that sampling uses (module docstring);
             0 samples from the trained generator itself.
         seed: seeds the initial weights, the dropout masks and the model's own random
@@ -118,6 +136,7 @@ class GAN(LatentModel):
     """
 
     family = "gan"
+    CAPABILITIES = Capabilities(latent=True, augments=True)
     data_range = "symmetric"
     binarize = False
     metric_names = ("d_loss", "g_loss", "d_loss_real", "d_loss_fake")  # + "gp" with a penalty
@@ -145,8 +164,10 @@ class GAN(LatentModel):
         generator_filters: int | None = None,
         generator_hidden: int = 0,
         discriminator_hidden: int = 0,
-        dropout: float = 0.3,
+        dropout: float | None = None,
         ema_decay: float = 0.999,
+        augment: str = "",
+        augment_strength: float = 1.0,
         seed: int = 0,
         name: str = "gan",
     ):
@@ -162,6 +183,8 @@ class GAN(LatentModel):
             )
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"GAN: label_smoothing must lie in [0, 1), got {label_smoothing}")
+        if dropout is None:
+            dropout = 0.0 if architecture == "resnet" else 0.3
         if not 0.0 <= dropout < 1.0 or int(base_filters) < 1:
             raise ConfigError(
                 f"GAN: need 0 <= dropout < 1 and base_filters >= 1, got {dropout}, {base_filters}"
@@ -191,13 +214,15 @@ class GAN(LatentModel):
                 "GAN: generator_hidden and discriminator_hidden must be >= 0 (0 = no dense "
                 f"layer), got {generator_hidden}, {discriminator_hidden}"
             )
-        if architecture == "mlp" and (self.generator_hidden or self.discriminator_hidden):
+        if architecture != "conv" and (self.generator_hidden or self.discriminator_hidden):
             raise ConfigError(
                 "GAN: generator_hidden / discriminator_hidden add a dense layer to the conv "
-                "networks; the mlp networks are all dense already (leave them 0)"
+                f"networks; the {architecture} networks have none (leave them 0)"
             )
         self.dropout = float(dropout)
         self.ema_decay = float(ema_decay)
+        self.augment = augment_lib.check_policy(augment)  # ConfigError for an unknown policy
+        self.augment_strength = augment_lib.check_strength(augment_strength)
 
         self.generator = build_generator(
             image_shape, self.latent_dim, architecture, self.num_classes, self.generator_filters,
@@ -241,6 +266,8 @@ class GAN(LatentModel):
             "discriminator_hidden": self.discriminator_hidden,
             "dropout": self.dropout,
             "ema_decay": self.ema_decay,
+            "augment": self.augment,
+            "augment_strength": self.augment_strength,
             "seed": self.seed,
             "name": self.name,
         }
@@ -370,9 +397,23 @@ class GAN(LatentModel):
         )
         return fake  # (batch, H, W, C)
 
+    def _augment(self, images):
+        """The ``augment`` policy on one batch (batch, H, W, C) before the discriminator: its
+        own random parameters, drawn for the global batch (identity without a policy)."""
+        if not self.augment or self.augment_strength == 0.0:
+            return images
+        uniforms = distribute.random_for_batch(  # (batch, K) U[0, 1)
+            keras.random.uniform, (ops.shape(images)[0], augment_lib.num_uniforms(self.augment)),
+            seed=self.seed_generator,
+        )
+        return augment_lib.apply(images, uniforms, self.augment, self.augment_strength)
+
     def _d_losses(self, real, fake, labels, training: bool) -> dict[str, Any]:
-        """Discriminator loss terms (float32 scalars) on a real and a fake batch."""
+        """Discriminator loss terms (float32 scalars) on a real and a fake batch (each
+        augmented in training)."""
         batch_size = ops.shape(real)[0]
+        if training:  # each half its own draw: a draw for both would mix replicas' rows
+            real, fake = self._augment(real), self._augment(fake)
         both = ops.concatenate([real, ops.cast(fake, real.dtype)], axis=0)  # (2 batch, H, W, C)
         both_labels = None if labels is None else ops.concatenate([labels, labels], axis=0)
         with batch_segments(2):  # dropout masks per part, so replicas drop what one device does
@@ -396,7 +437,9 @@ class GAN(LatentModel):
         return terms
 
     def _g_losses(self, fake, labels, training: bool) -> dict[str, Any]:
-        """Generator loss on a batch of fakes."""
+        """Generator loss on a batch of fakes (augmented in training, differentiably)."""
+        if training:
+            fake = self._augment(fake)
         fake_logits = self.discriminator(self._disc_inputs(fake, labels), training=training)
         return {"g_loss": self._g_loss_fn(fake_logits)}
 

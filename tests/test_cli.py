@@ -690,3 +690,17 @@ def test_evaluate_shows_progress_bars_on_a_terminal_only(finished_run):
     assert piped.returncode == 0, piped.stderr[-3000:]
     assert "sampling" not in piped.stderr and "300/300" not in piped.stderr
     assert json.loads(piped.stdout) == result
+
+
+def test_augment_and_flip_flags_reach_the_train_config(tmp_path):
+    def config(*flags):
+        args = cli.build_parser().parse_args(["train", "dcgan", "--out", str(tmp_path / "r"),
+                                              *flags])
+        return cli._check_train(args)
+
+    auto = config()
+    assert (auto.augment, auto.flip) == (None, None)
+    given = config("--augment", "none", "--no-flip")
+    assert (given.augment, given.flip) == ("", False)
+    policy = config("--augment", "cutout,translation", "--flip")
+    assert (policy.augment, policy.flip) == ("cutout,translation", True)

@@ -21,7 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Every zoo class and network kind; iwae (vae with k = 5) and cddpm (ddpm with labels, as cvae
 # and cgan cover labels) are left out to keep this test near four minutes on two cores.
-ZOO = ("vae", "mlp_vae", "cvae", "gan", "dcgan", "wgan_gp", "cgan", "ddpm")
+# The GANs train with their default augmentation on these 64 images (training.AUGMENT_BELOW),
+# its draws made for the global batch; sngan adds spectral normalisation's power iteration.
+ZOO = ("vae", "mlp_vae", "cvae", "gan", "dcgan", "wgan_gp", "cgan", "sngan", "ddpm")
 # The zoo defaults, dropout included: FastDropout draws its masks for the global batch and
 # slices them per replica, so a mirrored run drops what a one-device run drops (before, every
 # replica drew the same mask and these runs differed).

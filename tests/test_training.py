@@ -264,3 +264,84 @@ def test_resume_with_other_arguments_names_each_difference(tmp_path):
     # epochs may change on a resume, and the model may be named in any case.
     assert len(train("MLP_VAE", out_dir=run, epochs=2, resume=True, plots=False,
                      **SMALL).history["loss"]) == 2
+
+
+# ------------------------------------------------------------ flips and augmentation
+
+
+def _distinct_colour_images(n=40, shape=(4, 6, 3)):
+    """uint8 images no two of which (nor any one's mirror image) are equal."""
+    return np.random.default_rng(5).integers(0, 256, (n, *shape), dtype=np.uint8)
+
+
+def _epochs(images, **options):
+    from tf_genai.training import epoch_dataset
+
+    ds, steps = epoch_dataset(images, batch_size=16, scale="symmetric", **options)
+    return np.concatenate([b.numpy() for b in ds]), steps
+
+
+def test_flips_are_drawn_per_seed_and_epoch_and_resume_the_same():
+    images = _distinct_colour_images()
+    flipped, steps = _epochs(images, seed=3, epochs=3, flip=True)
+    again, _ = _epochs(images, seed=3, epochs=3, flip=True)
+    np.testing.assert_array_equal(flipped, again)  # seeded
+    plain, _ = _epochs(images, seed=3, epochs=3)
+    n = len(images)
+    mirrored = np.zeros(len(plain), bool)
+    for i, (f, p) in enumerate(zip(flipped, plain)):  # the same order; each image as is or mirrored
+        mirrored[i] = np.array_equal(f, p[:, ::-1]) and not np.array_equal(f, p)
+        assert mirrored[i] or np.array_equal(f, p), i
+    assert 0.3 < mirrored.mean() < 0.7  # about half, out of 120
+    per_epoch = mirrored.reshape(3, n)
+    assert not np.array_equal(per_epoch[0], per_epoch[1])  # new draws every epoch
+    resumed, _ = _epochs(images, seed=3, epochs=3, initial_epoch=1, flip=True)
+    np.testing.assert_array_equal(resumed, flipped[n:])  # epochs 1-2 as in the full run
+
+
+def test_flip_and_augmentation_defaults_follow_the_capabilities():
+    from tf_genai import augment
+    from tf_genai.capabilities import Capabilities
+    from tf_genai.training import AUGMENT_BELOW, augment_policy, flips
+
+    gan = Capabilities(latent=True, augments=True)
+    vae = Capabilities(latent=True, encodes=True, likelihood="bound")
+    diffusion = Capabilities(latent=True, encodes=True, iterative=True)
+    assert flips(None, gan, 3) and flips(None, diffusion, 3)
+    assert not flips(None, vae, 3)  # a likelihood model's data stays as it is
+    assert not flips(None, gan, 1)  # grey: digits and letters have a handedness
+    assert flips(True, vae, 1) and not flips(False, gan, 3)
+    assert augment_policy(None, gan, 3728) == augment.DIFF_AUGMENT
+    assert augment_policy(None, gan, AUGMENT_BELOW) == ""
+    assert augment_policy("", gan, 10) == "" and augment_policy("cutout", gan, 10**6) == "cutout"
+    assert augment_policy(None, vae, 10) is None
+
+
+def test_a_run_flips_and_augments_a_gan_but_not_a_vae_by_default(tmp_path):
+    images = _distinct_colour_images(32, (8, 8, 3))
+    used = {}
+    for name, kwargs in (("vae", {}), ("dcgan", {"base_filters": 4})):
+        train(name, data=images, split="all", epochs=1, batch_size=16, out_dir=tmp_path / name,
+              plots=False, verbose=0, model_kwargs=kwargs)
+        run = json.loads((tmp_path / name / "run.json").read_text())
+        used[name] = (run["augment_used"], run["flip_used"], run["model_kwargs"].get("augment"))
+    assert used["vae"] == (None, False, None)
+    assert used["dcgan"] == ("color,translation,cutout", True, "color,translation,cutout")
+    result = train("dcgan", data=images, split="all", epochs=1, batch_size=16, plots=False,
+                   verbose=0, augment="none", flip=False, model_kwargs={"base_filters": 4})
+    assert result.model.get_config()["augment"] == ""
+
+
+def test_augment_and_flip_options_are_checked():
+    from tf_genai.train_config import TrainConfig
+
+    with pytest.raises(ConfigError, match="policy"):
+        TrainConfig(model="dcgan", augment="rotate")
+    with pytest.raises(ConfigError, match="does not augment"):
+        TrainConfig(model="vae", augment="cutout")
+    with pytest.raises(ConfigError, match="twice"):
+        TrainConfig(model="dcgan", augment="", model_kwargs={"augment": "cutout"})
+    with pytest.raises(ConfigError, match="flip"):
+        TrainConfig(model="dcgan", flip="yes")
+    assert TrainConfig(model="vae", augment="none").augment == ""
+    assert TrainConfig(model="sngan", augment=" colour ").augment == "color"

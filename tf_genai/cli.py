@@ -141,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
                        const="skip",
                        help="with --stream: the same decode check, leaving corrupt images out "
                             "(each named in a warning) instead of stopping")
+    t.add_argument("--augment", default=None, metavar="POLICY",
+                   help="differentiable augmentation of what a GAN's discriminator sees "
+                        "(DiffAugment): color, translation and/or cutout, comma-separated, or "
+                        "none (default: color,translation,cutout below 100,000 training images, "
+                        "else none)")
+    t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="mirror training images left-right at random, drawn per seed and "
+                        "epoch (default: on for models without a likelihood, the GANs and "
+                        "diffusion, on colour images; off otherwise)")
     t.add_argument("--validation-fraction", type=float, default=0.1,
                    help="share of the training split held back for the val_* metrics and "
                         "--early-stopping (never the held-out split); 0 turns validation off")
@@ -264,8 +273,8 @@ def _check_train(args):
     from tf_genai.train_config import TrainConfig
 
     registry.entry(args.model)  # the commonest typo first
-    if args.early_stopping and not args.verbose:
-        quiet_tensorflow()  # whether a model can stop early is asked of its class
+    if (args.early_stopping or args.augment) and not args.verbose:
+        quiet_tensorflow()  # whether a model can stop early, or augment, is asked of its class
     config = TrainConfig(
         model=args.model, data=args.data, out_dir=args.out, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
@@ -275,7 +284,7 @@ def _check_train(args):
         early_stopping=args.early_stopping, time_budget=args.time_budget,
         overwrite=args.overwrite, resume=args.resume, strategy=args.strategy,
         deterministic=args.deterministic, verbose=0 if args.quiet else "auto",
-        stream=args.stream, check_files=args.check_files)
+        stream=args.stream, check_files=args.check_files, augment=args.augment, flip=args.flip)
     config.check_out_dir()
     return config
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tf_genai import augment as augment_lib
 from tf_genai import outputs, registry
 from tf_genai.data import channels as channels_lib
 from tf_genai.data.checks import check_option
@@ -33,7 +34,7 @@ START_RECORD = "config.json"
 # early_stopping, strategy, deterministic and the output options may change on a resume.
 RESUMED_AS_STARTED = ("model", "data", "split", "seed", "batch_size", "latent_dim",
                       "learning_rate", "weight_decay", "image_size", "channels",
-                      "validation_fraction", "model_kwargs", "stream")
+                      "validation_fraction", "model_kwargs", "stream", "augment", "flip")
 
 
 def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
@@ -93,6 +94,16 @@ class TrainConfig:
             corrupt images left out and named in a warning). An image that fails while
             training is a DataError naming it, and a resumed run checks it first
             (:mod:`tf_genai.data.checks`; docs/reliability.md).
+        augment: the differentiable augmentation policy of a model that augments what its
+            discriminator sees (``capabilities.augments``; :mod:`tf_genai.augment`): ``""``
+            none, or e.g. ``"color,translation,cutout"``. None (auto): DiffAugment's policy when
+            the training split has fewer than ``training.AUGMENT_BELOW`` images, else none
+            (:func:`tf_genai.training.augment_policy`).
+        flip: mirror each training image left-right with probability 1/2, drawn per
+            (seed, epoch) so a resumed run sees the same batches. None (auto): on for models
+            without a likelihood (a mirrored image is as likely a photo, and no likelihood is
+            reported on the changed data) trained on colour images (mirrored digits and
+            letters are not digits and letters); off otherwise (:func:`tf_genai.training.flips`).
     """
 
     model: str = "vae"
@@ -119,6 +130,8 @@ class TrainConfig:
     verbose: int | str = "auto"
     stream: bool = False
     check_files: str = "verify"
+    augment: str | None = None
+    flip: bool | None = None
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs, allow_none=True)
@@ -153,6 +166,17 @@ class TrainConfig:
             raise ConfigError(f"model {self.model!r} cannot stop early: "
                               f"{entry.cls.early_stopping_refusal}")
         check_option(self.check_files, self.stream)
+        if self.augment is not None:
+            self.augment = augment_lib.check_policy(self.augment)
+            if "augment" in self.model_kwargs:
+                raise ConfigError("augment is given twice, as an option and in model_kwargs; "
+                                  "give it once")
+            if self.augment and not entry.cls.CAPABILITIES.augments:
+                raise ConfigError(f"model {self.model!r} does not augment (augmentation is for "
+                                  "models with a discriminator, e.g. the GANs); leave augment "
+                                  "unset")
+        if self.flip not in (None, True, False):
+            raise ConfigError(f"flip must be True, False or None (auto), got {self.flip!r}")
         if self.stream and not isinstance(self.data, (str, os.PathLike)):
             raise ConfigError(f"stream=True reads files: data must be a folder of images or "
                               f"TFRecord shards, got {type(self.data).__name__}")

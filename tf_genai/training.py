@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_genai import augment as augment_lib
 from tf_genai import checkpointing, devices, distribute, outputs, plotting, ranges, registry
 from tf_genai import data as data_lib
 from tf_genai.callbacks import RunProgress, TimeBudget
@@ -44,6 +45,10 @@ RUN_FILES = ("model.keras", "history.json", "run.json", "samples.png", "trajecto
 LEVERS_FILE = "training_options.json"
 # What runs written before the levers file kept them in (with levers no longer offered).
 LEGACY_LEVERS_FILE = "autotune.json"
+# Auto augmentation (TrainConfig.augment None) below this many training images: ADA (Karras et
+# al. 2020) finds CIFAR-10's 50,000 images "a limited data benchmark", DiffAugment (Zhao et al.
+# 2020) improves GANs on it, and ADA's gains vanish at FFHQ's 140,000 (x-flipped) images.
+AUGMENT_BELOW = 100_000
 
 
 @dataclasses.dataclass
@@ -251,13 +256,15 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
         image_shape = tuple(int(d) for d in images.shape[1:])
     say = print if config.verbose != 0 else (lambda *args, **kwargs: None)
     say(channels.description, flush=True)
-    kwargs = _model_kwargs(config, image_shape, labels)
+    num_images = files.num_images if config.stream else len(images)
+    kwargs = _model_kwargs(config, image_shape, labels, num_images)
     dist = distribute.get_strategy(config.strategy)
     levers = _levers(path / BACKUP_DIR if config.resume else None, verbose=config.verbose)
     if config.deterministic:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
     net = _build(config.model, kwargs, dist, levers["mixed_precision_policy"])
+    say(_augmentation_text(kwargs.get("augment"), config, net, num_images), flush=True)
 
     run = None if path is None else RunDirectory(path, resume=config.resume)
     with _kept_in_order(run):
@@ -302,6 +309,8 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
                                  "steps_per_execution_used": steps_per_execution,
                                  "device": devices.describe().summary()},
             "model_kwargs": jsonable_kwargs(kwargs),
+            "augment_used": kwargs.get("augment"),
+            "flip_used": flips(config.flip, net.capabilities, net.image_shape[-1]),
         }
         if config.stream and config.plots and net.capabilities.encodes:
             images, labels = streaming.read_images(files, 2000)  # a few for the latent plots
@@ -325,12 +334,48 @@ def _naming_unreadable(files, backup_dir: Path | None):
     return streaming.naming_unreadable(files, record)
 
 
-def _model_kwargs(config: TrainConfig, image_shape, labels) -> dict:
-    """The constructor arguments: the config's, the data's image shape, the seed, the classes."""
+def augment_policy(choice: str | None, capabilities, num_images: int) -> str | None:
+    """The augmentation policy a run gives its model: None for a model that does not augment
+    (``capabilities.augments``); else ``choice``, or for ``choice=None`` DiffAugment's policy
+    when the training data has fewer than :data:`AUGMENT_BELOW` images and none otherwise."""
+    if not capabilities.augments:
+        return None
+    if choice is not None:
+        return choice
+    return augment_lib.DIFF_AUGMENT if num_images < AUGMENT_BELOW else ""
+
+
+def flips(choice: bool | None, capabilities, channels: int) -> bool:
+    """Whether a run mirrors its training images (``TrainConfig.flip``): ``choice``, or for
+    None a model without a likelihood trained on colour images."""
+    if choice is not None:
+        return bool(choice)
+    return capabilities.likelihood is None and channels == 3
+
+
+def _augmentation_text(policy: str | None, config: TrainConfig, net, num_images: int) -> str:
+    """The line a run prints about its augmentation and flips, and why (auto or given)."""
+    if policy is None:
+        augmented = "none (the model does not augment)"
+    else:
+        why = ("given" if config.augment is not None or "augment" in config.model_kwargs else
+               f"auto: {num_images:,} images {'<' if policy else '>='} {AUGMENT_BELOW:,}")
+        augmented = f"{policy or 'none'} ({why})"
+    flip = flips(config.flip, net.capabilities, net.image_shape[-1])
+    how = "given" if config.flip is not None else "auto"
+    return f"augmentation: {augmented}; horizontal flips: {'on' if flip else 'off'} ({how})"
+
+
+def _model_kwargs(config: TrainConfig, image_shape, labels, num_images: int) -> dict:
+    """The constructor arguments: the config's, the data's image shape, the seed, the classes,
+    the augmentation (:func:`augment_policy`)."""
     name = config.model
     kwargs = dict(config.model_kwargs)
     kwargs.setdefault("image_shape", tuple(int(d) for d in image_shape))
     kwargs.setdefault("seed", config.seed)
+    policy = augment_policy(config.augment, registry.entry(name).cls.CAPABILITIES, num_images)
+    if policy is not None:
+        kwargs.setdefault("augment", policy)
     if config.latent_dim is not None:
         kwargs["latent_dim"] = config.latent_dim
     if registry.entry(name).defaults.get("num_classes") is not None or kwargs.get("num_classes"):
@@ -410,7 +455,7 @@ def _datasets(net, images, labels, config: TrainConfig, *, initial_epoch: int):
     # on (seed, epoch), so the resumed epochs see exactly the uninterrupted run's batches.
     train_ds, steps_per_epoch = epoch_dataset(
         train_x, train_y if use_labels else None, epochs=epochs, initial_epoch=initial_epoch,
-        **ds_kwargs)
+        flip=flips(config.flip, net.capabilities, net.image_shape[-1]), **ds_kwargs)
     val_ds = None
     if val_x is not None:
         if net.binarize:
@@ -434,7 +479,8 @@ def _stream_datasets(net, files, labels, config: TrainConfig, *, initial_epoch: 
     epochs = config.epochs or auto_epochs(train_files.num_images, config.batch_size)
     train_ds, steps_per_epoch = streaming.stream_epochs(
         train_files, batch_size=config.batch_size, scale=net.data_range, seed=seed,
-        epochs=epochs, initial_epoch=initial_epoch, labels=use_labels)
+        epochs=epochs, initial_epoch=initial_epoch, labels=use_labels,
+        flip=flips(config.flip, net.capabilities, net.image_shape[-1]))
     val_ds = None
     if val_files is not None:
         val_ds = streaming.stream_dataset(
@@ -516,6 +562,7 @@ def epoch_dataset(
     seed: int,
     epochs: int,
     initial_epoch: int = 0,
+    flip: bool = False,
 ) -> tuple[Any, int]:
     """The training batches of epochs ``initial_epoch .. epochs-1`` as one dataset.
 
@@ -524,7 +571,8 @@ def epoch_dataset(
     ``reshuffle_each_iteration`` shuffle advances with each one, and ``fit`` under a
     ``tf.distribute`` strategy creates an extra one), nor on whether the run was resumed.
     Give ``fit`` the returned ``steps_per_epoch``. Dynamic binarization is not done here: the
-    VAE draws it in its own ``train_step``.
+    VAE draws it in its own ``train_step``. ``flip`` mirrors each image left-right with
+    probability 1/2, also drawn from ``(seed, e)`` (:func:`tf_genai.data.pipeline.flip_batches`).
 
     Returns:
         ``(dataset, steps_per_epoch)``.
@@ -545,7 +593,8 @@ def epoch_dataset(
         def gather(indices):
             return tf.nest.map_structure(lambda t: tf.gather(t, indices), everything)
 
-        return ds.map(gather)
+        ds = ds.map(gather)
+        return data_lib.pipeline.flip_batches(ds, epoch_seed) if flip else ds
 
     # A resumed run may have finished already: keep one epoch so fit can start (and stop).
     first = min(int(initial_epoch), int(epochs) - 1)

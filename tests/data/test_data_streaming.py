@@ -342,3 +342,24 @@ def test_decode_checks_are_refused_for_in_memory_data():
         train("mlp_vae", data="digits", check_files="skip", verbose=0)
     with pytest.raises(ConfigError, match="check_files must be one of"):
         train("mlp_vae", data="digits", check_files="deep", verbose=0)
+
+
+def test_streamed_flips_are_the_in_memory_epochs_flips(tmp_path):
+    """stream_epochs(flip=True) mirrors the same images of each (seed, epoch) as
+    training.epoch_dataset(flip=True) on the same images loaded into memory."""
+    from tf_genai.data.streaming import stream_epochs
+    from tf_genai.training import epoch_dataset
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "colour"
+    root.mkdir()
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)).save(root / f"{i:02d}.png")
+    files = scan_folder(root, "all")
+    images, _ = load(str(root), split="all")
+    options = dict(batch_size=5, scale="symmetric", seed=4, epochs=3, flip=True)
+    streamed, _ = _collect(stream_epochs(files, **options)[0])
+    in_memory, _ = _collect(epoch_dataset(images, **options)[0])
+    np.testing.assert_array_equal(streamed, in_memory)
+    plain, _ = _collect(stream_epochs(files, **{**options, "flip": False})[0])
+    assert not np.array_equal(plain, streamed)

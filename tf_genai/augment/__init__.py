@@ -56,10 +56,13 @@ _ALIASES = {"colour": "color"}
 
 def check_policy(policy: str) -> str:
     """The canonical form of a policy: comma-separated words of :data:`TRANSFORMS`, each once,
-    in the given order (``""`` = no augmentation); ConfigError for anything else."""
+    in the given order (``""`` or ``"none"`` = no augmentation); ConfigError for anything
+    else."""
     if not isinstance(policy, str):
         raise ConfigError(f"augmentation policy must be a string like {DIFF_AUGMENT!r} (or '' "
                           f"for none), got {policy!r}")
+    if policy.strip().lower() == "none":
+        return ""
     words = [_ALIASES.get(w.strip(), w.strip()) for w in policy.split(",") if w.strip()]
     unknown = [w for w in words if w not in TRANSFORMS]
     if unknown or len(set(words)) != len(words):

@@ -118,6 +118,30 @@ def to_model_range(ds: tf.data.Dataset, *, labelled: bool, dtype: Any, scale: st
     return ds.prefetch(tf.data.AUTOTUNE).with_options(pipeline_options())
 
 
+FLIP_STREAM = 1  # folded into an epoch's (seed, epoch) seed, so flips draw apart from the order
+
+
+def flip_batches(batches: tf.data.Dataset, epoch_seed: Any) -> tf.data.Dataset:
+    """One epoch's ``batches`` (images, or ``(images, labels)``) with each image mirrored
+    left-right with probability 1/2.
+
+    Batch ``i``'s draw is stateless, seeded by ``(epoch_seed, i)``: an epoch's flips depend on
+    its ``(seed, epoch)`` only, not on how many iterators came before or on a resume (the
+    rule :func:`tf_genai.training.epoch_dataset` keeps for the order). The images keep their
+    dtype, so this runs before or after scaling.
+    """
+    flip_seed = tf.random.experimental.stateless_fold_in(epoch_seed, FLIP_STREAM)
+
+    def flip(index, batch):
+        images = batch[0] if isinstance(batch, tuple) else batch  # (batch, H, W, C)
+        seed = tf.random.experimental.stateless_fold_in(flip_seed, index)
+        mirror = tf.random.stateless_uniform(tf.shape(images)[:1], seed) < 0.5  # (batch,)
+        images = tf.where(mirror[:, None, None, None], tf.reverse(images, axis=[2]), images)
+        return (images, *batch[1:]) if isinstance(batch, tuple) else images
+
+    return batches.enumerate().map(flip)
+
+
 def pipeline_options() -> tf.data.Options:
     """The ``tf.data`` options of every tf_genai input pipeline: autotuning's model thread off.
 

@@ -60,7 +60,7 @@ import tensorflow as tf
 from tf_genai import outputs
 from tf_genai.data import channels as channels_lib
 from tf_genai.data.checks import CHECKS, check_option  # noqa: F401  (re-exported)
-from tf_genai.data.pipeline import _bernoulli, check_pipeline_args, to_model_range
+from tf_genai.data.pipeline import _bernoulli, check_pipeline_args, flip_batches, to_model_range
 from tf_genai.data.sources import (
     _CORRUPT_FILE_ERRORS,
     SPLITS,
@@ -723,11 +723,13 @@ def stream_epochs(
     initial_epoch: int = 0,
     labels: bool | None = None,
     shuffle_buffer: int = 10_000,
+    flip: bool = False,
 ) -> tuple[tf.data.Dataset, int]:
     """:func:`tf_genai.training.epoch_dataset` for files: epochs ``initial_epoch .. epochs-1``
     as one dataset whose epoch ``e`` depends only on ``(seed, e)`` (a stateless shuffle of the
     file list; for TFRecord shards, which cannot be read out of order, a shuffle buffer seeded by
     ``(seed, e)``), so a resumed run streams exactly the batches of an uninterrupted one.
+    ``flip`` mirrors each image left-right with probability 1/2, drawn from ``(seed, e)`` too.
 
     Returns:
         ``(dataset, steps_per_epoch)``.
@@ -760,7 +762,8 @@ def stream_epochs(
                 [], epoch_seed, minval=0, maxval=2**31 - 1, dtype=tf.int64)
             ds = ds.shuffle(min(n, int(shuffle_buffer)), seed=buffer_seed,
                             reshuffle_each_iteration=False)
-        return ds.batch(int(batch_size))
+        ds = ds.batch(int(batch_size))
+        return flip_batches(ds, epoch_seed) if flip else ds
 
     first = min(int(initial_epoch), int(epochs) - 1)  # a finished run keeps one epoch
     dataset = tf.data.Dataset.range(first, int(epochs)).flat_map(one_epoch)

@@ -26,11 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 EPOCHS, BATCH, NUM_IMAGES = 3, 16, 288
 KILL_EPOCH, KILL_BATCH = 2, 9
 # dynamic binarization + k draws; two optimizers + GP noise; random timesteps + noise + the EMA;
-# and a vae streamed from PNG files (train(stream=True): the per-(seed, epoch) file order)
-RESUME_MODELS = ("iwae", "wgan_gp", "ddpm", "vae_stream")
-RUN_ARGS = {"vae_stream": {"model": "vae", "stream": True}}
+# a vae streamed from PNG files (train(stream=True): the per-(seed, epoch) file order); and
+# sngan on the digits in colour: spectral normalisation's u, the GANs' default augmentation
+# and the default horizontal flips of colour data (per-(seed, epoch) draws)
+RESUME_MODELS = ("iwae", "wgan_gp", "ddpm", "vae_stream", "sngan_colour")
+RUN_ARGS = {"vae_stream": {"model": "vae", "stream": True},
+            "sngan_colour": {"model": "sngan", "channels": 3}}
 MODEL_KWARGS = {"gan": {"dropout": 0.0}, "dcgan": {"dropout": 0.0}, "wgan_gp": {"dropout": 0.0},
-                "cgan": {"dropout": 0.0}, "ddpm": {"widths": (8,), "timesteps": 50}}
+                "cgan": {"dropout": 0.0}, "ddpm": {"widths": (8,), "timesteps": 50},
+                "sngan": {"base_filters": 8, "generator_filters": 8}}
 
 
 def _env() -> dict[str, str]:
@@ -81,6 +85,7 @@ def _worker(args: dict) -> None:
     data = args["folder"] if args.get("stream") else (images[:NUM_IMAGES], labels[:NUM_IMAGES])
     result = train(
         args["model"], data=data, split="all", stream=bool(args.get("stream")),
+        channels=args.get("channels"),
         out_dir=args["out_dir"], epochs=args.get("epochs", EPOCHS), batch_size=BATCH, seed=5,
         validation_fraction=0.0,
         deterministic=True,

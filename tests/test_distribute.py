@@ -33,7 +33,9 @@ TOLERANCE = 1e-4  # float32 sums in another order; measured differences are 6e-8
 # Measured cause: Adam (epsilon 1e-7) divides near-zero gradients by their own size, so float32
 # reduction-order noise in them becomes steps of ~lr; the same run with SGD, or with Adam's
 # epsilon at 1e-3, differs by 1.5e-8. So its weights get a bound of a few Adam steps.
-LOOSE = {"gan": 1e-3}
+# sngan's generator kernels likewise differ by ~1 Adam step (1.8e-4 at lr 2e-4, measured) while
+# its losses agree to 1e-6; with SGD the same augmented run differs by 1.7e-6 (measured).
+LOOSE = {"gan": 1e-3, "sngan": 1e-3}
 
 
 def _env() -> dict[str, str]:

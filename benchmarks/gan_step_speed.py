@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                           jit_compile=levers["jit_compile"])
         ds = data_lib.make_dataset(images, batch_size=args.batch_size, scale=model.data_range,
                                    seed=0, repeat=True, drop_remainder=True)
-        model.fit(ds, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)  # trace, warm up
+        # The first fit traces the step: a warm-up, untimed.
+        model.fit(ds, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
         models.append((text, model, ds))
 
     seconds = {text: [] for text, _, _ in models}

@@ -20,6 +20,14 @@ class columns stay empty), and ``--models kerasio_dcgan`` adds the keras-io DCGA
 (``benchmarks/kerasio_dcgan.py``) trained the same way. VAEs with a probability mass over pixel
 values also report the NLL in bits/dim.
 
+Augmentation and flips follow ``tf-genai train``'s rules (:func:`tf_genai.training.augment_policy`,
+:func:`tf_genai.training.flips`): ``--augment auto`` gives every model that augments
+(``capabilities.augments``: the GANs) DiffAugment's policy below ``training.AUGMENT_BELOW``
+training images, ``on``/``off`` force it, and ``both`` trains each such model twice, with the
+policy and without (a row each); ``--flip`` likewise (auto: models without a likelihood, on
+colour data). The keras-io baseline trains as its example does, neither augmented nor flipped.
+Training batches come from ``tf_genai.training.epoch_dataset``, as in ``tf-genai train``.
+
 The markdown table (with date, machine and budget) goes to stdout and to ``--out``.
 
     python benchmarks/quality.py --out benchmarks/results/quality_zen4_YYYY-MM-DD.md  # ~30 min
@@ -27,6 +35,10 @@ The markdown table (with date, machine and budget) goes to stdout and to ``--out
         --num-generated 500 --out /tmp/quality.md                                  # smoke test
     python benchmarks/quality.py --data ../shared/data/cifar10/cifar10_subset.npz \\
         --models dcgan kerasio_dcgan vae --num-generated 1000 --out /tmp/cifar.md  # Inception
+    python benchmarks/quality.py --data ../shared/data/cifar10/cifar10_subset.npz \\
+        --budget 600 --augment both --models dcgan sngan sngan@narrow --model-args \\
+        '{"sngan@narrow": {"base_filters": 32, "generator_filters": 32}}' \\
+        --grid-dir /tmp/grids --out /tmp/gans.md           # each GAN with and without DiffAugment
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -49,13 +62,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from tf_genai import data as data_lib  # noqa: E402
+from tf_genai import augment as augment_lib  # noqa: E402
 from tf_genai import capabilities, devices, plotting, ranges, registry  # noqa: E402
+from tf_genai import data as data_lib  # noqa: E402
 from tf_genai.callbacks import TimeBudget  # noqa: E402
 from tf_genai.evaluation import features, metrics  # noqa: E402
 from tf_genai.evaluation.likelihood import nll_summary  # noqa: E402
 from tf_genai.evaluation.report import feature_space  # noqa: E402
-from tf_genai.training import compile_model  # noqa: E402
+from tf_genai.training import augment_policy, compile_model, epoch_dataset, flips  # noqa: E402
 
 MNIST = REPO / ".." / "shared" / "data" / "mnist"
 BATCH_SIZE = 128
@@ -64,12 +78,14 @@ MAX_EPOCHS = 100_000  # the wall-clock budget is what stops training
 
 def train(name: str, images: np.ndarray, labels: np.ndarray, budgets: list[float],
           seed: int, batch_size: int = BATCH_SIZE, learning_rate: float | None = None,
-          **model_kwargs):
+          flip: bool | None = None, **model_kwargs):
     """Build zoo model ``name`` (or a baseline of :data:`BASELINES`) for these images and fit it
     until each of the cumulative ``budgets`` (seconds), yielding ``(model, run)`` at each: one
-    run whose checkpoints score the same model at 10 and 20 minutes, say."""
+    run whose checkpoints score the same model at 10 and 20 minutes, say. ``flip``: mirror the
+    training images (:func:`tf_genai.training.flips`; None = the train command's rule)."""
     if name in BASELINES:
         model = BASELINES[name]().build(tuple(images.shape[1:]), seed=seed, **model_kwargs)
+        flip = False  # the example's pipeline
     else:
         kwargs = dict(image_shape=tuple(images.shape[1:]), seed=seed, **model_kwargs)
         zoo_name = name.partition("@")[0]  # "flow@uniform": the flow row with its own args
@@ -77,27 +93,52 @@ def train(name: str, images: np.ndarray, labels: np.ndarray, budgets: list[float
             kwargs["num_classes"] = int(labels.max()) + 1
         model = registry.create(zoo_name, **kwargs)
         compile_model(model, learning_rate=learning_rate)  # None: the family's recipe
+        flip = flips(flip, model.capabilities, images.shape[-1])
     conditional = model.num_classes is not None
-    ds = data_lib.make_dataset(images, labels if conditional else None, batch_size=batch_size,
-                               scale=model.data_range, binarize=model.binarize, seed=seed)
-    # One repeated dataset and steps_per_epoch, not a finite dataset that fit re-iterates each
-    # epoch: the first step after a new iterator sometimes stalls for seconds under fit
-    # (7-9 s for ddpm; benchmarks/README.md, Findings), which would cost every model steps.
-    # The shuffle still reshuffles every pass (reshuffle_each_iteration).
+    # tf-genai train's pipeline: epoch e a stateless shuffle (and flips) of (seed, e), one
+    # dataset of all epochs given to fit with steps_per_epoch, so fit keeps one iterator for a
+    # whole budget (the first step after a new iterator sometimes stalled for seconds, 7-9 s
+    # for ddpm; benchmarks/README.md, Findings). A model that binarizes draws it in train_step.
     steps_per_epoch = int(np.ceil(len(images) / batch_size))
-    trained, seconds = 0.0, 0.0
+    trained, seconds, steps = 0.0, 0.0, 0
     for budget in sorted(budgets):
+        ds, _ = epoch_dataset(images, labels if conditional else None, batch_size=batch_size,
+                              scale=model.data_range, seed=seed, epochs=MAX_EPOCHS,
+                              initial_epoch=-(-steps // steps_per_epoch), flip=flip)
         # The first budget starts after the first step: that step traces and compiles the train
         # step (a few seconds to ~40 s for WGAN-GP's penalty on two cores), which says nothing
         # about how fast a model learns; *train s* (elapsed) is the whole fit.
         clock = TimeBudget(budget - trained, at="step", after_first_step=trained == 0.0)
-        model.fit(ds.repeat(), epochs=MAX_EPOCHS, steps_per_epoch=steps_per_epoch,
+        model.fit(ds, epochs=MAX_EPOCHS, steps_per_epoch=steps_per_epoch,
                   callbacks=[clock], shuffle=False, verbose=0)  # ds shuffles
         trained, seconds = budget, seconds + clock.elapsed
         # Training steps = updates of the last optimizer (the generator's for a GAN).
         steps = int(model.training_optimizers()[-1][1].iterations.numpy())
+        augments = capabilities.of(model) and model.capabilities.augments
         yield model, {"budget s": budget, "steps": steps, "epochs": steps / steps_per_epoch,
-                      "seconds": seconds}
+                      "seconds": seconds, "flip": flip,
+                      "augment": model.get_config()["augment"] if augments else None}
+
+
+def runs(models: list[str], model_args: dict, choice: str, num_images: int):
+    """``(entry, constructor arguments, row label)`` for every row to train: each ``--models``
+    entry with its ``--model-args``, and for a model that augments the policy ``--augment``
+    gives it (two rows for ``both``, unless its ``--model-args`` name one)."""
+    choices = {"auto": [None], "on": [augment_lib.DIFF_AUGMENT], "off": [""],
+               "both": [augment_lib.DIFF_AUGMENT, ""]}[choice]
+    out = []
+    for entry in models:
+        kwargs = dict(model_args.get(entry, {}))
+        caps = None if entry in BASELINES else registry.entry(
+            entry.partition("@")[0]).cls.CAPABILITIES
+        if caps is None or not caps.augments or "augment" in kwargs:
+            out.append((entry, kwargs, entry))
+            continue
+        for given in choices:
+            policy = augment_policy(given, caps, num_images)
+            label = entry if choice == "auto" else f"{entry} (augment={policy or 'none'})"
+            out.append((entry, {**kwargs, "augment": policy}, label))
+    return out
 
 
 def _kerasio_dcgan():
@@ -147,13 +188,18 @@ def likelihood(model: keras.Model, images: np.ndarray, labels: np.ndarray, args)
 def fmt(value, digits: int = 3) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == "":
+        return "none"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
 
 
 COLUMNS = [
-    ("model", "model", None), ("family", "family", None), ("steps", "steps", None),
+    ("model", "model", None), ("family", "family", None), ("augment", "augment", None),
+    ("flip", "flip", None), ("steps", "steps", None),
     ("epochs", "epochs", 1), ("train s", "seconds", 0), ("sample s", "sample s", 0), ("FID ↓", "fid", 2), ("KID ↓", "kid", 3),
     ("KID s.e.", "kid_std", 3), ("precision ↑", "precision", 3), ("recall ↑", "recall", 3),
     ("density", "density", 3), ("coverage ↑", "coverage", 3),
@@ -224,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-dir", default=None,
                         help="write each trained model as <save-dir>/<name>.keras (an existing "
                              "file there is an error, not overwritten)")
+    parser.add_argument("--augment", choices=["auto", "on", "off", "both"], default="auto",
+                        help="differentiable augmentation of the models that augment (GANs): "
+                             "auto as tf-genai train decides (DiffAugment below "
+                             "training.AUGMENT_BELOW images), on, off, or both (two rows)")
+    parser.add_argument("--flip", choices=["auto", "on", "off"], default="auto",
+                        help="horizontal flips of the training images: auto as tf-genai train "
+                             "decides (models without a likelihood on colour data), on, off")
     parser.add_argument("--grid-dir", default=None,
                         help="write a PNG grid of each row's first 64 samples into this folder")
     parser.add_argument("--sample-args", default="{}",
@@ -240,14 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; zoo: {registry.available()}, "
                          f"baselines: {sorted(BASELINES)}")
+    train_x, train_y = data_lib.load(args.data, split="train")  # images 0-7,999
+    rows_to_train = runs(models, model_args, args.augment, len(train_x))
     if args.save_dir:  # before any training: nothing a user saved is overwritten
-        taken = [str(p) for name in models for b in args.budget
-                 if (p := Path(args.save_dir) / f"{name}_{b:.0f}s.keras").exists()]
+        taken = [str(p) for *_, label in rows_to_train for b in args.budget
+                 if (p := Path(args.save_dir) / f"{slug(label)}_{b:.0f}s.keras").exists()]
         if taken:
             raise SystemExit(f"--save-dir: would overwrite {', '.join(taken)}; choose another "
                              "folder or move the file(s)")
 
-    train_x, train_y = data_lib.load(args.data, split="train")  # images 0-7,999
     heldout_x, heldout_y = data_lib.load(args.data, split="heldout")  # images 8,000-9,999
     train_unit = features.prepare_images(train_x)
     heldout_unit = features.prepare_images(heldout_x)
@@ -285,13 +339,14 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=2, default=str))
         return text
 
-    for name in models:
+    flip = {"auto": None, "on": True, "off": False}[args.flip]
+    for name, kwargs, row_name in rows_to_train:
         for model, run in train(name, train_x, train_y, args.budget, args.seed,
-                                args.batch_size, json.loads(args.lr).get(name),
-                                **model_args.get(name, {})):
+                                args.batch_size, json.loads(args.lr).get(name), flip=flip,
+                                **kwargs):
             if args.save_dir:
                 Path(args.save_dir).mkdir(parents=True, exist_ok=True)
-                model.save(Path(args.save_dir) / f"{name}_{run['budget s']:.0f}s.keras")
+                model.save(Path(args.save_dir) / f"{slug(row_name)}_{run['budget s']:.0f}s.keras")
             nll = None
             if args.nll_images and capabilities.of(model) and model.capabilities.likelihood:
                 nll = likelihood(model, heldout_x[:args.nll_images], heldout_y[:args.nll_images],
@@ -302,26 +357,30 @@ def main(argv: list[str] | None = None) -> int:
                 run_row = {**run, "sample s": time.perf_counter() - sampled}
                 # A conditional model's NLL is -log p(x | y), not comparable to the others' -log p(x).
                 conditional = capabilities.of(model) and model.capabilities.conditional
-                label = f"{name} (NLL = -log p(x|y))" if nll and conditional else name
+                label = f"{row_name} (NLL = -log p(x|y))" if nll and conditional else row_name
                 if len(args.budget) > 1:
                     label += f" @ {run['budget s']:.0f} s"
                 if variant:
                     label += " (" + ", ".join(f"{k}={v}" for k, v in variant.items()) + ")"
                 row = {"model": label, "family": model.family, **run_row,
-                       "model_args": model_args.get(name), "sample_args": variant or None,
+                       "model_args": kwargs or None, "sample_args": variant or None,
                        **score(extractor, real_feats, images, args.seed, labels), **(nll or {})}
                 rows.append(row)  # kept (and written) as soon as it is scored
                 if args.grid_dir:
                     Path(args.grid_dir).mkdir(parents=True, exist_ok=True)
-                    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
                     plotting.image_grid(images[:64], ncols=8, title=label,
-                                        path=Path(args.grid_dir) / f"{slug}.png")
+                                        path=Path(args.grid_dir) / f"{slug(label)}.png")
                 print(f"{label}: {run['steps']} steps in {run['seconds']:.0f} s, "
                       f"FID {row['fid']:.2f}", flush=True)
                 write(rows)
 
     print("\n" + write(rows))
     return 0
+
+
+def slug(label: str) -> str:
+    """A row's label as a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
 
 def _header(args, accuracy: float | None) -> str:
@@ -351,6 +410,11 @@ def _header(args, accuracy: float | None) -> str:
         "assigns to the class they were drawn for",
         f"- CPU: {cpu_model()}; constructor arguments beyond the zoo's: {args.model_args}; "
         f"learning rates beyond the family recipes: {args.lr}",
+        f"- augmentation: --augment {args.augment} (auto: DiffAugment for the models that "
+        "augment below training.AUGMENT_BELOW training images); horizontal flips: --flip "
+        f"{args.flip} (auto: models without a likelihood on colour data); the *augment* and "
+        "*flip* columns say what each row trained with",
+        f"- command: {shlex.join(['python', 'benchmarks/quality.py', *sys.argv[1:]])}",
         "",
     ])
 

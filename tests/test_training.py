@@ -283,7 +283,7 @@ def _epochs(images, **options):
 
 def test_flips_are_drawn_per_seed_and_epoch_and_resume_the_same():
     images = _distinct_colour_images()
-    flipped, steps = _epochs(images, seed=3, epochs=3, flip=True)
+    flipped, _ = _epochs(images, seed=3, epochs=3, flip=True)
     again, _ = _epochs(images, seed=3, epochs=3, flip=True)
     np.testing.assert_array_equal(flipped, again)  # seeded
     plain, _ = _epochs(images, seed=3, epochs=3)

@@ -357,7 +357,7 @@ def test_streamed_flips_are_the_in_memory_epochs_flips(tmp_path):
         Image.fromarray(rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)).save(root / f"{i:02d}.png")
     files = scan_folder(root, "all")
     images, _ = load(str(root), split="all")
-    options = dict(batch_size=5, scale="symmetric", seed=4, epochs=3, flip=True)
+    options = {"batch_size": 5, "scale": "symmetric", "seed": 4, "epochs": 3, "flip": True}
     streamed, _ = _collect(stream_epochs(files, **options)[0])
     in_memory, _ = _collect(epoch_dataset(images, **options)[0])
     np.testing.assert_array_equal(streamed, in_memory)

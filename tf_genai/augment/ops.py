@@ -21,7 +21,8 @@ def apply(images: Any, uniforms: Any, policy: str = DIFF_AUGMENT, strength: floa
 
     Args:
         images: ``(batch, H, W, C)`` floats in [-1, 1].
-        uniforms: ``(batch, tf_genai.augment.num_uniforms(policy))`` draws from U[0, 1), one row per image.
+        uniforms: ``(batch, tf_genai.augment.num_uniforms(policy))`` draws from U[0, 1), one
+            row per image.
         policy: a policy string (:func:`tf_genai.augment.check_policy`).
         strength: the probability p that each transform applies to an image.
 

@@ -6,7 +6,8 @@ training options (:func:`tf_genai.devices.training_options`: precision policy, s
 execution), and warmed up (tracing); then the rounds time ``--steps`` training steps of each
 configuration in turn, A, B, C, A, B, C, ..., so load drifts on a shared machine hit every
 configuration alike. Printed: the median images/s of each, and its median per-round ratio to
-the first configuration (the paired ratio, which a slow spell spanning a round cancels out of).
+the first configuration (the paired ratio, which a slow spell spanning a round cancels out of) with
+its range over the rounds.
 
     python benchmarks/gan_step_speed.py --rounds 5 \\
         --configs dcgan 'sngan {"base_filters": 32, "generator_filters": 32}' sngan \\
@@ -86,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{levers['mixed_precision_policy']}, steps_per_execution {steps_per_execution}\n"
           f"- {args.rounds} interleaved rounds of {args.steps} steps; command: {command}\n")
     print(f"| configuration | G params | D params | images/s (median) | paired ratio to "
-          f"{first} |\n| --- | --- | --- | --- | --- |")
+          f"{first} (median, range over rounds) |\n| --- | --- | --- | --- | --- |")
     for text, model, _ in models:
         rate = args.steps * args.batch_size / statistics.median(seconds[text])
-        ratio = statistics.median(a / b for a, b in zip(seconds[first], seconds[text]))
+        ratios = [a / b for a, b in zip(seconds[first], seconds[text])]
         print(f"| {text} | {model.generator.count_params():,} | "
-              f"{model.discriminator.count_params():,} | {rate:.0f} | {ratio:.2f} |")
+              f"{model.discriminator.count_params():,} | {rate:.0f} | "
+              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
     return 0
 
 

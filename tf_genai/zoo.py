@@ -66,10 +66,11 @@ PRESETS: dict[str, Preset] = {
                    "Conditional DCGAN (Mirza & Osindero 2014): samples a chosen digit class",
                    {"architecture": "conv", "num_classes": 10}),
     # SNGAN's residual CIFAR networks (Miyato et al. 2018) at a width that trains on CPUs:
-    # 64 channels in D and G where the paper has 128 and 256 (a step at 32x32 costs about
-    # 7x a dcgan step at 64 (benchmarks/throughput.py)). One critic step with DCGAN's Adam is the
-    # paper's setting C (Table 1), where spectral normalisation held up; the hinge loss
-    # is the paper's choice for its ResNet results.
+    # 64 channels in D and G where the paper has 128 and 256. A 32x32 step of batch 64 ran at
+    # 0.19x dcgan's images/s, 0.58x at 32 channels, 0.11x at 64/128 (benchmarks/results/
+    # gan_step_speed_zen4_2026-12-07.md). One critic step with DCGAN's Adam is the paper's
+    # setting C (Table 1), where spectral normalisation held up; the hinge loss is the paper's
+    # choice for its ResNet results.
     "sngan": Preset(_GAN, "gan",
                     "SNGAN (Miyato et al. 2018): residual G and spectrally normalised residual D, "
                     "hinge loss, for colour images",

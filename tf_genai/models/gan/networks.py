@@ -96,6 +96,16 @@ class _Initializers:
         return keras.initializers.RandomUniform(-0.05, 0.05, seed=self.seed())
 
 
+def _crop_to(h, height: int, width: int):
+    """(batch, h0 * 2^n, w0 * 2^n, C), at least H x W -> (batch, H, W, C): the generators grow
+    a map by doublings, then crop its border evenly to exactly the image size."""
+    extra_h, extra_w = h.shape[1] - height, h.shape[2] - width
+    if extra_h or extra_w:
+        crop = ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))
+        h = layers.Cropping2D(crop, dtype="float32", name="crop")(h)
+    return h
+
+
 def _label_input(num_classes: int | None):
     if num_classes is None:
         return None
@@ -167,12 +177,7 @@ def build_generator(
             name="to_channels",
         )(h)
         h = layers.Activation("tanh", dtype="float32", name="tanh")(h)
-        # (batch, h0 * 2^n_up, w0 * 2^n_up, C), at least H x W: crop the border to exactly H x W.
-        extra_h, extra_w = h0 * 2**n_up - height, w0 * 2**n_up - width
-        if extra_h or extra_w:
-            crop = ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))
-            h = layers.Cropping2D(crop, dtype="float32", name="crop")(h)
-        images = h  # (batch, H, W, C)
+        images = _crop_to(h, height, width)  # (batch, H, W, C)
     elif architecture == "resnet":
         images = _resnet_generator(h, image_shape, base_filters, init)
     else:
@@ -298,12 +303,7 @@ def _resnet_generator(h, image_shape, filters: int, init: _Initializers):
     h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=init.kernel(),
                       name="to_channels")(h)
     h = layers.Activation("tanh", dtype="float32", name="tanh")(h)
-    # (batch, h0 * 2^n, w0 * 2^n, C), at least H x W: crop the border to exactly H x W.
-    extra_h, extra_w = h0 * 2**n_blocks - height, w0 * 2**n_blocks - width
-    if extra_h or extra_w:
-        crop = ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))
-        h = layers.Cropping2D(crop, dtype="float32", name="crop")(h)
-    return h  # (batch, H, W, C)
+    return _crop_to(h, height, width)  # (batch, H, W, C)
 
 
 def _sn_conv(filters: int, size: int, init: _Initializers, name: str):

@@ -21,8 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Every zoo class and network kind; iwae (vae with k = 5) and cddpm (ddpm with labels, as cvae
 # and cgan cover labels) are left out to keep this test near four minutes on two cores.
-# The GANs train with their default augmentation on these 64 images (training.AUGMENT_BELOW),
-# its draws made for the global batch; sngan adds spectral normalisation's power iteration.
+# The GANs train with DiffAugment (its draws made for the global batch); sngan adds spectral
+# normalisation's power iteration.
 ZOO = ("vae", "mlp_vae", "cvae", "gan", "dcgan", "wgan_gp", "cgan", "sngan", "ddpm")
 # The zoo defaults, dropout included: FastDropout draws its masks for the global batch and
 # slices them per replica, so a mirrored run drops what a one-device run drops (before, every
@@ -60,16 +60,20 @@ def _model_kwargs(name: str) -> dict:
 
 
 def _train_tiny(name: str, strategy: str | None):
-    """One epoch of ``name`` on 64 digits in batches of 16, seeded and deterministic."""
+    """One epoch of ``name`` on 64 digits in batches of 16, seeded and deterministic; a model
+    that augments with DiffAugment's policy."""
+    from tf_genai import augment, registry
     from tf_genai.data import load
     from tf_genai.training import train
 
+    augments = registry.entry(name).cls.CAPABILITIES.augments
     images, labels = load("digits")
     result = train(
         name, data=(images[:NUM_IMAGES], labels[:NUM_IMAGES]), split="all", epochs=1,
         batch_size=BATCH,
         seed=0, validation_fraction=0.0, strategy=strategy, deterministic=True, plots=False,
         verbose=0, model_kwargs=_model_kwargs(name),
+        augment=augment.DIFF_AUGMENT if augments else None,
     )
     return result
 

@@ -213,3 +213,18 @@ def test_spectral_normalization_gradient_flows_through_sigma():
     numeric = (float(objective(base + step * direction))
                - float(objective(base - step * direction))) / (2 * step)
     assert float(np.sum(grad * direction)) == pytest.approx(numeric, rel=2e-2)
+
+
+def test_spectral_normalization_seed_fixes_u_and_is_in_the_config():
+    from tf_genai.layers import SpectralNormalization
+
+    def u(seed):
+        layer = SpectralNormalization(keras.layers.Dense(5), seed=seed)
+        layer.build((None, 3))
+        return layer, np.array(layer.vector_u)
+
+    (layer, a), (_, b), (_, c) = u(7), u(7), u(8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and 0 < np.abs(a).max() <= 0.04  # truncated at 2 stddev
+    clone = SpectralNormalization.from_config(layer.get_config())
+    assert clone.seed == 7 and clone.get_config() == layer.get_config()

@@ -233,13 +233,25 @@ class SpectralNormalization(keras.layers.SpectralNormalization):
     wrapped layer runs on the normalised kernel inside a ``keras.StatelessScope``, and a
     training-mode call updates only the power iteration's vector ``u`` (one iteration per
     call, as in the paper). The power iteration is deterministic, so replicas holding the same
-    W and u compute the same u. Same constructor, weights and config as the Keras layer.
+    W and u compute the same u. Same weights as the Keras layer; ``seed`` (in the config)
+    fixes u's initial value, which Keras' layer draws from the global random state.
     """
 
-    def __init__(self, layer: keras.layers.Layer, power_iterations: int = 1, **kwargs: Any):
+    def __init__(self, layer: keras.layers.Layer, power_iterations: int = 1,
+                 seed: int | None = None, **kwargs: Any):
         # The power iteration and W / sigma in the variables' float32 under a mixed policy.
         kwargs.setdefault("autocast", False)
         super().__init__(layer, power_iterations=power_iterations, **kwargs)
+        self.seed = seed
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # Keras' initial u (truncated normal, stddev 0.02), drawn from the layer's seed.
+        start = keras.initializers.TruncatedNormal(stddev=0.02, seed=self.seed)
+        self.vector_u.assign(start(self.vector_u.shape, dtype=self.vector_u.dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "seed": self.seed}
 
     def call(self, inputs, training=False):
         vector_u, kernel = self.normalized_weights()  # (1, out); W / sigma(W), differentiable

@@ -227,15 +227,16 @@ def test_train_step_runs_training_mode_and_sample_runs_inference_mode(digits):
     assert not np.array_equal(np.array(dropout.seed_generator.state), rng1)  # D dropout was live
 
 
-def test_the_config_seed_fixes_weights_and_draws():
-    m = small("dcgan")
+@pytest.mark.parametrize("name", ["dcgan", "sngan"])  # sngan: spectral normalisation's u too
+def test_the_config_seed_fixes_weights_and_draws(name):
+    m = small(name)
     a, b = np.asarray(m.sample(4)), np.asarray(m.sample(4))
     assert not np.array_equal(a, b)  # successive draws from the model's seed generator
-    again = small("dcgan")  # same config: same initial weights, same draws
+    again = small(name)  # same config: same initial weights, same draws
     for w1, w2 in zip(m.weights, again.weights):
-        np.testing.assert_array_equal(np.asarray(w1), np.asarray(w2))
+        np.testing.assert_array_equal(np.asarray(w1), np.asarray(w2), err_msg=w1.path)
     np.testing.assert_array_equal(np.asarray(again.sample(4)), a)
-    other = small("dcgan", seed=5)
+    other = small(name, seed=5)
     first = [np.asarray(n.generator.weights[0]) for n in (m, other)]
     assert not np.array_equal(*first)
     assert not np.array_equal(np.asarray(other.sample(4)), a)

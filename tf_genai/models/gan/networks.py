@@ -255,11 +255,13 @@ def build_discriminator(
     # (batch, 1) logits, no sigmoid; float32 under mixed precision.
     logit_layer = layers.Dense(1, kernel_initializer=init.kernel(), dtype="float32", name="logit")
     if architecture == "resnet":
-        logits = SpectralNormalization(logit_layer, dtype="float32", name="sn_logit")(h)
+        logits = SpectralNormalization(logit_layer, seed=init.seed(), dtype="float32",
+                                       name="sn_logit")(h)
         if labels_in is not None:  # the projection discriminator's <embed(y), features> term
             code = SpectralNormalization(layers.Embedding(
                 num_classes, base_filters, embeddings_initializer=init.embedding(),
-                name="label_embedding"), name="sn_label_embedding")(labels_in)  # (batch, F)
+                name="label_embedding"), seed=init.seed(),
+                name="sn_label_embedding")(labels_in)  # (batch, F)
             projection = layers.Dot(axes=1, dtype="float32", name="projection")([code, h])
             logits = layers.Add(dtype="float32", name="logit_and_projection")(
                 [logits, projection])  # (batch, 1)
@@ -309,7 +311,7 @@ def _resnet_generator(h, image_shape, filters: int, init: _Initializers):
 def _sn_conv(filters: int, size: int, init: _Initializers, name: str):
     return SpectralNormalization(
         layers.Conv2D(filters, size, padding="same", kernel_initializer=init.kernel(),
-                      name=name), name=f"sn_{name}")
+                      name=name), seed=init.seed(), name=f"sn_{name}")
 
 
 def _d_block(x, filters: int, init: _Initializers, name: str, *, down: bool, first: bool):

@@ -166,7 +166,13 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} weight {key}")
         history_a = json.loads((ref[name][0] / "history_seen.json").read_text())
         history_b = json.loads((killed[name][0] / "history_seen.json").read_text())
-        assert history_a == history_b  # all EPOCHS epochs, the resumed ones identical
+        # All EPOCHS epochs, the resumed ones equal to a float32 ulp: a GAN's logged d_loss on
+        # colour data varies by one ulp between two deterministic processes whose weights are
+        # bit-identical (measured: a 3-channel dcgan, 2 of 6 fresh runs, also before flips and
+        # augmentation existed); the weights above are compared bit for bit.
+        assert history_a.keys() == history_b.keys()
+        for key, values in history_a.items():
+            np.testing.assert_allclose(history_b[key], values, rtol=3e-7, atol=0, err_msg=key)
         assert all(len(v) == EPOCHS for v in history_b.values())
 
 

@@ -40,18 +40,24 @@ def _register_zoo() -> None:
 
 
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: wraps the loader of ``keras`` so the zoo registers once it ran."""
+    """Finds nothing itself: wraps the loader of ``keras`` so the zoo registers once it ran.
+
+    It leaves ``sys.meta_path`` when ``keras`` runs, not when it is found: TensorFlow asks
+    ``importlib.util.find_spec("keras")`` before it imports Keras, and drops that spec.
+    """
 
     def find_spec(self, fullname, path, target=None):
         if fullname != "keras":
             return None
-        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]  # one shot
-        spec = importlib.util.find_spec("keras")
+        others = [f for f in sys.meta_path if f is not self and hasattr(f, "find_spec")]
+        spec = next((s for s in (f.find_spec(fullname, path, target) for f in others)
+                     if s is not None), None)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         run_keras = spec.loader.exec_module
 
         def exec_module(module):
+            sys.meta_path[:] = [f for f in sys.meta_path if f is not self]  # one shot
             run_keras(module)
             _register_zoo()
 

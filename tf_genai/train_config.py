@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_genai import outputs, registry
+from tf_genai import outputs, presets, registry
 from tf_genai.data import channels as channels_lib
 from tf_genai.data.checks import check_option
 from tf_genai.errors import ConfigError
@@ -33,7 +33,7 @@ START_RECORD = "config.json"
 # early_stopping, strategy, deterministic and the output options may change on a resume.
 RESUMED_AS_STARTED = ("model", "data", "split", "seed", "batch_size", "latent_dim",
                       "learning_rate", "weight_decay", "image_size", "channels",
-                      "validation_fraction", "model_kwargs", "stream")
+                      "validation_fraction", "model_kwargs", "stream", "from_preset")
 
 
 def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
@@ -93,6 +93,11 @@ class TrainConfig:
             corrupt images left out and named in a warning). An image that fails while
             training is a DataError naming it, and a resumed run checks it first
             (:mod:`tf_genai.data.checks`; docs/reliability.md).
+        from_preset: fine-tune a trained preset (a shipped name or a preset folder,
+            :mod:`tf_genai.presets`): the model is built from the preset's config (``model``
+            must be its zoo name; ``latent_dim`` and ``model_kwargs`` may only repeat its
+            values), with the run's ``seed``, and starts from its weights; the optimizer is
+            fresh. The data must have the preset's image shape.
     """
 
     model: str = "vae"
@@ -119,6 +124,7 @@ class TrainConfig:
     verbose: int | str = "auto"
     stream: bool = False
     check_files: str = "verify"
+    from_preset: str | None = None
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs, allow_none=True)
@@ -153,6 +159,8 @@ class TrainConfig:
             raise ConfigError(f"model {self.model!r} cannot stop early: "
                               f"{entry.cls.early_stopping_refusal}")
         check_option(self.check_files, self.stream)
+        if self.from_preset is not None:
+            self._check_preset()
         if self.stream and not isinstance(self.data, (str, os.PathLike)):
             raise ConfigError(f"stream=True reads files: data must be a folder of images or "
                               f"TFRecord shards, got {type(self.data).__name__}")
@@ -171,6 +179,25 @@ class TrainConfig:
         if isinstance(model, cls):
             return dataclasses.replace(model, **options)
         return cls(model=model, **options)
+
+    def _check_preset(self) -> None:
+        """A ConfigError unless the run's model and model arguments are the preset's."""
+        self.from_preset = os.fspath(self.from_preset)
+        preset = presets.check(self.from_preset)
+        config = preset.config["config"]
+        if preset.zoo_name != self.model:
+            raise ConfigError(
+                f"from_preset={self.from_preset!r} holds a {preset.zoo_name or 'non-zoo'!r} "
+                f"model, but model={self.model!r}; fine-tune it as {preset.zoo_name!r}")
+        given = {**self.model_kwargs, **({} if self.latent_dim is None
+                                         else {"latent_dim": self.latent_dim})}
+        given = json.loads(json.dumps(jsonable_kwargs(given), default=str))
+        differ = sorted(k for k, v in given.items() if k not in config or config[k] != v)
+        if differ:
+            have = ", ".join(f"{k}={config.get(k)!r}" for k in differ)
+            raise ConfigError(
+                f"from_preset={self.from_preset!r} fixes the model's arguments: it has {have}; "
+                f"leave {', '.join(differ)} out to fine-tune it")
 
     def to_json(self) -> dict[str, Any]:
         """The config as ``run.json`` records it (data and paths as strings)."""

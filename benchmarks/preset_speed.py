@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"# from_preset + sample({args.n}) after import, a fresh process each\n")
-    print(f"- {date}; CPU: {devices.describe().summary()}; command: "
+    print(f"- {date}; {devices.describe().summary()}; command: "
           f"python benchmarks/preset_speed.py {' '.join(argv or sys.argv[1:])}\n")
     print("| preset | load s | sample s | total s | target s | met |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")

@@ -342,7 +342,9 @@ def sizes(rows: list[Row]) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     from tf_genai.errors import TFGenAIError
+    from tf_genai.quiet import quiet_tensorflow
 
+    quiet_tensorflow()  # TensorFlow's start-up and retracing lines, as tf-genai hides them
     try:
         return run(parse_args(argv))
     except TFGenAIError as err:

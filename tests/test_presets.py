@@ -238,6 +238,9 @@ def test_sample_takes_preset_names_and_folders(shipped, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["sample", "preset:vae2d", "--out", str(tmp_path / "y.png")]) == 2
     assert "did you mean 'vae_2d'" in capsys.readouterr().err
+    # The other commands that take a model.keras file load presets the same way.
+    assert cli.main(["plot", "preset:dcgan", "--out", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "samples.png").is_file()
 
 
 @pytest.mark.subprocess
@@ -329,6 +332,11 @@ def test_build_script_writes_a_measured_preset_that_reproduces(benchmark_module,
     capsys.readouterr()  # an existing preset is refused before anything trains
     assert build.main(args) == 2
     assert "not empty; pass overwrite=True" in capsys.readouterr().err
+
+    with pytest.raises(ConfigError, match="figure must be one of classifier_confidence, elbo"):
+        quick_figure(tf_genai.from_preset(folder), "fid", root / "digits.npz")
+    with pytest.raises(ConfigError, match="no likelihood, so no ELBO"):
+        quick_figure(make_model("gan"), "elbo", root / "digits.npz")
 
 
 # ---------------------------------------------------------------------------- the package

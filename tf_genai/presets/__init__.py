@@ -19,8 +19,8 @@ again when the model is trained further. ``.keras`` files and backups keep a run
 
 Reading a preset's description (:func:`check`, :func:`describe`) imports no TensorFlow, so
 ``tf-genai models --presets`` lists them at once and every command refuses a broken preset
-before it loads TensorFlow. Depends on :mod:`tf_genai.registry`, :mod:`tf_genai.outputs` and
-:mod:`tf_genai.errors` only: the models call it (``GenerativeModel.from_preset``), it never
+before it loads TensorFlow. Depends on :mod:`tf_genai.registry`, :mod:`tf_genai.outputs`,
+:mod:`tf_genai.capabilities` and :mod:`tf_genai.errors` only: the models call it (``GenerativeModel.from_preset``), it never
 imports them (a preset's class is found in Keras' registry, which ``import tf_genai`` fills).
 """
 

@@ -95,6 +95,20 @@ def test_keras_loads_a_zoo_file_through_the_deferred_stand_in(tmp_path):
     assert lines[-2] == "DeferredVAE" and lines[-1] == "tf_genai.models.vae.model vae"
 
 
+def test_keras_knows_the_zoo_when_tensorflow_imports_it_first():
+    """TensorFlow looks Keras up (``importlib.util.find_spec``) before importing it: the
+    registration after ``import keras`` must survive that look-up."""
+    import subprocess
+    import sys
+
+    code = ("import tf_genai, tensorflow, keras\n"
+            "print(keras.saving.get_registered_object('tf_genai>VAE').__name__)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "DeferredVAE"
+
+
 def test_names_match_in_any_case_and_a_typo_gets_the_nearest_name():
     assert registry.entry("VAE").name == "vae" and registry.entry("Mlp_Vae").name == "mlp_vae"
     assert registry.create("DCGAN", image_shape=(8, 8, 1)).name == "dcgan"

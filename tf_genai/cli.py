@@ -60,6 +60,7 @@ def _labels(text: str) -> list[int]:
         ) from None
 
 
+MODEL_HELP = "a model.keras file, preset:NAME (`tf-genai models --presets`) or a preset folder"
 VERBOSE_HELP = ("show TensorFlow's own start-up and log lines (C++ I/W/E messages, library "
                 "warnings); hidden by default")
 
@@ -99,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
 
-    command("models", "list the model zoo")
+    m = command("models", "list the model zoo")
+    m.add_argument("--presets", action="store_true",
+                   help="list the trained presets shipped in the package instead (name, zoo "
+                        "model, data, a quality figure); `preset:NAME` loads one")
 
     t = command("train", "train a zoo model with model.fit and write a run directory")
     t.add_argument("model", help="zoo name (see `tf-genai models`), e.g. vae, dcgan; any case")
@@ -167,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--deterministic", action="store_true",
                    help="TensorFlow's deterministic ops: two runs with the same --seed end "
                         "bit-identical (and a killed run resumes bit-identical)")
+    t.add_argument("--from-preset", default=None, metavar="PRESET",
+                   help="fine-tune a trained preset (a shipped name or a preset folder): its "
+                        "model and arguments, its weights, a fresh optimizer; MODEL must be "
+                        "the preset's zoo model (default: train from scratch)")
     t.add_argument("--out", required=True, help="run directory to write (required)")
     t.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out; the old run stays until the new one has "
@@ -177,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
 
     s = command("sample", "draw samples from a .keras model or an exported SavedModel")
-    s.add_argument("model", help="a model.keras file or an export directory")
+    s.add_argument("model", help="a model.keras file, an export directory, preset:NAME "
+                                 "(`tf-genai models --presets`) or a preset folder")
     s.add_argument("--n", type=_positive_int, default=64, help="number of samples")
     s.add_argument("--seed", type=int, default=0, help="the same seed draws the same samples")
     s.add_argument("--labels", type=_labels, default=None,
@@ -202,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
     e = command("evaluate", "likelihood and sample-quality metrics of a model")
-    e.add_argument("model", help="a model.keras file")
+    e.add_argument("model", help=MODEL_HELP)
     e.add_argument("--data", default="digits", help="data to compare with (any train --data)")
     e.add_argument("--split", default="heldout", choices=["train", "heldout", "all"],
                    help="the part of --data to evaluate on")
@@ -226,14 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object on stdout (progress bars stay on stderr)")
 
     x = command("export", "write a SavedModel with serving signatures")
-    x.add_argument("model", help="a model.keras file")
+    x.add_argument("model", help=MODEL_HELP)
     x.add_argument("--out", required=True, help="export directory (required)")
     x.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     x.add_argument("--tflite", action="store_true",
                    help="also write the decoder/generator as model.tflite inside --out")
 
     p = command("plot", "render a model's figures again from a saved model")
-    p.add_argument("model", help="a model.keras file")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--data", default=None,
                    help="data for the figures that encode images: reconstructions, latent "
                         "scatter (default: none, only the figures that need no data)")
@@ -257,8 +266,16 @@ def _version() -> str:
 
 
 def _cmd_models(args, checked: None) -> int:
-    from tf_genai import registry
+    from tf_genai import presets, registry
 
+    if args.presets:
+        names = presets.available()
+        if not names:
+            print("no presets are shipped in this installation")
+        for name in names:
+            row = presets.describe(name)
+            print(f"{row['name']:<11} {row['model']:<10} {row['data']:<24} {row['figure']}")
+        return 0
     for name in registry.available():
         e = registry.entry(name)
         print(f"{name:<10} {e.family:<9} {e.description}")
@@ -284,16 +301,30 @@ def _check_train(args):
         early_stopping=args.early_stopping, time_budget=args.time_budget,
         overwrite=args.overwrite, resume=args.resume, strategy=args.strategy,
         deterministic=args.deterministic, verbose=0 if args.quiet else "auto",
-        stream=args.stream, check_files=args.check_files, augment=args.augment, flip=args.flip)
+        stream=args.stream, check_files=args.check_files, augment=args.augment, flip=args.flip,
+        from_preset=args.from_preset)
     config.check_out_dir()
     return config
 
 
 def _check_model_file(args) -> None:
+    from tf_genai import presets
     from tf_genai.export.keras_file import check_model_file
 
-    if not (args.command == "sample" and Path(args.model).is_dir()):  # sample reads exports too
+    preset = presets.reference(args.model)
+    if preset is not None:
+        presets.check(preset)
+    elif not (args.command == "sample" and Path(args.model).is_dir()):  # sample reads exports
         check_model_file(args.model)
+
+
+def _load_model(argument: str):
+    """The model a MODEL argument names: a preset (``preset:NAME``, a preset folder) or a
+    ``.keras`` file."""
+    from tf_genai import export, presets
+
+    preset = presets.reference(argument)
+    return export.load_model(argument) if preset is None else presets.from_preset(preset)
 
 
 def _check_sample(args) -> None:
@@ -332,7 +363,7 @@ def _cmd_train(args, config) -> int:
 def _cmd_sample(args, checked: None) -> int:
     import numpy as np
 
-    from tf_genai import export, outputs, plotting
+    from tf_genai import export, outputs, plotting, presets
 
     out = Path(args.out)
     labels = None
@@ -342,11 +373,11 @@ def _cmd_sample(args, checked: None) -> int:
     options = {"steps": args.steps, "eta": args.eta, "guidance": args.guidance,
                "sampler": args.sampler}
     source = Path(args.model)
-    if source.is_dir():
+    if source.is_dir() and presets.reference(args.model) is None:
         images = export.sample_from_export(source, args.n, args.seed, labels=labels, **options)
         data_range = export.read_metadata(source)["data_range"]
     else:
-        model = export.load_model(source)
+        model = _load_model(args.model)
         images = np.asarray(model.sample(args.n, seed=args.seed, labels=labels, **options))
         data_range = model.data_range
     if out.suffix == ".npy":
@@ -361,11 +392,10 @@ def _cmd_sample(args, checked: None) -> int:
 
 
 def _cmd_evaluate(args, checked: None) -> int:
-    from tf_genai import export
     from tf_genai.evaluation.report import evaluate_model
     from tf_genai.progress import terminal_bars
 
-    model = export.load_model(args.model)
+    model = _load_model(args.model)
     result = evaluate_model(
         model, args.data, split=args.split, num_samples=args.num_samples,
         num_generated=args.num_generated, max_images=args.max_images, seed=args.seed,
@@ -383,7 +413,7 @@ def _cmd_evaluate(args, checked: None) -> int:
 def _cmd_export(args, checked: None) -> int:
     from tf_genai import export
 
-    model = export.load_model(args.model)
+    model = _load_model(args.model)
     path = export.export_saved_model(model, args.out, overwrite=args.overwrite)
     print(f"wrote SavedModel: {path}")
     if args.tflite:
@@ -394,10 +424,9 @@ def _cmd_export(args, checked: None) -> int:
 
 
 def _cmd_plot(args, checked: None) -> int:
-    from tf_genai import export
     from tf_genai.training import write_plots
 
-    model = export.load_model(args.model)
+    model = _load_model(args.model)
     images = labels = None
     if args.data is not None:
         from tf_genai import data as data_lib

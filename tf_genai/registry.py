@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from tf_genai.errors import ConfigError
 from tf_genai.zoo import PRESETS
@@ -122,13 +122,32 @@ def entry(name: str) -> ZooEntry:
     """
     if name in _ZOO:
         return _ZOO[name]
-    folded = {key.casefold(): key for key in _ZOO}
-    key = str(name).casefold()
-    if key in folded:
-        return _ZOO[folded[key]]
-    nearest = difflib.get_close_matches(key, folded, n=1, cutoff=0.6)
-    hint = f"did you mean {folded[nearest[0]]!r}? " if nearest else ""
-    raise ConfigError(f"unknown model {name!r}; {hint}the zoo has: {', '.join(sorted(_ZOO))}")
+    key = match(name, _ZOO)
+    if key is not None:
+        return _ZOO[key]
+    raise ConfigError(f"unknown model {name!r}; {did_you_mean(name, _ZOO)}the zoo has: "
+                      f"{', '.join(sorted(_ZOO))}")
+
+
+def match(name: str, names: Iterable[str]) -> str | None:
+    """The one of ``names`` that is ``name`` without regard to case (None if none is)."""
+    folded = {key.casefold(): key for key in names}
+    return folded.get(str(name).casefold())
+
+
+def nearest(name: str, names: Iterable[str]) -> str | None:
+    """The one of ``names`` closest to ``name`` (a typo such as ``dcgna``), compared without
+    regard to case; None when none is close."""
+    folded = {key.casefold(): key for key in names}
+    found = difflib.get_close_matches(str(name).casefold(), folded, n=1, cutoff=0.6)
+    return folded[found[0]] if found else None
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the :func:`nearest` of ``names``, else ``""``: the hint an
+    error about an unknown name gives before it lists the known ones."""
+    close = nearest(name, names)
+    return f"did you mean {close!r}? " if close else ""
 
 
 def create(name: str, **kwargs: Any):
@@ -144,3 +163,29 @@ def create(name: str, **kwargs: Any):
         # An unknown keyword (TypeError from Python, ValueError from keras.Layer) or a value the
         # constructor rejects: name the model so the user knows which arguments to check.
         raise ConfigError(f"model {name!r}: {err}") from None
+
+
+def zoo_name(model: Any) -> str | None:
+    """The zoo name ``model`` was most likely created as, or None if no entry fits.
+
+    Several zoo names share one class (``vae`` and ``mlp_vae``): the entry whose defaults all
+    match the model's config, with the most defaults, wins.
+    """
+    config = model.get_config()
+    best, best_size = None, -1
+    for name in available():
+        e = entry(name)
+        if e.cls is not type(model):
+            continue
+        if all(_same(config.get(k), v) for k, v in e.defaults.items()):
+            if len(e.defaults) > best_size:
+                best, best_size = name, len(e.defaults)
+    return best
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Configs hold lists where the zoo's defaults hold tuples.
+    def norm(v: Any) -> Any:
+        return list(v) if isinstance(v, (tuple, list)) else v
+
+    return norm(a) == norm(b)

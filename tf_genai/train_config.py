@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tf_genai import augment as augment_lib
-from tf_genai import outputs, registry
+from tf_genai import outputs, presets, registry
 from tf_genai.data import channels as channels_lib
 from tf_genai.data.checks import check_option
 from tf_genai.errors import ConfigError
@@ -34,7 +34,8 @@ START_RECORD = "config.json"
 # early_stopping, strategy, deterministic and the output options may change on a resume.
 RESUMED_AS_STARTED = ("model", "data", "split", "seed", "batch_size", "latent_dim",
                       "learning_rate", "weight_decay", "image_size", "channels",
-                      "validation_fraction", "model_kwargs", "stream", "augment", "flip")
+                      "validation_fraction", "model_kwargs", "stream", "augment", "flip",
+                      "from_preset")
 
 
 def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
@@ -104,6 +105,11 @@ class TrainConfig:
             without a likelihood (a mirrored image is as likely a photo, and no likelihood is
             reported on the changed data) trained on colour images (mirrored digits and
             letters are not digits and letters); off otherwise (:func:`tf_genai.training.flips`).
+        from_preset: fine-tune a trained preset (a shipped name or a preset folder,
+            :mod:`tf_genai.presets`): the model is built from the preset's config (``model``
+            must be its zoo name; ``latent_dim`` and ``model_kwargs`` may only repeat its
+            values), with the run's ``seed``, and starts from its weights; the optimizer is
+            fresh. The data must have the preset's image shape.
     """
 
     model: str = "vae"
@@ -132,6 +138,7 @@ class TrainConfig:
     check_files: str = "verify"
     augment: str | None = None
     flip: bool | None = None
+    from_preset: str | None = None
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs, allow_none=True)
@@ -177,6 +184,8 @@ class TrainConfig:
                                   "unset")
         if self.flip not in (None, True, False):
             raise ConfigError(f"flip must be True, False or None (auto), got {self.flip!r}")
+        if self.from_preset is not None:
+            self._check_preset()
         if self.stream and not isinstance(self.data, (str, os.PathLike)):
             raise ConfigError(f"stream=True reads files: data must be a folder of images or "
                               f"TFRecord shards, got {type(self.data).__name__}")
@@ -195,6 +204,25 @@ class TrainConfig:
         if isinstance(model, cls):
             return dataclasses.replace(model, **options)
         return cls(model=model, **options)
+
+    def _check_preset(self) -> None:
+        """A ConfigError unless the run's model and model arguments are the preset's."""
+        self.from_preset = os.fspath(self.from_preset)
+        preset = presets.check(self.from_preset)
+        config = preset.config["config"]
+        if preset.zoo_name != self.model:
+            raise ConfigError(
+                f"from_preset={self.from_preset!r} holds a {preset.zoo_name or 'non-zoo'!r} "
+                f"model, but model={self.model!r}; fine-tune it as {preset.zoo_name!r}")
+        given = {**self.model_kwargs, **({} if self.latent_dim is None
+                                         else {"latent_dim": self.latent_dim})}
+        given = json.loads(json.dumps(jsonable_kwargs(given), default=str))
+        differ = sorted(k for k, v in given.items() if k not in config or config[k] != v)
+        if differ:
+            have = ", ".join(f"{k}={config.get(k)!r}" for k in differ)
+            raise ConfigError(
+                f"from_preset={self.from_preset!r} fixes the model's arguments: it has {have}; "
+                f"leave {', '.join(differ)} out to fine-tune it")
 
     def to_json(self) -> dict[str, Any]:
         """The config as ``run.json`` records it (data and paths as strings)."""

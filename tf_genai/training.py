@@ -31,7 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_genai import augment as augment_lib
-from tf_genai import checkpointing, devices, distribute, outputs, plotting, ranges, registry
+from tf_genai import checkpointing, devices, distribute, outputs, plotting, presets, ranges
+from tf_genai import registry
 from tf_genai import data as data_lib
 from tf_genai.callbacks import RunProgress, TimeBudget
 from tf_genai.data import streaming
@@ -265,6 +266,8 @@ def train(config: TrainConfig | str = "vae", data: Any = None, *,
         tf.config.experimental.enable_op_determinism()
     net = _build(config.model, kwargs, dist, levers["mixed_precision_policy"])
     say(_augmentation_text(kwargs.get("augment"), config, net, num_images), flush=True)
+    if config.from_preset is not None:  # a fresh optimizer: compiled below as any run's
+        presets.load_weights(net, config.from_preset)
 
     run = None if path is None else RunDirectory(path, resume=config.resume)
     with _kept_in_order(run):
@@ -370,7 +373,8 @@ def _model_kwargs(config: TrainConfig, image_shape, labels, num_images: int) -> 
     """The constructor arguments: the config's, the data's image shape, the seed, the classes,
     the augmentation (:func:`augment_policy`)."""
     name = config.model
-    kwargs = dict(config.model_kwargs)
+    kwargs = _preset_kwargs(config, image_shape) if config.from_preset else dict(
+        config.model_kwargs)
     kwargs.setdefault("image_shape", tuple(int(d) for d in image_shape))
     kwargs.setdefault("seed", config.seed)
     policy = augment_policy(config.augment, registry.entry(name).cls.CAPABILITIES, num_images)
@@ -390,6 +394,21 @@ def _model_kwargs(config: TrainConfig, image_shape, labels, num_images: int) -> 
                 f"the data's labels go up to {needed - 1}, but model {name!r} was given "
                 f"num_classes={given}; labels must lie in [0, num_classes)")
         kwargs["num_classes"] = int(given or needed)
+    return kwargs
+
+
+def _preset_kwargs(config: TrainConfig, image_shape) -> dict:
+    """The constructor arguments of ``config.from_preset``'s model, with the run's seed; a
+    DataError unless the data has the preset's image shape."""
+    kwargs = dict(presets.check(config.from_preset).config["config"])
+    kwargs.pop("name", None)  # the run's model is named after its zoo name, as any run's
+    kwargs["seed"] = config.seed
+    shape = tuple(int(d) for d in image_shape)
+    if tuple(kwargs["image_shape"]) != shape:
+        raise DataError(
+            f"from_preset={config.from_preset!r} takes {'x'.join(map(str, kwargs['image_shape']))}"
+            f" images, but the data's are {'x'.join(map(str, shape))}; read it at that size "
+            f"(image_size, channels)")
     return kwargs
 
 

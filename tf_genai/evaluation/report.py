@@ -16,6 +16,7 @@ from tf_genai.evaluation.likelihood import chunk_seed, nll_summary
 from tf_genai.progress import ProgressFactory, step
 
 FEATURE_SPACES = ("auto", "inception", "classifier")
+QUICK_FIGURES = ("classifier_confidence", "elbo")
 
 
 def evaluate_model(
@@ -121,6 +122,46 @@ def evaluate_model(
     result.update(sample)
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in result.items()}
+
+
+def quick_figure(model, figure: str, data: Any, *, n: int = 200, seed: int = 0,
+                 classifier_cache: str | None = None) -> float:
+    """One quality figure cheap enough to check a trained model with in a test (seconds, where
+    :func:`evaluate_model` takes minutes); a preset records it with its noise.
+
+    Args:
+        figure: ``"classifier_confidence"``: the mean top-class probability that the data's
+            classifier (:func:`tf_genai.evaluation.features.get_classifier` on the train split
+            of ``data``, cached) gives ``n`` samples drawn with ``seed`` (a conditional
+            model's labels cycle 0..K-1), as ``class_confidence`` in :func:`evaluate_model`;
+            ``"elbo"``: the mean ELBO, nats per image, of the first ``n`` held-out images of
+            ``data``, one posterior draw each seeded by ``seed`` (higher is better).
+        data: the data source the model was trained on (any ``tf_genai.data.load`` source).
+
+    Raises:
+        ConfigError: an unknown ``figure``; ``"elbo"`` for a model whose likelihood reports
+            none; ``"classifier_confidence"`` for data without labels.
+    """
+    if figure not in QUICK_FIGURES:
+        raise ConfigError(f"figure must be one of {', '.join(QUICK_FIGURES)}, got {figure!r}")
+    if figure == "elbo":
+        images, labels = data_lib.load_for_shape(data, "heldout", model.image_shape)
+        if model.capabilities.likelihood is None:
+            raise ConfigError(f"{model.name} has no likelihood, so no ELBO")
+        summary = nll_summary(model, images[:n], None if labels is None else labels[:n],
+                              seed=seed, num_samples=1)
+        key = next((k for k in ("elbo", "conditional_elbo") if k in summary), None)
+        if key is None:
+            raise ConfigError(f"{model.name}'s likelihood reports no ELBO")
+        return float(summary[key])
+    images, labels = data_lib.load_for_shape(data, "train", model.image_shape)
+    if labels is None:
+        raise ConfigError(f"figure='classifier_confidence' needs labelled data; {data!r} has "
+                          "no labels")
+    classifier = feature_lib.get_classifier(images, labels, cache_dir=classifier_cache)
+    samples = ranges.to_uint8(_sample(model, n, seed, None), model.data_range)
+    probs = classifier.predict_proba(samples)
+    return float(metrics.class_coverage(probs)["mean_confidence"])
 
 
 SAMPLE_CHUNK = 250  # images per model.sample call: the unit of the sampling bar

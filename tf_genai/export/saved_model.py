@@ -41,9 +41,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_genai import __version__, outputs, ranges, registry
+from tf_genai import __version__, outputs, ranges
 from tf_genai.errors import ConfigError, ModelFileError
 from tf_genai.models.base import GenerativeModel
+from tf_genai.registry import zoo_name
 
 METADATA_FILE = "metadata.json"
 """The export's description, beside the SavedModel: family, config, shapes, signatures."""
@@ -58,32 +59,6 @@ def check_model(model: Any) -> None:
         raise ConfigError(
             f"cannot export {type(model).__name__}: not a tf_genai model "
             "(a tf_genai.models.base.GenerativeModel)")
-
-
-def zoo_name(model: Any) -> str | None:
-    """The zoo name ``model`` was most likely created as, or None if no entry fits.
-
-    Several zoo names share one class (``vae`` and ``mlp_vae``): the entry whose defaults all
-    match the model's config, with the most defaults, wins.
-    """
-    config = model.get_config()
-    best, best_size = None, -1
-    for name in registry.available():
-        entry = registry.entry(name)
-        if entry.cls is not type(model):
-            continue
-        if all(_same(config.get(k), v) for k, v in entry.defaults.items()):
-            if len(entry.defaults) > best_size:
-                best, best_size = name, len(entry.defaults)
-    return best
-
-
-def _same(a: Any, b: Any) -> bool:
-    # Configs hold lists where registry defaults hold tuples.
-    def norm(v: Any) -> Any:
-        return list(v) if isinstance(v, (tuple, list)) else v
-
-    return norm(a) == norm(b)
 
 
 def build_module(model: Any, names: tuple[str, ...] | None = None) -> Any:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import keras
@@ -40,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tf_genai import distribute, optimizers, ranges
+from tf_genai import distribute, optimizers, presets, ranges
 from tf_genai.capabilities import Capabilities
 from tf_genai.errors import ConfigError, DataError
 
@@ -144,6 +145,21 @@ class GenerativeModel(keras.Model):
     @classmethod
     def from_config(cls, config: dict[str, Any]):
         return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset: str | os.PathLike, *, compile: bool = True):
+        """The trained model of ``preset`` (a shipped preset's name or a preset folder), as
+        :func:`tf_genai.presets.from_preset` loads it; a ConfigError if it is not a ``cls``
+        (``VAE.from_preset("dcgan")``)."""
+        model = presets.from_preset(preset, compile=compile)
+        if not isinstance(model, cls):
+            raise ConfigError(f"preset {os.fspath(preset)!r} holds a {type(model).__name__}, "
+                              f"not a {cls.__name__}; load it with tf_genai.from_preset")
+        return model
+
+    def save_to_preset(self, path: str | os.PathLike, **options: Any):
+        """Write this model as a preset folder: :func:`tf_genai.presets.save_to_preset`."""
+        return presets.save_to_preset(self, path, **options)
 
     # ------------------------------------------------------------------ labels and batches
 
@@ -404,6 +420,13 @@ class GenerativeModel(keras.Model):
             a.assign(w)
         self.ema_updates = self.add_weight(shape=(), initializer="zeros", dtype="float32",
                                            trainable=False, name="ema_updates")
+
+    def weight_average(self) -> tuple[keras.Model, keras.Model] | None:
+        """``(trained, averaged)``: the network whose weights are averaged and its average,
+        or None for a model without one. A preset stores the average only
+        (:mod:`tf_genai.presets`)."""
+        pair = getattr(self, "_average_pair", None)
+        return None if pair is None else tuple(getattr(self, name) for name in pair)
 
     def update_weight_average(self) -> None:
         """Move every averaged weight towards the trained one: ``a <- d a + (1 - d) w``."""

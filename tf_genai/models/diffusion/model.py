@@ -21,7 +21,6 @@ DDIM with S = T and eta = 1 reproduces :meth:`ddpm_sample` exactly (Song et al. 
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Sequence
 
 import keras
@@ -31,16 +30,11 @@ from keras import ops
 
 from tf_genai import distribute, losses
 from tf_genai.errors import ConfigError
-from tf_genai.capabilities import Capabilities
-from tf_genai.models.base import LatentModel, ServingSignature, adam
+from tf_genai.models.base import ServingSignature, adam
+from tf_genai.models.iterative import IterativeModel
 from tf_genai.models.diffusion import schedules
 from tf_genai.models.diffusion.networks import build_unet
 from tf_genai.registry import serializable
-
-# Traced samplers per model, outside Keras' attribute tracking (a tf.function attribute would
-# be picked up by SavedModel saving of the model).
-_TRACED: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
-
 
 def _fold_seed(seed) -> tf.Tensor:
     """An int (tensor) seed as the int32 first half of a stateless seed (as base.seeded_normal)."""
@@ -71,7 +65,7 @@ SAMPLERS = ("ddim", "dpmpp_2m")
 
 # The zoo names and defaults of this class are rows of tf_genai/zoo.py.
 @serializable
-class Diffusion(LatentModel):
+class Diffusion(IterativeModel):
     """A denoising diffusion model with a U-Net denoiser and its weight average.
 
     Args:
@@ -106,12 +100,10 @@ class Diffusion(LatentModel):
     """
 
     # The latent is x_T (image-shaped); encode is DDIM inversion; the sampler is a loop.
-    CAPABILITIES = Capabilities(latent=True, encodes=True, iterative=True)
     family = "diffusion"
-    data_range = "symmetric"
     metric_names = ("loss",)
     render_signature = "generate"
-    serving_default = "sample"
+    sampling_network = "ema_denoiser"
     tflite_signature = "denoise"  # the network; the sampling loop stays in the SavedModel
     tflite_part = "denoiser"
     early_stopping_monitor = "val_loss"
@@ -216,11 +208,6 @@ class Diffusion(LatentModel):
             "name": self.name,
         }
 
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        """x_T is image-shaped."""
-        return tuple(self.image_shape)
-
     # ------------------------------------------------------------------ networks
 
     def _abar(self, t, dtype=tf.float64):
@@ -229,6 +216,10 @@ class Diffusion(LatentModel):
         return tf.cast(tf.gather(table, tf.cast(t, tf.int32) + 1), dtype)
 
     def _inputs(self, x, t, labels):
+        """``[x, t(, labels)]`` with integer timesteps ``t`` (a scalar is filled to the batch)."""
+        t = tf.cast(t, tf.int32)
+        if t.shape.rank == 0:
+            t = tf.fill(tf.shape(x)[:1], t)  # (batch,)
         return [x, t] if labels is None else [x, t, labels]
 
     def denoise(self, x_t, t, labels=None, training: bool = False, ema: bool = False):
@@ -249,23 +240,6 @@ class Diffusion(LatentModel):
     def call(self, inputs, training: bool = False):
         """``[x_t, t(, labels)]`` -> the trained denoiser's output."""
         return self.denoise(*inputs, training=training)
-
-    def _guided_output(self, x, t, labels, guidance):
-        """The EMA network's output, guided: ``(1 + w) out(x, y) - w out(x, null)``.
-
-        Guiding the raw output equals guiding eps for every prediction type (the maps to eps
-        are affine in the output with the same x_t). Both passes run as one batch.
-        """
-        t = tf.fill(tf.shape(x)[:1], tf.cast(t, tf.int32))  # (batch,)
-        if labels is None:
-            return tf.cast(self.ema_denoiser(self._inputs(x, t, None), training=False),
-                           tf.float32)
-        null = tf.fill(tf.shape(labels), tf.constant(self.num_classes, tf.int32))
-        out = self.ema_denoiser([tf.concat([x, x], 0), tf.concat([t, t], 0),
-                                 tf.concat([labels, null], 0)], training=False)
-        cond, uncond = tf.split(tf.cast(out, tf.float32), 2, axis=0)  # (batch, H, W, C) each
-        w = tf.cast(guidance, tf.float32)
-        return (1.0 + w) * cond - w * uncond
 
     def _x0_eps(self, out, x, abar, clip: bool):
         """(x0, eps) from the network output; x0 clipped to [-1, 1] and eps made consistent."""
@@ -309,13 +283,6 @@ class Diffusion(LatentModel):
                                   weight_decay)}
 
     # ------------------------------------------------------------------ sampling
-
-    def _traced(self, key: str, fn):
-        """``fn`` as one tf.function per model (eager calls then run one compiled loop)."""
-        cache = _TRACED.setdefault(self, {})
-        if key not in cache:
-            cache[key] = tf.function(fn, reduce_retracing=True, autograph=False)
-        return cache[key]
 
     def _sampler_args(self, x, steps, eta, labels, seed, guidance):
         x = tf.convert_to_tensor(x, tf.float32)  # (batch, H, W, C)
@@ -532,32 +499,18 @@ class Diffusion(LatentModel):
         def denoise(x_t, t, labels=None):
             return {"prediction": self.denoise(x_t, t, labels, ema=True)}
 
-        def sample(num_samples, seed, steps, guidance=None, labels=None):
-            x_T = self.latents(num_samples, seed)  # (n, H, W, C): model.sample's draw
-            images = self.render(x_T, labels, steps=steps, guidance=guidance)  # the sampler
-            return {"images": tf.cast(images, tf.float32)}
-
-        scalar = lambda name, dtype=tf.int32: tf.TensorSpec((), dtype, name=name)  # noqa: E731
-        sample_inputs = {"num_samples": scalar("num_samples"), "seed": scalar("seed"),
-                         "steps": scalar("steps")}
-        if self.num_classes is not None:
-            sample_inputs["guidance"] = scalar("guidance", tf.float32)
         inputs = {"x_t": self._image_spec("x_t"), "t": tf.TensorSpec((None,), tf.int32, name="t")}
         return {
             **super().serving_signatures(),
             **self._with_labels({
-                "sample": ServingSignature(sample_inputs, sample, self._images_output()),
+                "sample": self._sample_signature(),
                 "denoise": ServingSignature(
                     inputs, denoise, {"prediction": ("float32", [None, *self.image_shape])}),
             }),
         }
 
     def export_metadata(self) -> dict[str, Any]:
-        defaults = {"steps": self.sample_steps}
-        if self.num_classes is not None:
-            defaults["guidance"] = self.guidance
-        return {**super().export_metadata(), "schedule": self.schedule, "prediction": self.prediction,
-                "timesteps": self.timesteps, "sample_steps": self.sample_steps,
-                "sampler": self.sampler, "eta": self.eta,
-                # what export.sample_from_export passes for a sample input the caller leaves out
-                "sample_defaults": defaults}
+        return {**super().export_metadata(), "schedule": self.schedule,
+                "prediction": self.prediction, "timesteps": self.timesteps,
+                "sample_steps": self.sample_steps, "sampler": self.sampler, "eta": self.eta,
+                "sample_defaults": self._sample_defaults()}

@@ -31,7 +31,6 @@ levels is learned.
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Any, Callable, Sequence
 
 import keras
@@ -42,7 +41,8 @@ from keras import ops
 from tf_genai import distribute, losses, ranges
 from tf_genai.capabilities import Capabilities
 from tf_genai.errors import ConfigError, DataError
-from tf_genai.models.base import LatentModel, ServingSignature, adam
+from tf_genai.models.base import ServingSignature, adam
+from tf_genai.models.iterative import IterativeModel
 from tf_genai.models.diffusion.networks import build_unet
 from tf_genai.registry import serializable
 
@@ -52,9 +52,6 @@ TIME_SAMPLINGS = ("logit_normal", "uniform")
 # integer timesteps up to 1000, as a diffusion model's.
 TIME_SCALE = 1000.0
 LEVELS = 256  # 8-bit images: the dequantisation bins
-# Traced samplers per model, outside Keras' attribute tracking (as the diffusion model keeps
-# them): a tf.function attribute would be picked up by SavedModel saving of the model.
-_TRACED: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
 def time_grid(steps, shift: float = 1.0) -> tf.Tensor:
@@ -146,7 +143,7 @@ def ode_log_likelihood(velocity: Callable[[Any, Any], Any], x, steps: int, seed)
 
 # The zoo names and defaults of this class are rows of tf_genai/zoo.py.
 @serializable
-class Flow(LatentModel):
+class Flow(IterativeModel):
     """A flow-matching model: a U-Net velocity field, its weight average, and ODE samplers.
 
     Args:
@@ -166,10 +163,9 @@ class Flow(LatentModel):
 
     CAPABILITIES = Capabilities(latent=True, encodes=True, likelihood="bound", iterative=True)
     family = "flow"
-    data_range = "symmetric"
     metric_names = ("loss",)
     render_signature = "generate"
-    serving_default = "sample"
+    sampling_network = "ema_velocity"
     tflite_signature = "velocity"  # the network; the ODE loop stays in the SavedModel
     tflite_part = "velocity_net"
     early_stopping_monitor = "val_loss"
@@ -246,14 +242,10 @@ class Flow(LatentModel):
             "cond_dropout": self.cond_dropout, "seed": self.seed, "name": self.name,
         }
 
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        """The noise end of the path, ``x_1``, is image-shaped."""
-        return tuple(self.image_shape)
-
     # ------------------------------------------------------------------ the velocity
 
     def _inputs(self, x, t, labels):
+        """``[x, t(, labels)]`` with the time scaled for the embedding (a scalar is filled)."""
         t = tf.cast(t, tf.float32) * TIME_SCALE
         if t.shape.rank == 0:  # one time for the whole batch
             t = tf.fill(tf.shape(x)[:1], t)  # (batch,)
@@ -270,19 +262,8 @@ class Flow(LatentModel):
 
     def _guided(self, labels, guidance):
         """The sampling velocity ``(x, t) -> v``: the weight average's, guided for a
-        conditional model (both passes in one batch)."""
-        def velocity(x, t):
-            if labels is None:
-                return tf.cast(self.ema_velocity(self._inputs(x, t, None), training=False),
-                               tf.float32)
-            null = tf.fill(tf.shape(labels), tf.constant(self.num_classes, tf.int32))
-            both = tf.concat([x, x], 0)
-            out = self.ema_velocity(self._inputs(both, t, tf.concat([labels, null], 0)),
-                                    training=False)
-            cond, uncond = tf.split(tf.cast(out, tf.float32), 2, axis=0)
-            w = tf.cast(guidance, tf.float32)
-            return (1.0 + w) * cond - w * uncond
-        return velocity
+        conditional model (:meth:`~tf_genai.models.iterative.IterativeModel._guided_output`)."""
+        return lambda x, t: self._guided_output(x, t, labels, guidance)
 
     def call_input_signature(self) -> list:
         """``call`` takes ``[x_t, t]`` (``[x_t, t, labels]`` if conditional), t in [0, 1]."""
@@ -326,13 +307,6 @@ class Flow(LatentModel):
                                   weight_decay)}
 
     # ------------------------------------------------------------------ sampling
-
-    def _traced(self, key: str, fn):
-        """``fn`` as one tf.function per model (eager calls then run one compiled loop)."""
-        cache = _TRACED.setdefault(self, {})
-        if key not in cache:
-            cache[key] = tf.function(fn, reduce_retracing=True, autograph=False)
-        return cache[key]
 
     def _options(self, steps, sampler, guidance):
         """Checked sampling options with the config's defaults filled in (no guidance for an
@@ -459,35 +433,18 @@ class Flow(LatentModel):
         def velocity(x_t, t, labels=None):
             return {"velocity": self.velocity(x_t, t, labels, ema=True)}
 
-        def sample(num_samples, seed, steps, guidance=None, labels=None):
-            labels = self._serving_labels(num_samples, labels)
-            guidance = self.guidance if guidance is None else guidance
-            x = self._solve(self.latents(num_samples, seed), labels, steps, guidance,
-                            self.sampler, forward=False)
-            return {"images": tf.clip_by_value(x, -1.0, 1.0)}
-
-        scalar = lambda name, dtype=tf.int32: tf.TensorSpec((), dtype, name=name)  # noqa: E731
-        sample_inputs = {"num_samples": scalar("num_samples"), "seed": scalar("seed"),
-                         "steps": scalar("steps")}
-        if self.num_classes is not None:
-            sample_inputs["guidance"] = scalar("guidance", tf.float32)
         inputs = {"x_t": self._image_spec("x_t"),
                   "t": tf.TensorSpec((None,), tf.float32, name="t")}
         return {
             **super().serving_signatures(),
             **self._with_labels({
-                "sample": ServingSignature(sample_inputs, sample, self._images_output()),
+                "sample": self._sample_signature(),
                 "velocity": ServingSignature(
                     inputs, velocity, {"velocity": ("float32", [None, *self.image_shape])}),
             }),
         }
 
     def export_metadata(self) -> dict[str, Any]:
-        defaults = {"steps": self.sample_steps}
-        if self.num_classes is not None:
-            defaults["guidance"] = self.guidance
         return {**super().export_metadata(), "sampler": self.sampler,
                 "sample_steps": self.sample_steps, "time_shift": self.time_shift,
-                "time_sampling": self.time_sampling,
-                # what export.sample_from_export passes for a sample input left out
-                "sample_defaults": defaults}
+                "time_sampling": self.time_sampling, "sample_defaults": self._sample_defaults()}

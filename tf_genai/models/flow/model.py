@@ -153,7 +153,11 @@ class Flow(IterativeModel):
             (:func:`tf_genai.models.diffusion.networks.build_unet`, continuous time).
         time_sampling: ``"logit_normal"`` (Esser et al. 2024) or ``"uniform"`` training times.
         ema_decay: decay of ``ema_velocity``, the weight average every sampler uses.
-        sample_steps: ODE steps S of :meth:`render` / ``sample``.
+        sample_steps: ODE steps S of :meth:`render` / ``sample``. 4 Heun steps (7 network
+            evaluations) by measurement: on the MNIST split after 20 minutes of training
+            (2-core Zen 4, 2026-12-07) they scored FID 7.5 in the digit classifier's space and
+            drew 2,000 samples in 11 s, against 6.8 and 25 s for 8 steps and 9.9 and 7 s for 3
+            (docs/families/flow.md).
         sampler: ``"euler"``, ``"heun"`` or ``"midpoint"``.
         time_shift: s of the sampling time grid (1: uniform in t).
         guidance: classifier-free guidance scale w (conditional models).
@@ -187,7 +191,7 @@ class Flow(IterativeModel):
         patch_size: int = 2,
         time_sampling: str = "logit_normal",
         ema_decay: float = 0.999,
-        sample_steps: int = 8,
+        sample_steps: int = 4,
         sampler: str = "heun",
         time_shift: float = 1.0,
         guidance: float = 2.0,

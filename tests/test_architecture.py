@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from needs import skip_or_fail_on_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tf_genai"
@@ -32,10 +33,7 @@ FAMILY_ATTRIBUTES = {"encode", "decode", "generate", "render", "latents", "laten
 def _lint_imports(root: Path) -> subprocess.CompletedProcess:
     lint = shutil.which("lint-imports")
     if lint is None:
-        message = "import-linter is not installed: pip install -e '.[dev]'"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_on_ci("import-linter is not installed: pip install -e '.[dev]'")
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.run([lint, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=300)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from needs import skip_or_fail_on_ci
 from zoo_helpers import IMAGE_SHAPE, make_model, probe_inputs
 
 
@@ -26,10 +27,7 @@ def _needs(module: str):
     try:
         return __import__(module)
     except ImportError:
-        message = f"{module} is not installed: pip install -e '.[clients]'"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_on_ci(f"{module} is not installed: pip install -e '.[clients]'")
 
 
 def test_export_is_readable_by_other_users(tmp_path):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, _skip_or_fail_on_ci
+from needs import REPO_ROOT, skip_or_fail_on_ci
 
 README = REPO_ROOT / "README.md"
 DOCS = REPO_ROOT / "docs"
@@ -48,7 +48,7 @@ def _find_spec(name: str):
 def test_site_builds_with_warnings_as_errors(tmp_path):
     missing = [name for name in SITE_TOOLS if _find_spec(name) is None]
     if missing:
-        _skip_or_fail_on_ci(f"the documentation build needs the docs extra "
+        skip_or_fail_on_ci(f"the documentation build needs the docs extra "
                             f"(pip install -e \".[docs]\"); missing: {', '.join(missing)}")
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}

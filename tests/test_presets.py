@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import tf_genai
-from conftest import REPO_ROOT, require_shared_data
+from needs import REPO_ROOT, require_shared_data
 from tf_genai import cli, presets
 from tf_genai.errors import ConfigError, DataError, ModelFileError, OutputExistsError
 from zoo_helpers import compile_model, dataset, deterministic_outputs, digits, make_model, \

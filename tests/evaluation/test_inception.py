@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, require_inception
+from needs import REPO_ROOT, require_inception
 from tf_genai.errors import DataError
 from tf_genai.evaluation import inception, torchscript
 

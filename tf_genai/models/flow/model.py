@@ -160,7 +160,10 @@ class Flow(IterativeModel):
             (docs/families/flow.md).
         sampler: ``"euler"``, ``"heun"`` or ``"midpoint"``.
         time_shift: s of the sampling time grid (1: uniform in t).
-        guidance: classifier-free guidance scale w (conditional models).
+        guidance: classifier-free guidance scale w (conditional models). 1.0 by measurement:
+            a ``cflow`` trained 600 s on the MNIST split (2-core Zen 4, 2026-12-07) drew the
+            requested digit in 99.9 % of samples at FID 5.56, against 100 % at 9.57 for w = 2
+            and 13.47 for w = 3 (docs/families/flow.md).
         cond_dropout: probability that a training label is replaced by the null class.
         seed: initial weights, training noise and times.
     """
@@ -194,7 +197,7 @@ class Flow(IterativeModel):
         sample_steps: int = 4,
         sampler: str = "heun",
         time_shift: float = 1.0,
-        guidance: float = 2.0,
+        guidance: float = 1.0,
         cond_dropout: float = 0.1,
         seed: int = 0,
         name: str = "flow",

@@ -24,6 +24,8 @@ Usage (from the repository root)::
     python benchmarks/cifar_likelihood.py --models colour_vae vae --budget 600 --model-args \
         '{"vae": {"latent_dim": 256, "filters": [32, 64], "hidden_units": []}}'  # README's table
     python benchmarks/cifar_likelihood.py --codecs-only   # just the PNG / WebP anchors
+    python benchmarks/cifar_likelihood.py --data ../shared/data/mnist --nll-images 500 --codecs-only
+    python benchmarks/cifar_likelihood.py --models flow --budget 600   # the flow page's row
 """
 
 from __future__ import annotations
@@ -50,21 +52,24 @@ CIFAR = REPO / ".." / "shared" / "data" / "cifar10" / "cifar10_subset.npz"
 
 
 def codec_bits_per_dim(images: np.ndarray, codec: str) -> float:
-    """Total lossless file size of ``images`` (uint8 (N, H, W, C)) in bits per subpixel."""
+    """Total lossless file size of ``images`` (uint8 (N, H, W, C), C = 1 or 3) in bits per
+    subpixel (grey images are stored as grey files)."""
     from PIL import Image
 
+    grey = images.shape[-1] == 1
     total = 0
     for image in images:
+        picture = Image.fromarray(image[..., 0] if grey else image)
         buffer = io.BytesIO()
         if codec == "png":
-            Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+            picture.save(buffer, format="PNG", optimize=True)
         elif codec == "webp":
-            Image.fromarray(image).save(buffer, format="WEBP", lossless=True, method=6)
+            picture.save(buffer, format="WEBP", lossless=True, method=6)
         else:
             raise ValueError(codec)
         if codec == "webp":  # lossless must mean lossless: check the round trip once per image
-            back = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-            if not np.array_equal(back, image):
+            back = Image.open(io.BytesIO(buffer.getvalue())).convert("L" if grey else "RGB")
+            if not np.array_equal(np.asarray(back).reshape(image.shape), image):
                 raise SystemExit("WebP lossless round trip changed an image")
         total += buffer.getbuffer().nbytes
     return 8.0 * total / images.size
@@ -72,7 +77,9 @@ def codec_bits_per_dim(images: np.ndarray, codec: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(CIFAR), help="the CIFAR subset .npz")
+    parser.add_argument("--data", default=str(CIFAR),
+                        help="the CIFAR subset .npz (the default), or another data source "
+                             "(with --codecs-only: the codecs' figures for its held-out images)")
     parser.add_argument("--models", nargs="+", default=["vae"],
                         help="zoo models with a likelihood (VAEs, flow)")
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds a row")
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codecs-only", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="markdown table (+ .json)")
     args = parser.parse_args(argv)
-    if not Path(args.data).is_file():
+    if not Path(args.data).exists():
         raise SystemExit(f"{args.data}: not found (../shared/data/cifar10, see its README)")
 
     from tf_genai import data as data_lib
@@ -133,31 +140,34 @@ def main(argv: list[str] | None = None) -> int:
                              losses.bits_per_dim(-elbo, dims)})
                 print(f"{name} {kwargs}: {rows[-1]['bits_per_dim']} bits/dim "
                       f"({info['steps']} steps)", file=sys.stderr)
-                write(args, codecs, rows, len(test_x))  # each row kept as soon as it is scored
-    write(args, codecs, rows, len(test_x))
+                # each row kept as soon as it is scored
+                write(args, codecs, rows, len(test_x), test_x.shape[1:])
+    write(args, codecs, rows, len(test_x), test_x.shape[1:])
     return 0
 
 
-def write(args, codecs: dict, rows: list[dict], n_test: int) -> None:
+def write(args, codecs: dict, rows: list[dict], n_test: int, shape: tuple) -> None:
     from quality import cpu_model
 
+    dims = int(np.prod(shape))
     lines = [
-        "# CIFAR-10 subset: held-out NLL in bits/dim against lossless codecs",
+        f"# {Path(args.data).name}: held-out NLL in bits/dim against lossless codecs",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; CPU: "
         f"{cpu_model()}, {os.cpu_count()} CPUs; float32",
-        f"- data: {args.data}: {n_test} held-out images (batch 5 of the release), trained on the "
-        f"3,728 train images, {args.budget:.0f} s a row after the first step, batch "
+        f"- data: {args.data}: {n_test} held-out images, trained on its train split, "
+        f"{args.budget:.0f} s a row after the first step, batch "
         f"{args.batch_size}; VAE NLL importance-sampled with k = {args.nll_k} (a bound); "
         f"flow NLL by the ODE's change of variables ({args.nll_steps} Heun steps, Hutchinson), "
         "dequantised (a bound)",
-        "- bits/dim = nats / (32 x 32 x 3 x ln 2); codecs: file bytes x 8 / (images x 3,072)",
+        f"- bits/dim = nats / ({' x '.join(map(str, shape))} x ln 2); codecs: file bytes x 8 / "
+        f"(images x {dims:,})",
         "",
         "| row | likelihood | steps | epochs | train s | NLL nats/image | **bits/dim** ↓ "
         "| ELBO bits/dim |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         "| uniform over 256 values | — | — | — | — | "
-        f"{8 * 3072 * math.log(2):.0f} | 8.000 | — |",
+        f"{8 * dims * math.log(2):.0f} | 8.000 | — |",
         f"| PNG (Pillow, optimize=True) | lossless | — | — | — | — | {codecs['png']:.3f} | — |",
         f"| WebP (Pillow, lossless, method 6) | lossless | — | — | — | — | {codecs['webp']:.3f} "
         "| — |",

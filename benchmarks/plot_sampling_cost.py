@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 ylabel="FID (lower is better)")
     by_nfe.set(xscale="log", xlabel="network evaluations per sample (NFE)")
     for axis in (by_time, by_nfe):
+        axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.xaxis.set_major_formatter(ticker.ScalarFormatter())
         axis.xaxis.set_minor_formatter(ticker.NullFormatter())
         axis.grid(alpha=0.3)

@@ -108,6 +108,7 @@ ROWS = [
     Row("cflow", "cflow", "mnist", "classifier_confidence"),
     Row("colour_vae", "colour_vae", "cifar10", "elbo"),
     Row("sngan", "sngan", "cifar10", "classifier_confidence"),
+    Row("colour_dcgan", "dcgan", "cifar10", "classifier_confidence"),
 ]
 
 

@@ -33,6 +33,9 @@ class IterativeModel(LatentModel):
     data_range = "symmetric"
     serving_default: ClassVar[str] = "sample"
     sampling_network: ClassVar[str] = ""  # the attribute of the network the samplers evaluate
+    # The export's signature of that network: its name (a method taking x_t, t, labels and
+    # ema), its output's key and the dtype of t.
+    network_signature: ClassVar[tuple[str, str, tf.DType]]
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -81,6 +84,28 @@ class IterativeModel(LatentModel):
         if self.num_classes is not None:
             inputs["guidance"] = scalar("guidance", tf.float32)
         return ServingSignature(inputs, sample, self._images_output())
+
+    def serving_signatures(self) -> dict[str, ServingSignature]:
+        """The base's ``generate(z)`` (the config's sampler from ``z``), ``sample(num_samples,
+        seed, steps[, guidance, labels])`` with the whole loop in the graph (equal to
+        ``model.sample`` for the same seed), and the network's own signature
+        (``network_signature``: flow's ``velocity(x_t, t)``, diffusion's ``denoise(x_t, t)``),
+        evaluated with the weight average."""
+        name, key, t_dtype = self.network_signature
+        method = getattr(self, name)
+
+        def network(x_t, t, labels=None):
+            return {key: method(x_t, t, labels, ema=True)}
+
+        inputs = {"x_t": self._image_spec("x_t"), "t": tf.TensorSpec((None,), t_dtype, name="t")}
+        return {
+            **super().serving_signatures(),
+            **self._with_labels({
+                "sample": self._sample_signature(),
+                name: ServingSignature(inputs, network,
+                                       {key: ("float32", [None, *self.image_shape])}),
+            }),
+        }
 
     def _sample_defaults(self) -> dict[str, Any]:
         """What ``export.sample_from_export`` passes for a sample input the caller leaves out."""

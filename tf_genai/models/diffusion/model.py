@@ -30,7 +30,7 @@ from keras import ops
 
 from tf_genai import distribute, losses
 from tf_genai.errors import ConfigError
-from tf_genai.models.base import ServingSignature, adam
+from tf_genai.models.base import adam
 from tf_genai.models.iterative import IterativeModel
 from tf_genai.models.diffusion import schedules
 from tf_genai.models.diffusion.networks import build_unet
@@ -104,6 +104,7 @@ class Diffusion(IterativeModel):
     metric_names = ("loss",)
     render_signature = "generate"
     sampling_network = "ema_denoiser"
+    network_signature = ("denoise", "prediction", tf.int32)  # denoise(x_t, t) -> {prediction}
     tflite_signature = "denoise"  # the network; the sampling loop stays in the SavedModel
     tflite_part = "denoiser"
     early_stopping_monitor = "val_loss"
@@ -489,25 +490,6 @@ class Diffusion(IterativeModel):
         return self.ddim_sample(x_T, eta=0.0, labels=labels, guidance=0.0)
 
     # ------------------------------------------------------------------ serving
-
-    def serving_signatures(self) -> dict[str, ServingSignature]:
-        """The base's ``generate(z)`` (DDIM from x_T = z with the config's settings), plus
-        ``sample(num_samples, seed, steps[, guidance, labels])``, the whole DDIM loop in the
-        graph (equal to ``model.sample`` for the same seed at ``steps = sample_steps``), and
-        ``denoise(x_t, t)`` -> ``{prediction}`` (the weight average's raw output)."""
-
-        def denoise(x_t, t, labels=None):
-            return {"prediction": self.denoise(x_t, t, labels, ema=True)}
-
-        inputs = {"x_t": self._image_spec("x_t"), "t": tf.TensorSpec((None,), tf.int32, name="t")}
-        return {
-            **super().serving_signatures(),
-            **self._with_labels({
-                "sample": self._sample_signature(),
-                "denoise": ServingSignature(
-                    inputs, denoise, {"prediction": ("float32", [None, *self.image_shape])}),
-            }),
-        }
 
     def export_metadata(self) -> dict[str, Any]:
         return {**super().export_metadata(), "schedule": self.schedule,

@@ -41,7 +41,7 @@ from keras import ops
 from tf_genai import distribute, losses, ranges
 from tf_genai.capabilities import Capabilities
 from tf_genai.errors import ConfigError, DataError
-from tf_genai.models.base import ServingSignature, adam
+from tf_genai.models.base import adam
 from tf_genai.models.iterative import IterativeModel
 from tf_genai.models.diffusion.networks import build_unet
 from tf_genai.registry import serializable
@@ -173,6 +173,7 @@ class Flow(IterativeModel):
     metric_names = ("loss",)
     render_signature = "generate"
     sampling_network = "ema_velocity"
+    network_signature = ("velocity", "velocity", tf.float32)  # velocity(x_t, t) -> {velocity}
     tflite_signature = "velocity"  # the network; the ODE loop stays in the SavedModel
     tflite_part = "velocity_net"
     early_stopping_monitor = "val_loss"
@@ -430,26 +431,6 @@ class Flow(IterativeModel):
         return {"nll": np.concatenate(out)}
 
     # ------------------------------------------------------------------ serving
-
-    def serving_signatures(self) -> dict[str, ServingSignature]:
-        """The base's ``generate(z)`` (the config's solver), ``sample(num_samples, seed,
-        steps[, guidance, labels])`` with the whole ODE loop in the graph (equal to
-        ``model.sample`` for the same seed), and ``velocity(x_t, t)`` -> ``{velocity}`` (the
-        weight average's)."""
-
-        def velocity(x_t, t, labels=None):
-            return {"velocity": self.velocity(x_t, t, labels, ema=True)}
-
-        inputs = {"x_t": self._image_spec("x_t"),
-                  "t": tf.TensorSpec((None,), tf.float32, name="t")}
-        return {
-            **super().serving_signatures(),
-            **self._with_labels({
-                "sample": self._sample_signature(),
-                "velocity": ServingSignature(
-                    inputs, velocity, {"velocity": ("float32", [None, *self.image_shape])}),
-            }),
-        }
 
     def export_metadata(self) -> dict[str, Any]:
         return {**super().export_metadata(), "sampler": self.sampler,

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -508,6 +509,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tf_genai.errors import TFGenAIError, TrainingInterrupted
 
     check, run = COMMANDS[args.command]
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        # Ctrl-C is remembered, then raised as usual: an error it causes inside a library is
+        # still reported as the interruption (a SIGINT while TensorFlow traces a SavedModel
+        # signature surfaces as a TypeError from its tensor conversion).
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         checked = None if check is None else check(args)  # no TensorFlow yet
         if args.command != "models":  # listing the zoo reads a table: no TensorFlow to load
@@ -531,6 +542,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # the system refused a file: a read-only folder, a full disk ...
         print(f"error: {_os_error(err, getattr(args, 'out', None))}", file=sys.stderr)
         return 2
+    except Exception:
+        if not interrupted:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -518,7 +518,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    # A process started with SIGINT ignored (a shell script's background job) keeps ignoring it.
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         checked = None if check is None else check(args)  # no TensorFlow yet
         if args.command != "models":  # listing the zoo reads a table: no TensorFlow to load
@@ -548,7 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

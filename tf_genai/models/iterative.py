@@ -37,6 +37,12 @@ class IterativeModel(LatentModel):
     # ema), its output's key and the dtype of t.
     network_signature: ClassVar[tuple[str, str, tf.DType]]
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # TFLite converts that network; the sampling loop stays in the SavedModel.
+        if "network_signature" in cls.__dict__:
+            cls.tflite_signature = cls.network_signature[0]
+
     @property
     def latent_shape(self) -> tuple[int, ...]:
         """The noise the loop starts from is image-shaped."""

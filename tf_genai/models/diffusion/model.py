@@ -105,7 +105,6 @@ class Diffusion(IterativeModel):
     render_signature = "generate"
     sampling_network = "ema_denoiser"
     network_signature = ("denoise", "prediction", tf.int32)  # denoise(x_t, t) -> {prediction}
-    tflite_signature = "denoise"  # the network; the sampling loop stays in the SavedModel
     tflite_part = "denoiser"
     early_stopping_monitor = "val_loss"
 

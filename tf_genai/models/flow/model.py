@@ -174,7 +174,6 @@ class Flow(IterativeModel):
     render_signature = "generate"
     sampling_network = "ema_velocity"
     network_signature = ("velocity", "velocity", tf.float32)  # velocity(x_t, t) -> {velocity}
-    tflite_signature = "velocity"  # the network; the ODE loop stays in the SavedModel
     tflite_part = "velocity_net"
     early_stopping_monitor = "val_loss"
     nll_options = ("steps", "batch_size")

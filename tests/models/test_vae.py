@@ -129,7 +129,10 @@ def trained_tiny(digits):
 
 def test_importance_sampled_nll_is_below_elbo_and_tightens_with_k(trained_tiny, digits):
     images, _ = digits
-    x = (images[1500:1600] > 0.5).astype("float32")
+    # Every image the model did not train on: going from k=10 to k=100 tightens the bound by
+    # 0.05-0.10 nats here, which on 100 images was within one standard error of the estimate
+    # (measured over three trainings); on these 773 it is 3.6-5.5 standard errors.
+    x = (images[1024:] > 0.5).astype("float32")
     results = {k: importance_sampled_nll(trained_tiny, x, num_samples=k, batch_size=50, seed=1)
                for k in (1, 10, 100)}
     for k, r in results.items():

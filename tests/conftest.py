@@ -12,8 +12,17 @@ from needs import (REPO_ROOT, require_inception, require_shared_data,
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests never write into the user's home cache: classifiers trained by tests live in a
-# per-session temporary folder (shared by the tests of one session, so each trains once).
-os.environ["TF_GENAI_CACHE"] = tempfile.mkdtemp(prefix="tf_genai_test_cache_")
+# per-session temporary folder, shared by the tests of one session (and by pytest-xdist's
+# workers, which inherit it from the process that started them), so each trains once.
+os.environ["TF_GENAI_CACHE"] = (os.environ.get("TF_GENAI_TEST_SESSION_CACHE")
+                                or tempfile.mkdtemp(prefix="tf_genai_test_cache_"))
+os.environ["TF_GENAI_TEST_SESSION_CACHE"] = os.environ["TF_GENAI_CACHE"]
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject.toml): a worker per core, at most four; each worker's TensorFlow
+    already uses every core for its ops, and some tests start ten processes at once."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

@@ -1,9 +1,10 @@
 """Fine-tuning a preset against training from scratch, at the same short budget, on a folder.
 
     python benchmarks/fine_tune.py --folder FOLDER --preset sngan --budget 120
+    python benchmarks/fine_tune.py --folder FOLDER --preset sngan --scratch dcgan sngan --budget 600
     python benchmarks/fine_tune.py --write-cifar-heldout /tmp/cifar_batch5   # a test folder
 
-A user's small folder of colour photos is the case presets are for. Both arms run the commands
+A user's small folder of colour photos is the case presets are for. Every arm runs the commands
 a user types, in fresh processes:
 
     tf-genai train MODEL --data FOLDER --image-size S --time-budget B --out DIR/scratch
@@ -12,8 +13,9 @@ a user types, in fresh processes:
     tf-genai evaluate DIR/ARM/model.keras --data FOLDER --split heldout --features inception \\
         --num-generated N --json
 
-(MODEL is the preset's zoo model; S its image size; the held-out split is the folder's last
-fifth of a fixed permutation, which neither arm trains on.) Prints a table of KID (with its
+(MODEL is the preset's zoo model, or for the scratch arms each ``--scratch`` model; S the
+preset's image size; the held-out split is the folder's last fifth of a fixed permutation,
+which no arm trains on.) Prints a table of KID (with its
 standard error), FID, precision and recall in the FID Inception space, with the command, CPU and
 date; ``--out`` also writes it as markdown and JSON.
 
@@ -28,6 +30,7 @@ import argparse
 import datetime
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,7 +64,7 @@ def run(cmd: list[str]) -> str:
 
 def arm(name: str, args: argparse.Namespace, model: str, size: int, work: Path) -> dict:
     """Train one arm (``scratch`` or ``preset``) and evaluate it on the folder's held-out part."""
-    out = work / name
+    out = work / f"{name}-{model}"
     train = [*CLI, "train", model, "--data", str(args.folder), "--image-size", str(size),
              "--time-budget", f"{args.budget:g}", "--epochs", "100000", "--seed", str(args.seed),
              "--quiet", "--out", str(out)]
@@ -71,11 +74,14 @@ def arm(name: str, args: argparse.Namespace, model: str, size: int, work: Path) 
     run(train)
     seconds = time.perf_counter() - start
     run_json = json.loads((out / "run.json").read_text())
+    if args.grid_dir:  # the run's own sample grid (tf-genai train writes samples.png)
+        args.grid_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "samples.png", args.grid_dir / f"{name}_{model}.png")
     evaluate = [*CLI, "evaluate", str(out / "model.keras"), "--data", str(args.folder),
                 "--split", "heldout", "--features", "inception", "--num-generated",
                 str(args.num_generated), "--seed", "0", "--json"]
     result = json.loads(run(evaluate))
-    return {"arm": name, "train_seconds": round(seconds, 1), "train": shlex.join(train),
+    return {"arm": f"{name} {model}", "train_seconds": round(seconds, 1), "train": shlex.join(train),
             "evaluate": shlex.join(evaluate), "epochs": run_json["epochs_done"],
             **{k: result.get(k) for k in ("kid", "kid_std", "fid", "precision", "recall")}}
 
@@ -87,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="sngan", help="the preset to start from")
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds per arm")
     parser.add_argument("--num-generated", type=int, default=2000, help="samples per arm")
-    parser.add_argument("--seed", type=int, default=0, help="both arms' training seed")
+    parser.add_argument("--scratch", nargs="+", metavar="MODEL",
+                        help="zoo models trained from scratch (default: the preset's model)")
+    parser.add_argument("--seed", type=int, default=0, help="every arm's training seed")
     parser.add_argument("--out", type=Path, help="write the table as OUT.md and OUT.json")
+    parser.add_argument("--grid-dir", type=Path,
+                        help="keep each arm's sample grid there as ARM_MODEL.png")
     parser.add_argument("--write-cifar-heldout", type=Path, metavar="DIR",
                         help="only write the CIFAR-10 subset's held-out images into DIR")
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data",
@@ -107,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     model, size = folder.zoo_name, folder.config["config"]["image_shape"][0]
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="fine-tune-") as tmp:
-        rows = [arm(name, args, model, size, Path(tmp)) for name in ("scratch", "preset")]
+        rows = [*(arm("scratch", args, m, size, Path(tmp)) for m in args.scratch or [model]),
+                arm("preset", args, model, size, Path(tmp))]
     command = shlex.join(["python", "benchmarks/fine_tune.py", *(argv or sys.argv[1:])])
     title = (f"# Fine-tuning `{args.preset}` against scratch on {args.folder.name}, "
              f"{args.budget:g} s each")
-    each = (f"- each arm: `{rows[1]['train']}` (scratch: without `--from-preset`), then "
-            f"`{rows[1]['evaluate']}`")
+    each = (f"- each arm: `{rows[-1]['train']}` (scratch: its model, without `--from-preset`), "
+            f"then `{rows[-1]['evaluate']}`")
     lines = [title, "",
              f"- {date}; {devices.describe().summary()}", f"- command: `{command}`",
              each, "",

@@ -1,7 +1,8 @@
 """Training-step speed of GAN configurations on 32x32 colour images, timed in interleaved rounds.
 
 Each configuration (a zoo name plus constructor arguments, e.g. ``sngan`` at several widths,
-with and without differentiable augmentation) is built and compiled once, under the machine's
+with and without differentiable augmentation, or ``kerasio_dcgan``, the keras-io DCGAN pattern
+of ``benchmarks/kerasio_dcgan.py``) is built and compiled once, under the machine's
 training options (:func:`tf_genai.devices.training_options`: precision policy, steps per
 execution), and warmed up (tracing); then the rounds time ``--steps`` training steps of each
 configuration in turn, A, B, C, A, B, C, ..., so load drifts on a shared machine hit every
@@ -10,7 +11,7 @@ the first configuration (the paired ratio, which a slow spell spanning a round c
 its range over the rounds.
 
     python benchmarks/gan_step_speed.py --rounds 5 \\
-        --configs dcgan 'sngan {"base_filters": 32, "generator_filters": 32}' sngan \\
+        --configs kerasio_dcgan dcgan 'sngan {"base_filters": 32, "generator_filters": 32}' sngan \\
         'sngan {"base_filters": 64, "generator_filters": 128}' \\
         'dcgan {"augment": "color,translation,cutout"}' \\
         'sngan {"augment": "color,translation,cutout"}'
@@ -31,10 +32,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from tf_genai import data as data_lib  # noqa: E402
 from tf_genai import devices, registry  # noqa: E402
 from tf_genai.training import compile_model, largest_divisor  # noqa: E402
+
+import kerasio_dcgan  # noqa: E402
 
 CIFAR = REPO / ".." / "shared" / "data" / "cifar10" / "cifar10_subset.npz"
 
@@ -43,6 +47,19 @@ def parse_config(text: str) -> tuple[str, dict]:
     """``'name'`` or ``'name {json kwargs}'``."""
     name, _, kwargs = text.partition(" ")
     return name, json.loads(kwargs) if kwargs.strip() else {}
+
+
+def build(name: str, kwargs: dict, image_shape: tuple, steps_per_execution: int, levers: dict):
+    """The configuration's model, compiled: a zoo model with its family's optimizers, the
+    keras-io pattern with its example's (both with the machine's steps per execution)."""
+    if name == kerasio_dcgan.NAME:
+        model = kerasio_dcgan.KerasIODCGAN(image_shape, name=name, **kwargs)
+        model.compile(steps_per_execution=steps_per_execution, jit_compile=levers["jit_compile"])
+        return model
+    model = registry.create(name, image_shape=image_shape, **kwargs)
+    compile_model(model, steps_per_execution=steps_per_execution,
+                  jit_compile=levers["jit_compile"])
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     models = []
     for text in args.configs:
         name, kwargs = parse_config(text)
-        with devices.mixed_precision(levers["mixed_precision_policy"]):
-            model = registry.create(name, image_shape=tuple(images.shape[1:]), **kwargs)
-            compile_model(model, steps_per_execution=steps_per_execution,
-                          jit_compile=levers["jit_compile"])
+        # The keras-io pattern runs as its example does, in float32 (its step does not cast).
+        policy = "float32" if name == kerasio_dcgan.NAME else levers["mixed_precision_policy"]
+        with devices.mixed_precision(policy):
+            model = build(name, kwargs, tuple(images.shape[1:]), steps_per_execution, levers)
         ds = data_lib.make_dataset(images, batch_size=args.batch_size, scale=model.data_range,
                                    seed=0, repeat=True, drop_remainder=True)
         # The first fit traces the step: a warm-up, untimed.

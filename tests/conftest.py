@@ -18,6 +18,7 @@ os.environ["TF_GENAI_CACHE"] = (os.environ.get("TF_GENAI_TEST_SESSION_CACHE")
                                 or tempfile.mkdtemp(prefix="tf_genai_test_cache_"))
 os.environ["TF_GENAI_TEST_SESSION_CACHE"] = os.environ["TF_GENAI_CACHE"]
 
+
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto`` (pyproject.toml): a worker per core, at most four; each worker's TensorFlow
     already uses every core for its ops, and some tests start ten processes at once."""

@@ -435,14 +435,14 @@ def test_resume_with_other_data_names_what_differs(finished_run):
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
 
-def _start(*args: str) -> subprocess.Popen:
-    """``tf-genai *args`` as a terminal starts it: with Ctrl-C's default handling, even when
-    these tests run where SIGINT is ignored (a script's background job), which the child
-    would otherwise inherit and keep."""
+def _start(*args: str, sigint=signal.SIG_DFL) -> subprocess.Popen:
+    """``tf-genai *args`` as a terminal starts it: with Ctrl-C's default handling (``sigint``),
+    even when these tests run where SIGINT is ignored (a script's background job), which the
+    child would otherwise inherit and keep."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.Popen([sys.executable, "-m", "tf_genai", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
 
 
 def _start_training(*args: str) -> subprocess.Popen:
@@ -558,11 +558,8 @@ def test_ctrl_c_in_other_commands_is_one_line_and_leaves_nothing_half_written(
 def test_a_background_job_that_ignores_ctrl_c_keeps_ignoring_it(tiny_model):
     # A shell script's `tf-genai ... &` starts with SIGINT ignored, so that Ctrl-C on the
     # script leaves it running: the command must not take Ctrl-C back.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([sys.executable, "-m", "tf_genai", "evaluate", str(tiny_model),
-                             "--num-generated", "100000"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = _start("evaluate", str(tiny_model), "--num-generated", "100000",
+                  sigint=signal.SIG_IGN)
     try:
         time.sleep(3)
         proc.send_signal(signal.SIGINT)

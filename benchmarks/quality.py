@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reference = np.random.default_rng(args.seed).choice(len(train_unit), args.num_generated,
                                                         replace=False)
-    header = lambda: _header(args, accuracy)  # noqa: E731
+    header = lambda: _header(args, accuracy, min(args.nll_images, len(heldout_x)))  # noqa: E731
     rows = [{"model": "*train images*", "family": "data",
              **score(extractor, real_feats, train_unit[reference], args.seed)}]
     def write(rows: list[dict]) -> str:
@@ -383,7 +383,7 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
 
-def _header(args, accuracy: float | None) -> str:
+def _header(args, accuracy: float | None, nll_images: int) -> str:
     if accuracy is None:
         space = ("the FID Inception network's pool3 features (2,048-d, tf_genai.evaluation."
                  "inception; no class probabilities: the class columns are empty)")
@@ -401,7 +401,7 @@ def _header(args, accuracy: float | None) -> str:
         f"{args.data}; *train s* is the whole fit including compilation",
         f"- metrics: {args.num_generated} samples vs the held-out split in {space}; "
         f"KID subsets of up to 1,000; precision/recall k=3, density/coverage k=5",
-        f"- VAE NLL/ELBO: nats per image on the first {args.nll_images} held-out images, "
+        f"- NLL/ELBO: nats per image on the first {nll_images} held-out images, "
         f"k={args.nll_k} importance samples (binarized once for Bernoulli models); bits/dim "
         f"where the likelihood is a probability mass (256 levels for the discretized logistic)",
         "- the *train images* row is the score of real train images: the best a model can "
